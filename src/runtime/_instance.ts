@@ -1,0 +1,201 @@
+// One plugin instance on the main thread's side: its worker isolate, its
+// bridge server and its interrupt flag.
+
+import { BridgeServer, createBridgeBuffer } from "./_bridge.ts";
+import { ChannelClient, createChannelBuffer } from "./_channel.ts";
+import type { FailureKind, WorkerReply, WorkerRequest } from "./_protocol.ts";
+import { INTERRUPT } from "./instrument_module.ts";
+
+const WORKER_URL = new URL("./_worker.ts", import.meta.url);
+
+/** Every Deno permission, each denied: a key left out would be inherited. */
+const NO_PERMISSIONS = {
+  env: false,
+  ffi: false,
+  import: false,
+  net: false,
+  read: false,
+  run: false,
+  sys: false,
+  write: false,
+} as const;
+
+/** A booted worker: Extism is loaded, no plugin yet. Kept warm as a spare. */
+export class WorkerShell {
+  readonly worker: Worker;
+  readonly booted: Promise<void>;
+  #listener: ((reply: WorkerReply) => void) | undefined;
+
+  constructor() {
+    this.worker = new Worker(WORKER_URL, {
+      type: "module",
+      name: "keycard plugin",
+      deno: { permissions: NO_PERMISSIONS },
+    } as WorkerOptions);
+    this.booted = new Promise((resolve, reject) => {
+      this.worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        if (event.data.type === "booted") resolve();
+        else this.#listener?.(event.data);
+      };
+      this.worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`Plugin worker failed to start: ${event.message}`));
+      };
+    });
+  }
+
+  listen(listener: (reply: WorkerReply) => void): void {
+    this.#listener = listener;
+  }
+
+  send(request: WorkerRequest, transfer: Transferable[] = []): void {
+    this.worker.postMessage(request, transfer);
+  }
+
+  terminate(): void {
+    this.#listener = undefined;
+    this.worker.terminate();
+  }
+}
+
+/** What an instance needs to (re)instantiate its plugin. */
+export interface InstanceSpec {
+  module: WebAssembly.Module;
+  initExports: string[];
+  hostFunctions: string[];
+  config: Record<string, string>;
+  limits: { allocBytes: number; inputBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
+  /** Answers one host call of this instance. */
+  handleHostCall: (instance: Instance, fn: number, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array;
+}
+
+/** The outcome of one call as the worker reported it. */
+export type CallOutcome =
+  | { ok: true; output: Uint8Array }
+  | { ok: false; kind: FailureKind; message: string };
+
+/** A plugin instance in its own worker; one call at a time. */
+export class Instance {
+  readonly shell: WorkerShell;
+  readonly spec: InstanceSpec;
+  /** Data of the call in flight, read by host calls. */
+  current: unknown;
+  #server: BridgeServer | undefined;
+  #interrupt: Int32Array | undefined;
+  #pending: ((reply: WorkerReply) => void) | undefined;
+  #channel: ChannelClient | undefined;
+  #expired = false;
+  readonly #handler = (fn: number, payload: Uint8Array) => this.spec.handleHostCall(this, fn, payload);
+
+  constructor(shell: WorkerShell, spec: InstanceSpec) {
+    this.shell = shell;
+    this.spec = spec;
+    shell.listen((reply) => {
+      if (reply.type === "interrupt") {
+        this.#interrupt = new Int32Array(reply.buffer);
+        if (this.#expired) this.interrupt();
+      } else {
+        this.#pending?.(reply);
+      }
+    });
+  }
+
+  /**
+   * Instantiates the plugin in the worker (again, after a failure) and runs
+   * its start code. Raises the interrupt flag if that passes `deadlineMs`.
+   */
+  async instantiate(deadlineMs: number): Promise<CallOutcome> {
+    await this.shell.booted;
+    // A worker that is serving calls takes no messages until it leaves.
+    this.#channel?.leave();
+    this.#channel = undefined;
+    this.#server?.stop();
+    this.#interrupt = undefined;
+    const channel = createChannelBuffer(Math.max(this.spec.limits.inputBytes, this.spec.limits.outputBytes));
+    const bridge = createBridgeBuffer(this.spec.limits.hostIoBytes);
+    const server = new BridgeServer(bridge);
+    this.#server = server;
+    void server.serve(this.#handler);
+    const reply = await this.#exchange(deadlineMs, {
+      type: "instantiate",
+      module: this.spec.module,
+      bridge,
+      channel,
+      hostFunctions: this.spec.hostFunctions,
+      initExports: this.spec.initExports,
+      config: this.spec.config,
+      limits: this.spec.limits,
+    });
+    // From here on, host calls are answered by the call loop (see call()).
+    server.stop();
+    if (reply.type === "ready") {
+      this.#channel = new ChannelClient(channel);
+      return { ok: true, output: new Uint8Array() };
+    }
+    if (reply.type === "failed") return { ok: false, kind: reply.kind, message: reply.message };
+    return { ok: false, kind: "trap", message: `Unexpected reply ${reply.type}` };
+  }
+
+  /**
+   * Runs one export. Resolves when the worker answers; `onDeadline` runs if
+   * `deadlineMs` passes first (the flag is raised, the worker still answers
+   * once the plugin traps).
+   */
+  async call(
+    name: string,
+    input: Uint8Array,
+    deadlineMs: number,
+    onDeadline: () => void,
+    spin: () => boolean,
+  ): Promise<CallOutcome> {
+    const channel = this.#channel;
+    const server = this.#server;
+    if (!channel || !server) return { ok: false, kind: "trap", message: "The plugin instance is not ready" };
+    this.#expired = false;
+    const timer = setTimeout(() => {
+      this.#expired = true;
+      this.interrupt();
+      onDeadline();
+    }, Math.max(0, deadlineMs));
+    try {
+      const result = await channel.call(name, input, server, this.#handler, spin);
+      // After a trap the worker has left its call loop and waits for messages.
+      if (!result.ok && result.kind !== "reported" && result.kind !== "output") this.#channel = undefined;
+      return result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Raises the interrupt flag: the plugin traps at its next function entry or loop header. */
+  interrupt(): void {
+    if (this.#interrupt) Atomics.store(this.#interrupt, INTERRUPT.flag / 4, 1);
+  }
+
+  /** Stops the worker and the bridge for good. */
+  terminate(): void {
+    this.interrupt();
+    this.#channel?.leave();
+    this.#channel = undefined;
+    this.#server?.stop();
+    this.shell.terminate();
+    this.#pending?.({ type: "failed", kind: "trap", message: "The plugin instance was terminated" });
+  }
+
+  #exchange(deadlineMs: number, request: WorkerRequest): Promise<WorkerReply> {
+    this.#expired = false;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#expired = true;
+        this.interrupt();
+      }, Math.max(0, deadlineMs));
+      this.#pending = (reply) => {
+        if (reply.type === "booted" || reply.type === "interrupt") return;
+        clearTimeout(timer);
+        this.#pending = undefined;
+        resolve(reply);
+      };
+      this.shell.send(request);
+    });
+  }
+}

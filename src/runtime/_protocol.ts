@@ -1,0 +1,26 @@
+// Messages between the main thread and a plugin worker.
+
+/** Why a call or an instantiation failed, as the worker saw it. */
+export type FailureKind = "trap" | "deadline" | "memory" | "output" | "reported";
+
+/** Main thread to worker (calls then go over the channel, see _channel.ts). */
+export type WorkerRequest =
+  | {
+    type: "instantiate";
+    module: WebAssembly.Module;
+    bridge: SharedArrayBuffer;
+    channel: SharedArrayBuffer;
+    hostFunctions: string[];
+    initExports: string[];
+    config: Record<string, string>;
+    limits: { allocBytes: number; outputBytes: number; hostCalls: number };
+  }
+  | { type: "selfcheck" };
+
+/** Worker to main thread. */
+export type WorkerReply =
+  | { type: "booted" }
+  | { type: "interrupt"; buffer: SharedArrayBuffer }
+  | { type: "ready" }
+  | { type: "failed"; kind: FailureKind; message: string }
+  | { type: "selfcheck"; results: Record<string, string> };

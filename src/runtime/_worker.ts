@@ -1,0 +1,166 @@
+// The plugin isolate: a Deno Worker started with no permissions at all. It
+// runs one Extism plugin in foreground mode; its only way out is the
+// host-call bridge. It never decides anything: the main thread does.
+
+/// <reference lib="deno.worker" />
+import process from "node:process";
+import { BridgeClient, errorResponse } from "./_bridge.ts";
+import { type ChannelResult, ChannelServer } from "./_channel.ts";
+import { INTERRUPT, INTERRUPT_EXPORT, TRAP_REASON } from "./instrument_module.ts";
+import type { WorkerReply, WorkerRequest } from "./_protocol.ts";
+import type { CallContext } from "@extism/extism";
+
+// The Extism SDK reads two environment variables while it loads; this worker
+// has no env permission, so it must see an empty environment instead.
+Object.defineProperty(process, "env", { value: {}, configurable: true, writable: true });
+const { createPlugin } = await import("@extism/extism");
+type Plugin = Awaited<ReturnType<typeof createPlugin>>;
+
+let plugin: Plugin | undefined;
+let interrupt: Int32Array | undefined;
+let limits = { allocBytes: 0, outputBytes: 0, hostCalls: 0 };
+// Per-call state, reset by every call.
+let allocated = 0;
+let memoryOverrun = "";
+let hostCalls = 0;
+
+function post(reply: WorkerReply): void {
+  self.postMessage(reply);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === "object" && error !== null) {
+    // Extism rejects some traps with plain objects.
+    const message = (error as { message?: unknown }).message;
+    return typeof message === "string" ? message : JSON.stringify(error);
+  }
+  return String(error);
+}
+
+async function instantiate(request: Extract<WorkerRequest, { type: "instantiate" }>): Promise<void> {
+  plugin = undefined;
+  limits = request.limits;
+  const channel = new ChannelServer(request.channel);
+  const bridge = new BridgeClient(request.bridge, () => channel.ring());
+  const interrupted = () => interrupt !== undefined && Atomics.load(interrupt, INTERRUPT.flag / 4) !== 0;
+  const user: Record<string, (ctx: CallContext, offset: bigint) => bigint> = {};
+  request.hostFunctions.forEach((name, index) => {
+    user[name] = (ctx, offset) => {
+      const payload = ctx.read(offset)?.bytes() ?? new Uint8Array();
+      let response: Uint8Array;
+      if (++hostCalls > limits.hostCalls) {
+        response = errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`);
+      } else {
+        response = bridge.call(index, payload, interrupted);
+      }
+      return ctx.store(response);
+    };
+  });
+  const env = {
+    // Extism's own alloc checks its page limit only after allocating (and not
+    // at all by default): refuse first, and remember why the call failed.
+    alloc: (ctx: CallContext, size: bigint): bigint => {
+      const n = Number(size);
+      if (!(n >= 0) || allocated + n > limits.allocBytes) {
+        memoryOverrun = `Extism alloc of ${n} bytes would exceed the ${limits.allocBytes}-byte cap`;
+        throw new RangeError(memoryOverrun);
+      }
+      allocated += n;
+      return ctx.alloc(size);
+    },
+  };
+  try {
+    plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
+      useWasi: false,
+      runInWorker: false,
+      config: request.config,
+      functions: { "extism:host/user": user, "extism:host/env": env },
+      logLevel: "silent",
+    });
+    const instance = await plugin.getInstance();
+    const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
+    interrupt = new Int32Array(memory.buffer);
+    post({ type: "interrupt", buffer: memory.buffer as SharedArrayBuffer });
+    for (const name of request.initExports) {
+      (instance.exports[name] as () => void)();
+    }
+    post({ type: "ready" });
+  } catch (error) {
+    plugin = undefined;
+    post({ type: "failed", kind: classify(), message: describe(error) });
+    return;
+  }
+  await channel.serve(call);
+}
+
+function classify(): "deadline" | "memory" | "trap" {
+  if (interrupt && Atomics.load(interrupt, INTERRUPT.flag / 4) !== 0) return "deadline";
+  if (memoryOverrun || (interrupt && Atomics.load(interrupt, INTERRUPT.reason / 4) === TRAP_REASON.memory)) {
+    return "memory";
+  }
+  return "trap";
+}
+
+async function call(name: string, input: Uint8Array): Promise<ChannelResult & { stop?: boolean }> {
+  if (!plugin) return { ok: false, kind: "trap", message: "The plugin instance is not ready", stop: true };
+  allocated = 0;
+  memoryOverrun = "";
+  hostCalls = 0;
+  try {
+    const output = await plugin.call(name, input);
+    const bytes = output ? output.bytes() : new Uint8Array();
+    await plugin.reset();
+    if (memoryOverrun) return { ok: false, kind: "memory", message: memoryOverrun, stop: true };
+    if (bytes.length > limits.outputBytes) {
+      return {
+        ok: false,
+        kind: "output",
+        message: `Output of ${bytes.length} bytes exceeds the limit of ${limits.outputBytes} bytes`,
+      };
+    }
+    return { ok: true, output: bytes };
+  } catch (error) {
+    const message = describe(error);
+    const prefix = "Plugin-originated error: ";
+    if (message.startsWith(prefix) && !memoryOverrun) {
+      await plugin.reset();
+      return { ok: false, kind: "reported", message: message.slice(prefix.length) };
+    }
+    const kind = classify();
+    plugin = undefined; // a trapped instance is never used again
+    return { ok: false, kind, message: kind === "memory" && memoryOverrun ? memoryOverrun : message, stop: true };
+  }
+}
+
+// Reports what this isolate could do outside the bridge: every probe must
+// fail with NotCapable. Used by the isolation tests.
+async function selfcheck(): Promise<void> {
+  const probes: Record<string, () => unknown> = {
+    read: () => Deno.readTextFileSync("/etc/hostname"),
+    write: () => Deno.writeTextFileSync("/tmp/keycard-selfcheck", "x"),
+    net: () => fetch("http://127.0.0.1:9/"),
+    env: () => Deno.env.get("HOME"),
+    run: () => new Deno.Command("true").outputSync(),
+    sys: () => Deno.hostname(),
+    ffi: () => Deno.dlopen("libc.so.6", {}),
+  };
+  const results: Record<string, string> = {};
+  for (const [name, probe] of Object.entries(probes)) {
+    try {
+      await probe();
+      results[name] = "allowed";
+    } catch (error) {
+      results[name] = error instanceof Error ? error.name : String(error);
+    }
+  }
+  post({ type: "selfcheck", results });
+}
+
+self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+  const request = event.data;
+  if (request.type === "selfcheck") void selfcheck();
+  else void instantiate(request);
+};
+
+post({ type: "booted" });

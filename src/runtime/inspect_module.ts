@@ -1,0 +1,110 @@
+import { Reader, readLimits, readSections, SECTION, skipConstExpr, skipValType } from "./_wasm_binary.ts";
+
+/** A memory a module imports or defines. */
+export interface MemoryInfo {
+  /** Initial size in 64 KiB pages. */
+  min: number;
+  /** Declared maximum in pages, absent when the module declares none. */
+  max?: number;
+  shared: boolean;
+  memory64: boolean;
+  imported: boolean;
+}
+
+/** What a WebAssembly module asks for and offers, read from its bytes. */
+export interface ModuleInfo {
+  imports: { module: string; name: string; kind: WebAssembly.ImportExportKind }[];
+  exports: { name: string; kind: WebAssembly.ImportExportKind }[];
+  memories: MemoryInfo[];
+  /** Whether a start section runs code at instantiation. */
+  hasStart: boolean;
+}
+
+const KINDS: WebAssembly.ImportExportKind[] = ["function", "table", "memory", "global"];
+
+/**
+ * Reads the imports, exports, memories and start section of a module without
+ * compiling or running it.
+ *
+ * @param bytes The module's binary.
+ * @returns What the module imports, exports and declares.
+ * @throws {SyntaxError} When the bytes are not a well-formed module header or
+ * section layout (a `WasmFormatError` with the byte offset).
+ *
+ * @example Read a module's exports
+ * ```ts
+ * import { inspectModule } from "./inspect_module.ts";
+ * const empty = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+ * inspectModule(empty).exports; // []
+ * ```
+ */
+export function inspectModule(bytes: Uint8Array): ModuleInfo {
+  const info: ModuleInfo = { imports: [], exports: [], memories: [], hasStart: false };
+  for (const section of readSections(bytes)) {
+    const reader = new Reader(bytes, section.start, section.end);
+    switch (section.id) {
+      case SECTION.import: {
+        const count = reader.u32();
+        for (let i = 0; i < count; i++) {
+          const module = reader.name();
+          const name = reader.name();
+          const kind = reader.u8();
+          if (kind === 0) {
+            reader.u32();
+          } else if (kind === 1) {
+            skipValType(reader);
+            readLimits(reader);
+          } else if (kind === 2) {
+            info.memories.push({ ...cleanLimits(readLimits(reader)), imported: true });
+          } else if (kind === 3) {
+            skipValType(reader);
+            reader.u8();
+          } else if (kind === 4) {
+            reader.u8();
+            reader.u32();
+          } else {
+            reader.fail(`Unknown import kind ${kind}`);
+          }
+          info.imports.push({ module, name, kind: KINDS[kind] ?? ("tag" as WebAssembly.ImportExportKind) });
+        }
+        break;
+      }
+      case SECTION.memory: {
+        const count = reader.u32();
+        for (let i = 0; i < count; i++) {
+          info.memories.push({ ...cleanLimits(readLimits(reader)), imported: false });
+        }
+        break;
+      }
+      case SECTION.export: {
+        const count = reader.u32();
+        for (let i = 0; i < count; i++) {
+          const name = reader.name();
+          const kind = reader.u8();
+          reader.u32();
+          info.exports.push({ name, kind: KINDS[kind] ?? ("tag" as WebAssembly.ImportExportKind) });
+        }
+        break;
+      }
+      case SECTION.start:
+        info.hasStart = true;
+        break;
+      case SECTION.global:
+        // Read only to prove the section is well formed.
+        for (let i = reader.u32(); i > 0; i--) {
+          skipValType(reader);
+          reader.u8();
+          skipConstExpr(reader);
+        }
+        break;
+    }
+  }
+  return info;
+}
+
+function cleanLimits(
+  limits: { min: number; max: number | undefined; shared: boolean; memory64: boolean },
+): Omit<MemoryInfo, "imported"> {
+  const { max, ...rest } = limits;
+  return max === undefined ? rest : { ...rest, max };
+}

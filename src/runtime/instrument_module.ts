@@ -1,0 +1,334 @@
+import {
+  ByteWriter,
+  encodeName,
+  encodeU32,
+  forEachInstruction,
+  type RawSection,
+  Reader,
+  readLimits,
+  readSections,
+  SECTION,
+  SECTION_ORDER,
+  skipValType,
+  WasmFormatError,
+} from "./_wasm_binary.ts";
+
+/** Export name of the one-page shared memory that carries the interrupt flag. */
+export const INTERRUPT_EXPORT = "__keycard_interrupt";
+/** Export name given to the start-section function, run by keycard after instantiation. */
+export const START_EXPORT = "__keycard_start";
+/** Prefix under which `_initialize` and `_start` are re-exported, so that keycard runs them under a deadline. */
+export const INIT_PREFIX = "__keycard_init";
+
+/** Byte offsets in the interrupt memory. */
+export const INTERRUPT = {
+  /** i32 the host raises to 1 at the call deadline; every check traps while it is set. */
+  flag: 0,
+  /** i32 the plugin sets before it traps itself: 1 = memory.grow past the cap. */
+  reason: 4,
+} as const;
+
+/** Reason codes the instrumented plugin writes at `INTERRUPT.reason`. */
+export const TRAP_REASON = { memory: 1 } as const;
+
+/** Options of {@linkcode instrumentModule}. */
+export interface InstrumentOptions {
+  /** The memory cap in 64 KiB pages: the declared maximum is set to it when absent and refused when larger. */
+  maxPages: number;
+}
+
+/** The rewritten module and what was changed. */
+export interface InstrumentedModule {
+  bytes: Uint8Array<ArrayBuffer>;
+  /** Export names that keycard must call after instantiation, in order. */
+  initExports: string[];
+  /** Loop headers and function entries that received an interrupt check. */
+  checks: number;
+}
+
+/**
+ * Rewrites a module so that it stops itself: an interrupt check (an atomic
+ * load of a flag in a shared one-page memory the module exports) at every
+ * function entry and loop header, a trap with a recorded reason when
+ * `memory.grow` fails, the linear memory's maximum set to the cap, and the
+ * start section and `_initialize`/`_start` moved to exports so they run only
+ * once the host holds the interrupt flag.
+ *
+ * Function, memory and global indices of the original module are unchanged:
+ * the new memory is appended after the module's own.
+ *
+ * @param bytes A valid module with at most one memory, not imported.
+ * @param options The memory cap.
+ * @returns The instrumented module.
+ * @throws {RangeError} When the module's memory is larger than the cap, or its
+ * shape is one keycard does not run (several memories, memory64, shared memory).
+ * @throws {SyntaxError} When the bytes are malformed.
+ *
+ * @example Instrument a module
+ * ```ts
+ * import { instrumentModule } from "./instrument_module.ts";
+ * const empty = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+ * const { bytes } = instrumentModule(empty, { maxPages: 16 });
+ * WebAssembly.validate(bytes); // true
+ * ```
+ */
+export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions): InstrumentedModule {
+  const sections = readSections(bytes);
+  const find = (id: number) => sections.find((s) => s.id === id);
+
+  const paramCounts = readParamCounts(bytes, find(SECTION.type));
+  const { importedFunctions, importedMemories } = countImports(bytes, find(SECTION.import));
+  if (importedMemories > 0) {
+    throw new RangeError("Cannot run a module that imports its memory: keycard gives each plugin its own memory");
+  }
+  const memorySection = find(SECTION.memory);
+  const memoryCount = memorySection ? new Reader(bytes, memorySection.start).u32() : 0;
+  if (memoryCount > 1) {
+    throw new RangeError(`Cannot run a module with ${memoryCount} memories: keycard supports one linear memory`);
+  }
+  const interruptMemory = memoryCount; // appended after the module's own
+
+  const functionTypes = readFunctionTypes(bytes, find(SECTION.function));
+  let startFunction: number | undefined;
+  const start = find(SECTION.start);
+  if (start) startFunction = new Reader(bytes, start.start, start.end).u32();
+
+  const replaced = new Map<number, ArrayLike<number>>();
+  replaced.set(SECTION.memory, buildMemorySection(bytes, memorySection, options.maxPages));
+  const initExports: string[] = [];
+  replaced.set(
+    SECTION.export,
+    buildExportSection(bytes, find(SECTION.export), interruptMemory, startFunction, initExports),
+  );
+  let checks = 0;
+  const code = find(SECTION.code);
+  if (code) {
+    const result = rewriteCode(bytes, code, {
+      interruptMemory,
+      paramCount: (i) => {
+        const type = functionTypes[i];
+        const count = type === undefined ? undefined : paramCounts[type];
+        if (count === undefined) throw new WasmFormatError(`Function ${i + importedFunctions} has no type`, code.start);
+        return count;
+      },
+    });
+    replaced.set(SECTION.code, result.section);
+    checks = result.checks;
+  }
+
+  const out = new ByteWriter();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const pending = new Set(replaced.keys());
+  const emit = (id: number, content: ArrayLike<number>) => {
+    out.byte(id);
+    out.u32(content.length);
+    out.bytes(content);
+  };
+  const emitPendingBefore = (id: number) => {
+    const rank = SECTION_ORDER.indexOf(id);
+    for (const pendingId of [...pending].sort((a, b) => SECTION_ORDER.indexOf(a) - SECTION_ORDER.indexOf(b))) {
+      if (SECTION_ORDER.indexOf(pendingId) < rank) {
+        emit(pendingId, replaced.get(pendingId)!);
+        pending.delete(pendingId);
+      }
+    }
+  };
+  for (const section of sections) {
+    if (section.id === SECTION.start) continue; // moved to an export
+    if (section.id !== SECTION.custom) emitPendingBefore(section.id);
+    if (pending.has(section.id)) {
+      emit(section.id, replaced.get(section.id)!);
+      pending.delete(section.id);
+    } else {
+      emit(section.id, bytes.subarray(section.start, section.end));
+    }
+  }
+  emitPendingBefore(Number.MAX_SAFE_INTEGER);
+  for (const id of pending) emit(id, replaced.get(id)!);
+  return { bytes: out.toBytes(), initExports, checks };
+}
+
+function readParamCounts(bytes: Uint8Array, section: RawSection | undefined): number[] {
+  if (!section) return [];
+  const reader = new Reader(bytes, section.start, section.end);
+  const counts: number[] = [];
+  for (let i = reader.u32(); i > 0; i--) {
+    const form = reader.u8();
+    if (form !== 0x60) {
+      reader.fail("Garbage-collection type definitions are not supported");
+    }
+    const params = reader.u32();
+    for (let p = 0; p < params; p++) skipValType(reader);
+    for (let r = reader.u32(); r > 0; r--) skipValType(reader);
+    counts.push(params);
+  }
+  return counts;
+}
+
+function countImports(bytes: Uint8Array, section: RawSection | undefined) {
+  let importedFunctions = 0;
+  let importedMemories = 0;
+  if (section) {
+    const reader = new Reader(bytes, section.start, section.end);
+    for (let i = reader.u32(); i > 0; i--) {
+      reader.name();
+      reader.name();
+      const kind = reader.u8();
+      if (kind === 0) {
+        reader.u32();
+        importedFunctions++;
+      } else if (kind === 1) {
+        skipValType(reader);
+        readLimits(reader);
+      } else if (kind === 2) {
+        readLimits(reader);
+        importedMemories++;
+      } else if (kind === 3) {
+        skipValType(reader);
+        reader.u8();
+      } else if (kind === 4) {
+        reader.u8();
+        reader.u32();
+      } else {
+        reader.fail(`Unknown import kind ${kind}`);
+      }
+    }
+  }
+  return { importedFunctions, importedMemories };
+}
+
+function readFunctionTypes(bytes: Uint8Array, section: RawSection | undefined): number[] {
+  if (!section) return [];
+  const reader = new Reader(bytes, section.start, section.end);
+  const types: number[] = [];
+  for (let i = reader.u32(); i > 0; i--) types.push(reader.u32());
+  return types;
+}
+
+function buildMemorySection(bytes: Uint8Array, section: RawSection | undefined, maxPages: number): number[] {
+  const out: number[] = [];
+  let count = 0;
+  if (section) {
+    const reader = new Reader(bytes, section.start, section.end);
+    count = reader.u32();
+    for (let i = 0; i < count; i++) {
+      const limits = readLimits(reader);
+      if (limits.memory64) throw new RangeError("Cannot run a module with a 64-bit memory");
+      if (limits.shared) throw new RangeError("Cannot run a module with a shared memory");
+      if (limits.min > maxPages) {
+        throw new RangeError(
+          `Memory needs ${limits.min} pages at start but the cap is ${maxPages} pages (${maxPages * 64} KiB)`,
+        );
+      }
+      if (limits.max !== undefined && limits.max > maxPages) {
+        throw new RangeError(
+          `Memory maximum of ${limits.max} pages is larger than the cap of ${maxPages} pages (${maxPages * 64} KiB)`,
+        );
+      }
+      out.push(0x01, ...encodeU32(limits.min), ...encodeU32(limits.max ?? maxPages));
+    }
+  }
+  out.push(0x03, 0x01, 0x01); // the interrupt memory: shared, one page, fixed
+  return [...encodeU32(count + 1), ...out];
+}
+
+function buildExportSection(
+  bytes: Uint8Array,
+  section: RawSection | undefined,
+  interruptMemory: number,
+  startFunction: number | undefined,
+  initExports: string[],
+): number[] {
+  const entries: number[][] = [];
+  const inits: { name: string; index: number }[] = [];
+  if (section) {
+    const reader = new Reader(bytes, section.start, section.end);
+    for (let i = reader.u32(); i > 0; i--) {
+      const name = reader.name();
+      const kind = reader.u8();
+      const index = reader.u32();
+      if (name.startsWith("__keycard")) {
+        throw new RangeError(`Export "${name}" uses the reserved "__keycard" prefix`);
+      }
+      if (kind === 0 && (name === "_initialize" || name === "_start")) {
+        inits.push({ name, index });
+        continue;
+      }
+      entries.push([...encodeName(name), kind, ...encodeU32(index)]);
+    }
+  }
+  // Run order matches Extism's: start section, then _initialize, then _start.
+  inits.sort((a, b) => a.name.localeCompare(b.name));
+  if (startFunction !== undefined) inits.unshift({ name: "", index: startFunction });
+  for (const init of inits) {
+    const name = init.name === "" ? START_EXPORT : `${INIT_PREFIX}${init.name}`;
+    initExports.push(name);
+    entries.push([...encodeName(name), 0x00, ...encodeU32(init.index)]);
+  }
+  entries.push([...encodeName(INTERRUPT_EXPORT), 0x02, ...encodeU32(interruptMemory)]);
+  return [...encodeU32(entries.length), ...entries.flat()];
+}
+
+function rewriteCode(
+  bytes: Uint8Array,
+  section: RawSection,
+  context: { interruptMemory: number; paramCount: (index: number) => number },
+): { section: Uint8Array; checks: number } {
+  const mem = encodeU32(context.interruptMemory);
+  // i32.const 0; i32.atomic.load align=2 mem=N offset=0; if; unreachable; end
+  const check = [0x41, 0x00, 0xfe, 0x10, 0x42, ...mem, 0x00, 0x04, 0x40, 0x00, 0x0b];
+  const reader = new Reader(bytes, section.start, section.end);
+  const count = reader.u32();
+  const out = new ByteWriter();
+  out.u32(count);
+  let checks = 0;
+  for (let f = 0; f < count; f++) {
+    const size = reader.u32();
+    const bodyEnd = reader.pos + size;
+    const body = new Reader(bytes, reader.pos, bodyEnd);
+    const localGroups = body.u32();
+    let localCount = 0;
+    const localsStart = body.pos;
+    for (let g = 0; g < localGroups; g++) {
+      localCount += body.u32();
+      skipValType(body);
+    }
+    const localsEnd = body.pos;
+    const scratch = encodeU32(context.paramCount(f) + localCount);
+    // After memory.grow: local.tee t; i32.const -1; i32.eq; if; i32.const 4;
+    // i32.const 1; i32.atomic.store mem=N; unreachable; end; local.get t
+    // deno-fmt-ignore
+    const growGuard = [
+      0x22, ...scratch, 0x41, 0x7f, 0x46, 0x04, 0x40,
+      0x41, 0x04, 0x41, 0x01, 0xfe, 0x17, 0x42, ...mem, 0x00, 0x00, 0x0b,
+      0x20, ...scratch,
+    ];
+    const code = new ByteWriter();
+    code.bytes(check);
+    checks++;
+    let copied = body.pos;
+    let usesGrow = false;
+    forEachInstruction(body, (op) => {
+      if (op !== 0x03 && op !== 0x40) return;
+      code.bytes(bytes.subarray(copied, body.pos));
+      copied = body.pos;
+      if (op === 0x03) {
+        code.bytes(check);
+        checks++;
+      } else {
+        code.bytes(growGuard);
+        usesGrow = true;
+      }
+    });
+    if (body.pos !== bodyEnd) body.fail("Function body has bytes after its end");
+    code.bytes(bytes.subarray(copied, bodyEnd));
+    const newBody = new ByteWriter();
+    newBody.u32(usesGrow ? localGroups + 1 : localGroups);
+    newBody.bytes(bytes.subarray(localsStart, localsEnd));
+    if (usesGrow) newBody.bytes([0x01, 0x7f]);
+    newBody.bytes(code.toBytes());
+    out.sized(newBody);
+    reader.pos = bodyEnd;
+  }
+  return { section: out.toBytes(), checks };
+}

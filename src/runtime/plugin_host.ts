@@ -1,0 +1,713 @@
+import { errorResponse, okResponse } from "./_bridge.ts";
+import { type CallOutcome, Instance, type InstanceSpec, WorkerShell } from "./_instance.ts";
+import { type Release, Semaphore } from "./_semaphore.ts";
+import { WasmFormatError } from "./_wasm_binary.ts";
+import {
+  HostCallError,
+  PluginDeadlineError,
+  PluginLimitError,
+  PluginLoadError,
+  PluginMemoryError,
+  PluginNotFoundError,
+  PluginReportedError,
+  PluginRuntimeError,
+  PluginTrapError,
+  SaturatedError,
+} from "./errors.ts";
+import { inspectModule, type ModuleInfo } from "./inspect_module.ts";
+import { instrumentModule } from "./instrument_module.ts";
+
+/** The bounds one plugin runs within. */
+export interface PluginLimits {
+  /** Wall-clock deadline of one call, time in the queue included. @default {1000} */
+  deadlineMs: number;
+  /** Linear memory cap in 64 KiB pages; Extism allocations get the same cap in bytes. @default {256} */
+  memoryPages: number;
+  /** Largest input of one call. @default {1048576} */
+  inputBytes: number;
+  /** Largest output of one call. @default {1048576} */
+  outputBytes: number;
+  /** Host-function calls allowed in one call; past it, host calls return a `limit` error. @default {10000} */
+  hostCalls: number;
+  /** Largest host-call request or response. @default {1048576} */
+  hostIoBytes: number;
+  /** Instances (worker isolates), so calls of this plugin that run at once. @default {2} */
+  instances: number;
+  /** Calls of this plugin that may wait for an instance; beyond, `SaturatedError`. @default {32} */
+  queue: number;
+}
+
+/** Default limits of every plugin. */
+export const DEFAULT_LIMITS: Readonly<PluginLimits> = Object.freeze({
+  deadlineMs: 1000,
+  memoryPages: 256,
+  inputBytes: 1 << 20,
+  outputBytes: 1 << 20,
+  hostCalls: 10_000,
+  hostIoBytes: 1 << 20,
+  instances: 2,
+  queue: 32,
+});
+
+/** What a host function learns about the call it serves. */
+export interface HostCallContext<C = unknown> {
+  /** The calling plugin. */
+  plugin: PluginInfo;
+  /** The export being run, or `"(init)"` during start code. */
+  export: string;
+  /** Unique id of the invocation, shared by all its host calls. */
+  callId: string;
+  /** What the invoker passed as `hostContext` (e.g. the HTTP caller). */
+  hostContext: C | undefined;
+  /** Aborts at the call's deadline. */
+  signal: AbortSignal;
+}
+
+/**
+ * A host function: request bytes in, result bytes out. Throw a
+ * {@linkcode HostCallError} to hand the plugin an error value with a code;
+ * anything thrown reaches the plugin as an error value, never as a trap.
+ */
+export type HostFunction<C = unknown> = (
+  input: Uint8Array,
+  context: HostCallContext<C>,
+) => Uint8Array | Promise<Uint8Array>;
+
+/** Options of {@linkcode PluginHost}. */
+export interface PluginHostOptions<C = unknown> {
+  /** Host functions offered to plugins under `extism:host/user`, by import name. @default {{}} */
+  hostFunctions?: Record<string, HostFunction<C>>;
+  /** Limits every plugin gets unless its load options say otherwise. @default {DEFAULT_LIMITS} */
+  limits?: Partial<PluginLimits>;
+  /** Bounds over all plugins together. */
+  concurrency?: {
+    /** Calls running at once over all plugins. @default {16} */
+    maxCalls?: number;
+    /** Calls waiting for a global slot; beyond, `SaturatedError`. @default {256} */
+    queue?: number;
+  };
+  /** Booted workers kept warm so a load or a new instance does not wait for a worker start. @default {1} */
+  spareWorkers?: number;
+}
+
+/** Options of {@linkcode PluginHost.load}. */
+export interface LoadOptions {
+  /** The plugin's name, used in errors and host calls. */
+  name: string;
+  /** The plugin's version. @default {"0.0.0"} */
+  version?: string;
+  /** Limits for this plugin, over the host's defaults. */
+  limits?: Partial<PluginLimits>;
+  /** Configuration the plugin reads with Extism `config_get`. @default {{}} */
+  config?: Record<string, string>;
+  /** Instances started before `load` returns (at least one, so start code faults show at load). @default {1} */
+  warmInstances?: number;
+}
+
+/** A loaded plugin, as handed to `invoke`. */
+export interface PluginInfo {
+  readonly name: string;
+  readonly version: string;
+  /** Hex sha256 of the module as given. */
+  readonly sha256: string;
+  /** Exported function names. */
+  readonly exports: readonly string[];
+  readonly imports: ModuleInfo["imports"];
+  readonly limits: Readonly<PluginLimits>;
+}
+
+/** Options of {@linkcode PluginHost.invoke}. */
+export interface InvokeOptions<C = unknown> {
+  /** Handed to every host function of this call as `context.hostContext`. */
+  hostContext?: C;
+  /** A deadline shorter than the plugin's limit. */
+  deadlineMs?: number;
+  /** An id for the call (defaults to a random UUID). */
+  callId?: string;
+}
+
+/** Numbers for metrics and tests. */
+export interface HostStats {
+  plugins: number;
+  instances: number;
+  busy: number;
+  spares: number;
+  queued: number;
+  /** Workers that did not stop within the grace period after an interrupt; should stay 0. */
+  stuckWorkers: number;
+  /** Instances replaced after a trap, deadline or memory overrun. */
+  replaced: number;
+  rejected: number;
+}
+
+const EXTISM_ENV = new Set([
+  "alloc",
+  "free",
+  "load_u8",
+  "load_u64",
+  "store_u8",
+  "store_u64",
+  "input_offset",
+  "input_length",
+  "input_load_u8",
+  "input_load_u64",
+  "output_set",
+  "error_set",
+  "error_get",
+  "config_get",
+  "var_get",
+  "var_set",
+  "http_request",
+  "http_status_code",
+  "http_headers",
+  "length",
+  "length_unsafe",
+  "log_warn",
+  "log_info",
+  "log_debug",
+  "log_error",
+  "log_trace",
+  "get_log_level",
+]); // deno-fmt-ignore
+
+/** How long a worker may take to stop after its interrupt before it is given up on. */
+const STOP_GRACE_MS = 2000;
+
+interface CallState {
+  info: PluginInfo;
+  export: string;
+  callId: string;
+  hostContext: unknown;
+  signal: AbortSignal;
+}
+
+class PluginEntry {
+  readonly info: PluginInfo;
+  readonly spec: InstanceSpec;
+  readonly semaphore: Semaphore;
+  readonly instances = new Set<Instance>();
+  readonly idle: Instance[] = [];
+  waiters: ((instance: Instance) => void)[] = [];
+  averageMs = 1;
+  unloaded = false;
+
+  constructor(info: PluginInfo, spec: InstanceSpec) {
+    this.info = info;
+    this.spec = spec;
+    this.semaphore = new Semaphore(info.limits.instances, info.limits.queue);
+  }
+}
+
+/**
+ * Runs Extism plugins in Deno Worker isolates with no permissions. Every
+ * call is bounded: deadline (the plugin is instrumented to stop itself),
+ * memory cap, input/output sizes, host-call count, and per-plugin and global
+ * semaphores with bounded queues. Host functions run on the main thread.
+ *
+ * @example Load and call a plugin
+ * ```ts ignore
+ * import { PluginHost } from "./plugin_host.ts";
+ * const host = new PluginHost();
+ * const wasm = await Deno.readFile("plugins/hello/build/plugin.wasm");
+ * const plugin = await host.load(wasm, { name: "hello" });
+ * const out = await host.invoke(plugin, "greet", new TextEncoder().encode("keycard"));
+ * new TextDecoder().decode(out); // "Hello, keycard!"
+ * await host.close();
+ * ```
+ */
+export class PluginHost<C = unknown> {
+  readonly #hostFunctionNames: string[];
+  readonly #hostFunctions: HostFunction<C>[];
+  readonly #limits: PluginLimits;
+  readonly #global: Semaphore;
+  readonly #spareTarget: number;
+  readonly #spares: WorkerShell[] = [];
+  readonly #entries = new Map<string, PluginEntry>();
+  readonly #modules = new Map<string, Promise<{ module: WebAssembly.Module; initExports: string[] }>>();
+  readonly #running = new Set<Promise<unknown>>();
+  #closed = false;
+  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
+
+  /** @param options Host functions, default limits, global bounds, spare workers. */
+  constructor(options: PluginHostOptions<C> = {}) {
+    const functions = options.hostFunctions ?? {};
+    this.#hostFunctionNames = Object.keys(functions);
+    this.#hostFunctions = Object.values(functions);
+    this.#limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
+    this.#global = new Semaphore(options.concurrency?.maxCalls ?? 16, options.concurrency?.queue ?? 256);
+    this.#spareTarget = options.spareWorkers ?? 1;
+    this.#refillSpares();
+  }
+
+  /**
+   * Checks, instruments, compiles (cached by sha256) and starts a plugin.
+   *
+   * @param wasm The module's bytes.
+   * @param options Name, version, limits, configuration.
+   * @returns The loaded plugin, ready to invoke.
+   * @throws {PluginLoadError} When the module is malformed, imports anything
+   * keycard does not provide, needs more memory than its cap, or its start
+   * code fails.
+   * @throws {TypeError} When a plugin of that name is already loaded.
+   */
+  async load(wasm: Uint8Array, options: LoadOptions): Promise<PluginInfo> {
+    this.#assertOpen();
+    const name = options.name;
+    if (this.#entries.has(name)) throw new TypeError(`A plugin named "${name}" is already loaded`);
+    const limits = checkLimits({ ...this.#limits, ...options.limits });
+    const fail = (message: string, cause?: unknown): never => {
+      throw new PluginLoadError(`Cannot load plugin "${name}": ${message}`, { plugin: name, cause });
+    };
+    let info: ModuleInfo;
+    try {
+      info = inspectModule(wasm);
+    } catch (error) {
+      return fail(error instanceof WasmFormatError ? error.message : String(error), error);
+    }
+    for (const imported of info.imports) {
+      const known = imported.kind === "function" &&
+        ((imported.module === "extism:host/env" && EXTISM_ENV.has(imported.name)) ||
+          (imported.module === "extism:host/user" && this.#hostFunctionNames.includes(imported.name)));
+      if (!known) {
+        fail(
+          `import "${imported.module}" "${imported.name}" (${imported.kind}) is not provided by the host; ` +
+            `plugins may import only Extism's "extism:host/env" functions and keycard's host functions`,
+        );
+      }
+    }
+    const sha256 = await sha256Hex(wasm);
+    const compiled = await this.#compile(wasm, sha256, limits.memoryPages).catch((error) =>
+      fail(error instanceof Error ? error.message : String(error), error)
+    );
+    const plugin: PluginInfo = Object.freeze({
+      name,
+      version: options.version ?? "0.0.0",
+      sha256,
+      exports: Object.freeze(info.exports.filter((e) => e.kind === "function").map((e) => e.name)),
+      imports: info.imports,
+      limits: Object.freeze(limits),
+    });
+    const entry: PluginEntry = new PluginEntry(plugin, {
+      module: compiled.module,
+      initExports: compiled.initExports,
+      hostFunctions: this.#hostFunctionNames,
+      config: { ...options.config },
+      limits: {
+        allocBytes: limits.memoryPages * 65536,
+        inputBytes: limits.inputBytes,
+        outputBytes: limits.outputBytes,
+        hostCalls: limits.hostCalls,
+        hostIoBytes: limits.hostIoBytes,
+      },
+      handleHostCall: (instance, fn, payload) => this.#handleHostCall(entry, instance, fn, payload),
+    });
+    const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
+    const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
+    const failure = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failure) {
+      for (const instance of entry.instances) instance.terminate();
+      fail(`its start code failed: ${failure.reason instanceof Error ? failure.reason.message : failure.reason}`);
+    }
+    for (const s of started) if (s.status === "fulfilled") entry.idle.push(s.value);
+    if (this.#closed || this.#entries.has(name)) {
+      for (const instance of entry.instances) instance.terminate();
+      this.#assertOpen();
+      throw new TypeError(`A plugin named "${name}" is already loaded`);
+    }
+    this.#entries.set(name, entry);
+    return plugin;
+  }
+
+  /**
+   * Runs one export of a loaded plugin.
+   *
+   * @param plugin The plugin (as `load` returned it) or its name.
+   * @param exportName The function to call.
+   * @param input The input bytes (or a string, UTF-8 encoded).
+   * @param options Host context for host functions, a shorter deadline, a call id.
+   * @returns The output bytes.
+   * @throws {PluginNotFoundError} Unknown plugin or export.
+   * @throws {PluginLimitError} Input or output too large.
+   * @throws {SaturatedError} The plugin's or the host's queue is full (at once).
+   * @throws {PluginDeadlineError} The deadline passed (the instance was replaced).
+   * @throws {PluginTrapError} The plugin trapped (the instance was replaced).
+   * @throws {PluginMemoryError} The plugin passed its memory cap (the instance was replaced).
+   * @throws {PluginReportedError} The plugin reported an error of its own.
+   */
+  async invoke(
+    plugin: PluginInfo | string,
+    exportName: string,
+    input: Uint8Array | string = new Uint8Array(),
+    options: InvokeOptions<C> = {},
+  ): Promise<Uint8Array> {
+    this.#assertOpen();
+    const started = performance.now();
+    const name = typeof plugin === "string" ? plugin : plugin.name;
+    const entry = this.#entries.get(name);
+    const where = { plugin: name, export: exportName };
+    if (!entry || (typeof plugin !== "string" && entry.info !== plugin)) {
+      throw new PluginNotFoundError(`Plugin "${name}" is not loaded`, where);
+    }
+    if (!entry.info.exports.includes(exportName)) {
+      throw new PluginNotFoundError(`Plugin "${name}" has no export "${exportName}"`, where);
+    }
+    const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
+    const limits = entry.info.limits;
+    if (bytes.length > limits.inputBytes) {
+      throw new PluginLimitError(
+        `Input of ${bytes.length} bytes to "${name}" "${exportName}" exceeds the limit of ${limits.inputBytes} bytes`,
+        { ...where, limit: "inputBytes" },
+      );
+    }
+    const deadlineMs = Math.min(options.deadlineMs ?? limits.deadlineMs, limits.deadlineMs);
+    const deadlineAt = started + deadlineMs;
+    const controller = new AbortController();
+    const deadlineError = () =>
+      new PluginDeadlineError(`Call of "${name}" "${exportName}" passed its ${deadlineMs} ms deadline`, {
+        ...where,
+        deadlineMs,
+      });
+    const queueTimer = setTimeout(() => controller.abort(deadlineError()), deadlineMs);
+    const releases: Release[] = [];
+    const task = (async () => {
+      try {
+        releases.push(await this.#admit(entry.semaphore, "plugin", where, entry, controller.signal));
+        releases.push(await this.#admit(this.#global, "global", where, entry, controller.signal));
+        const instance = await this.#acquire(entry, controller.signal);
+        clearTimeout(queueTimer);
+        return await this.#run(entry, instance, exportName, bytes, {
+          deadlineAt,
+          controller,
+          deadlineError,
+          state: {
+            info: entry.info,
+            export: exportName,
+            callId: options.callId ?? crypto.randomUUID(),
+            hostContext: options.hostContext,
+            signal: controller.signal,
+          },
+        });
+      } finally {
+        clearTimeout(queueTimer);
+        for (const release of releases.reverse()) release();
+        const elapsed = performance.now() - started;
+        entry.averageMs = entry.averageMs * 0.9 + elapsed * 0.1;
+      }
+    })();
+    this.#running.add(task);
+    task.then(() => this.#running.delete(task), () => this.#running.delete(task));
+    return await task;
+  }
+
+  /**
+   * Stops a plugin: waiting calls are refused, running ones finish, its
+   * workers stop.
+   *
+   * @param plugin The plugin or its name.
+   * @returns Whether a plugin of that name was loaded.
+   */
+  async unload(plugin: PluginInfo | string): Promise<boolean> {
+    const name = typeof plugin === "string" ? plugin : plugin.name;
+    const entry = this.#entries.get(name);
+    if (!entry) return false;
+    this.#entries.delete(name);
+    entry.unloaded = true;
+    entry.semaphore.rejectAll(new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name }));
+    // Wait for running calls: each holds a plugin permit.
+    const drained = Array.from({ length: entry.info.limits.instances }, () => entry.semaphore.acquire());
+    await Promise.all(drained.map((p) => p?.catch(() => {})));
+    for (const instance of entry.instances) instance.terminate();
+    entry.instances.clear();
+    return true;
+  }
+
+  /** The loaded plugins. */
+  plugins(): PluginInfo[] {
+    return [...this.#entries.values()].map((e) => e.info);
+  }
+
+  /** Counters and gauges for metrics and tests. */
+  stats(): HostStats {
+    let instances = 0;
+    let busy = 0;
+    let queued = this.#global.queued;
+    for (const entry of this.#entries.values()) {
+      instances += entry.instances.size;
+      busy += entry.instances.size - entry.idle.length;
+      queued += entry.semaphore.queued;
+    }
+    return { plugins: this.#entries.size, instances, busy, spares: this.#spares.length, queued, ...this.#stats };
+  }
+
+  /** Refuses new calls, lets running ones finish (each within its deadline), then stops every worker. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const closing = new PluginRuntimeError("The plugin host is closing", { plugin: "*" });
+    this.#global.rejectAll(closing);
+    for (const entry of this.#entries.values()) entry.semaphore.rejectAll(closing);
+    await Promise.allSettled([...this.#running]);
+    for (const entry of this.#entries.values()) {
+      for (const instance of entry.instances) instance.terminate();
+    }
+    this.#entries.clear();
+    for (const shell of this.#spares.splice(0)) shell.terminate();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new PluginRuntimeError("The plugin host is closed", { plugin: "*" });
+  }
+
+  #compile(wasm: Uint8Array, sha256: string, maxPages: number) {
+    const key = `${sha256}/${maxPages}`;
+    let compiled = this.#modules.get(key);
+    if (!compiled) {
+      compiled = (async () => {
+        if (!WebAssembly.validate(wasm as BufferSource)) {
+          // Compile only to get the engine's message.
+          await WebAssembly.compile(wasm as BufferSource);
+        }
+        const instrumented = instrumentModule(wasm, { maxPages });
+        const module = await WebAssembly.compile(instrumented.bytes as BufferSource);
+        return { module, initExports: instrumented.initExports };
+      })();
+      this.#modules.set(key, compiled);
+      compiled.catch(() => this.#modules.delete(key));
+    }
+    return compiled;
+  }
+
+  #takeShell(): WorkerShell {
+    const shell = this.#spares.shift() ?? new WorkerShell();
+    this.#refillSpares();
+    return shell;
+  }
+
+  #refillSpares(): void {
+    while (!this.#closed && this.#spares.length < this.#spareTarget) {
+      const shell = new WorkerShell();
+      shell.booted.catch(() => {
+        const index = this.#spares.indexOf(shell);
+        if (index >= 0) this.#spares.splice(index, 1);
+      });
+      this.#spares.push(shell);
+    }
+  }
+
+  async #startInstance(entry: PluginEntry): Promise<Instance> {
+    const instance = new Instance(this.#takeShell(), entry.spec);
+    entry.instances.add(instance);
+    const outcome = await instance.instantiate(entry.info.limits.deadlineMs);
+    if (!outcome.ok) {
+      entry.instances.delete(instance);
+      instance.terminate();
+      throw new Error(`${outcome.kind}: ${outcome.message}`);
+    }
+    return instance;
+  }
+
+  #admit(
+    semaphore: Semaphore,
+    scope: "plugin" | "global",
+    where: { plugin: string; export: string },
+    entry: PluginEntry,
+    signal: AbortSignal,
+  ): Promise<Release> {
+    const waiting = semaphore.acquire(signal);
+    if (waiting) return waiting;
+    this.#stats.rejected++;
+    const retryAfterMs = Math.ceil(
+      Math.min(5000, Math.max(10, entry.averageMs * (semaphore.queued + 1) / semaphore.permits)),
+    );
+    throw new SaturatedError(
+      scope === "plugin"
+        ? `Plugin "${where.plugin}" is saturated: ${semaphore.permits} calls running and ${semaphore.queued} queued`
+        : `The plugin host is saturated: ${semaphore.permits} calls running and ${semaphore.queued} queued`,
+      { ...where, scope, retryAfterMs },
+    );
+  }
+
+  /** An idle instance, a new one while under the cap, or the next one freed. */
+  #acquire(entry: PluginEntry, signal: AbortSignal): Promise<Instance> {
+    const idle = entry.idle.pop();
+    if (idle) return Promise.resolve(idle);
+    if (entry.instances.size < entry.info.limits.instances) {
+      return this.#startInstance(entry).catch((error) => {
+        throw new PluginTrapError(`Plugin "${entry.info.name}" failed to start: ${error.message}`, {
+          plugin: entry.info.name,
+          cause: error,
+        });
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = (instance: Instance) => resolve(instance);
+      entry.waiters.push(waiter);
+      signal.addEventListener("abort", () => {
+        entry.waiters = entry.waiters.filter((w) => w !== waiter);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  }
+
+  #release(entry: PluginEntry, instance: Instance): void {
+    if (entry.unloaded || this.#closed) {
+      entry.instances.delete(instance);
+      instance.terminate();
+      return;
+    }
+    const waiter = entry.waiters.shift();
+    if (waiter) waiter(instance);
+    else entry.idle.push(instance);
+  }
+
+  /** Gives a failed instance a fresh plugin instance in the same worker, or drops it. */
+  #replace(entry: PluginEntry, instance: Instance): void {
+    this.#stats.replaced++;
+    if (entry.unloaded || this.#closed) {
+      entry.instances.delete(instance);
+      instance.terminate();
+      return;
+    }
+    instance.instantiate(entry.info.limits.deadlineMs).then((outcome) => {
+      if (outcome.ok) {
+        this.#release(entry, instance);
+      } else {
+        entry.instances.delete(instance);
+        instance.terminate();
+        // A waiter may be left without an instance: start one for it.
+        const waiter = entry.waiters.shift();
+        if (waiter) this.#startInstance(entry).then(waiter, () => {});
+      }
+    });
+  }
+
+  async #run(
+    entry: PluginEntry,
+    instance: Instance,
+    exportName: string,
+    input: Uint8Array,
+    call: {
+      deadlineAt: number;
+      controller: AbortController;
+      deadlineError: () => PluginDeadlineError;
+      state: CallState;
+    },
+  ): Promise<Uint8Array> {
+    const where = { plugin: entry.info.name, export: exportName };
+    const remaining = call.deadlineAt - performance.now();
+    if (remaining <= 0) {
+      this.#release(entry, instance);
+      throw call.deadlineError();
+    }
+    instance.current = call.state;
+    let stopTimer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = new Promise<CallOutcome>((resolve) => {
+      instance.call(exportName, input, remaining, () => {
+        call.controller.abort(call.deadlineError());
+        // The caller hears now; the worker stops at its next check. If it
+        // does not within the grace period, the worker is given up on.
+        resolve({ ok: false, kind: "deadline", message: "deadline" });
+        stopTimer = setTimeout(() => {
+          this.#stats.stuckWorkers++;
+          entry.instances.delete(instance);
+          instance.terminate();
+        }, STOP_GRACE_MS);
+      }, () => this.#global.active <= 1).then((result) => {
+        clearTimeout(stopTimer);
+        instance.current = undefined;
+        if (result.ok || result.kind === "reported" || result.kind === "output") {
+          if (!call.controller.signal.aborted) this.#release(entry, instance);
+          else this.#replace(entry, instance);
+        } else {
+          this.#replace(entry, instance);
+        }
+        resolve(result);
+      });
+    });
+    const result = await outcome;
+    if (result.ok) return result.output;
+    switch (result.kind) {
+      case "deadline":
+        throw call.deadlineError();
+      case "memory":
+        throw new PluginMemoryError(
+          `Plugin "${where.plugin}" "${exportName}" exceeded its memory cap of ${
+            entry.info.limits.memoryPages * 64
+          } KiB: ${result.message}`,
+          { ...where, limitBytes: entry.info.limits.memoryPages * 65536 },
+        );
+      case "output":
+        throw new PluginLimitError(`Plugin "${where.plugin}" "${exportName}": ${result.message}`, {
+          ...where,
+          limit: "outputBytes",
+        });
+      case "reported":
+        throw new PluginReportedError(`Plugin "${where.plugin}" "${exportName}" failed: ${result.message}`, {
+          ...where,
+          detail: result.message,
+        });
+      default:
+        throw new PluginTrapError(`Plugin "${where.plugin}" "${exportName}" trapped: ${result.message}`, where);
+    }
+  }
+
+  #handleHostCall(
+    entry: PluginEntry,
+    instance: Instance,
+    fn: number,
+    payload: Uint8Array,
+  ): Uint8Array | Promise<Uint8Array> {
+    const hostFunction = this.#hostFunctions[fn];
+    if (!hostFunction) return errorResponse("unknown_function", `No host function #${fn}`);
+    const state = instance.current as CallState | undefined;
+    const signal = state?.signal ?? AbortSignal.timeout(entry.info.limits.deadlineMs);
+    if (signal.aborted) return errorResponse("deadline", "The call passed its deadline");
+    const context: HostCallContext<C> = {
+      plugin: entry.info,
+      export: state?.export ?? "(init)",
+      callId: state?.callId ?? "init",
+      hostContext: state?.hostContext as C | undefined,
+      signal,
+    };
+    let result: Uint8Array | Promise<Uint8Array>;
+    try {
+      result = hostFunction(payload, context);
+    } catch (error) {
+      return hostFailure(error);
+    }
+    if (result instanceof Uint8Array) return okResponse(result);
+    // An async host function: answer at the deadline at the latest.
+    return new Promise<Uint8Array>((resolve) => {
+      const onAbort = () => resolve(errorResponse("deadline", "The call passed its deadline"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      result.then(okResponse, hostFailure).then((response) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(response);
+      });
+    });
+  }
+}
+
+function hostFailure(error: unknown): Uint8Array {
+  if (error instanceof HostCallError) return errorResponse(error.code, error.message);
+  return errorResponse("io", error instanceof Error ? error.message : String(error));
+}
+
+function checkLimits(limits: PluginLimits): PluginLimits {
+  for (const [key, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < (key === "queue" ? 0 : 1)) {
+      throw new RangeError(`Limit "${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (limits.memoryPages > 65536) throw new RangeError(`Limit "memoryPages" must be at most 65536 (4 GiB)`);
+  return limits;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as BufferSource);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,38 @@
+// Shared fixtures of the test suites: real plugins, built from source.
+import process from "node:process";
+import { buildPlugins } from "../plugins/build.ts";
+import { compileWat } from "./_wat.ts";
+
+const testdata = new URL("./testdata/", import.meta.url);
+
+/** Compiles `tests/testdata/<name>.wat` to wasm bytes. */
+export async function watFixture(name: string): Promise<Uint8Array> {
+  const url = new URL(`${name}.wat`, testdata);
+  return await compileWat(await Deno.readTextFile(url), `${name}.wat`);
+}
+
+/** Builds (when stale) and reads `plugins/<name>/build/plugin.wasm`. */
+export async function examplePlugin(name: string): Promise<Uint8Array> {
+  const [path] = await buildPlugins({ only: [name] });
+  return await Deno.readFile(path!);
+}
+
+/** Process CPU time (user + system, all threads) in milliseconds. */
+export function cpuTimeMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+/**
+ * Share of one core the process used over `ms` of idle waiting: near 0 when
+ * nothing spins, near 1 (or more) when a thread is left burning.
+ */
+export async function idleCpuShare(ms = 300): Promise<number> {
+  const before = cpuTimeMs();
+  const start = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return (cpuTimeMs() - before) / (performance.now() - start);
+}
+
+export const encoder = new TextEncoder();
+export const decoder = new TextDecoder();

@@ -1,0 +1,227 @@
+// Hostile plugins against the real runtime: each must fail with the right
+// typed error within its deadline + 100 ms, leave no thread spinning and no
+// memory behind, while a well-behaved plugin keeps answering.
+import assert from "node:assert/strict";
+import {
+  PluginDeadlineError,
+  PluginHost,
+  PluginLimitError,
+  PluginLoadError,
+  PluginMemoryError,
+  PluginTrapError,
+  SaturatedError,
+} from "../mod.ts";
+import { decoder, encoder, examplePlugin, idleCpuShare, watFixture } from "./_test_utils.ts";
+
+const DEADLINE_MS = 300;
+const SLACK_MS = 100;
+const MEMORY_PAGES = 256; // 16 MiB
+
+function newHost(): PluginHost {
+  return new PluginHost({
+    limits: { deadlineMs: DEADLINE_MS, memoryPages: MEMORY_PAGES },
+    hostFunctions: {
+      keycard_clock_now: () => encoder.encode(`{"unixMs":${Date.now()}}`),
+      keycard_random_get: () => crypto.getRandomValues(new Uint8Array(8)),
+      keycard_log_write: () => new Uint8Array(),
+      keycard_test_sleep: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return new Uint8Array();
+      },
+    },
+  });
+}
+
+/** Runs `call`, expecting `errorClass` no later than the deadline + slack. */
+async function expectContained(
+  call: () => Promise<unknown>,
+  errorClass: new (...args: never[]) => Error,
+): Promise<number> {
+  const started = performance.now();
+  await assert.rejects(call, errorClass);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed <= DEADLINE_MS + SLACK_MS, `took ${elapsed.toFixed(0)} ms, deadline ${DEADLINE_MS} ms`);
+  return elapsed;
+}
+
+/** Asserts that a well-behaved plugin still answers on the same host. */
+async function assertHelloAnswers(host: PluginHost): Promise<void> {
+  const out = await host.invoke("hello", "greet", "still here");
+  assert.equal(decoder.decode(out), "Hello, still here!");
+}
+
+async function assertNoSpinningThread(host: PluginHost): Promise<void> {
+  // Let the interrupted worker finish its trap and its replacement start.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const share = await idleCpuShare(400);
+  assert.ok(share < 0.5, `process used ${(share * 100).toFixed(0)}% of a core while idle`);
+  assert.equal(host.stats().stuckWorkers, 0);
+}
+
+async function withHost(fn: (host: PluginHost) => Promise<void>): Promise<void> {
+  const host = newHost();
+  try {
+    await host.load(await examplePlugin("hello"), { name: "hello" });
+    await fn(host);
+  } finally {
+    await host.close();
+  }
+}
+
+Deno.test("invoke() stops an infinite loop at its deadline and frees the thread", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("infinite_loop"), { name: "loop" });
+    const concurrent = host.invoke("hello", "greet", "neighbour");
+    const elapsed = await expectContained(() => host.invoke("loop", "spin"), PluginDeadlineError);
+    assert.ok(elapsed >= DEADLINE_MS - 5, `stopped early: ${elapsed} ms`);
+    assert.equal(decoder.decode(await concurrent), "Hello, neighbour!");
+    await assertNoSpinningThread(host);
+    assert.equal(host.stats().replaced, 1);
+    // The instance was replaced: the plugin runs (and stops) again.
+    await expectContained(() => host.invoke("loop", "spin"), PluginDeadlineError);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() stops a memory.grow bomb at the memory cap", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("memory_grow_bomb"), { name: "grow" });
+    const rssBefore = Deno.memoryUsage().rss;
+    await expectContained(() => host.invoke("grow", "grow"), PluginMemoryError);
+    const rssGrowth = Deno.memoryUsage().rss - rssBefore;
+    assert.ok(rssGrowth < (MEMORY_PAGES * 65536) + 64 * 1024 * 1024, `RSS grew by ${rssGrowth} bytes`);
+    await assertNoSpinningThread(host);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() refuses an Extism alloc bomb before it allocates past the cap", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("alloc_bomb"), { name: "alloc" });
+    const rssBefore = Deno.memoryUsage().rss;
+    await expectContained(() => host.invoke("alloc", "bomb"), PluginMemoryError);
+    const rssGrowth = Deno.memoryUsage().rss - rssBefore;
+    assert.ok(rssGrowth < (MEMORY_PAGES * 65536) + 64 * 1024 * 1024, `RSS grew by ${rssGrowth} bytes`);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() turns unbounded recursion into a PluginTrapError", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("deep_recursion"), { name: "deep" });
+    await expectContained(() => host.invoke("deep", "recurse"), PluginTrapError);
+    await assertNoSpinningThread(host);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("load() bounds a start section that never returns", () =>
+  withHost(async (host) => {
+    const started = performance.now();
+    await assert.rejects(
+      async () => host.load(await watFixture("start_loop"), { name: "start" }),
+      (error: unknown) => {
+        assert.ok(error instanceof PluginLoadError);
+        assert.match(error.message, /start code failed: deadline/);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - started <= DEADLINE_MS + SLACK_MS + 200);
+    assert.equal(host.plugins().some((p) => p.name === "start"), false);
+    await assertNoSpinningThread(host);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() reports a trap and replaces the instance", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("trap"), { name: "trap" });
+    for (const name of ["unreachable", "out_of_bounds"]) {
+      await assert.rejects(() => host.invoke("trap", name), (error: unknown) => {
+        assert.ok(error instanceof PluginTrapError);
+        assert.equal(error.plugin, "trap");
+        assert.equal(error.export, name);
+        assert.match(error.message, /trapped/);
+        return true;
+      });
+    }
+    assert.ok(host.stats().replaced >= 2);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() refuses an output over the output limit", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("huge_output"), { name: "flood" });
+    await assert.rejects(() => host.invoke("flood", "flood"), (error: unknown) => {
+      assert.ok(error instanceof PluginLimitError);
+      assert.equal(error.limit, "outputBytes");
+      return true;
+    });
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("load() names an import the host does not provide, at once", () =>
+  withHost(async (host) => {
+    const started = performance.now();
+    await assert.rejects(
+      async () => host.load(await watFixture("unknown_import"), { name: "abort" }),
+      (error: unknown) => {
+        assert.ok(error instanceof PluginLoadError);
+        assert.match(error.message, /import "env" "abort" \(function\) is not provided/);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - started < 1000);
+  }));
+
+Deno.test("invoke() stops a plugin hammering a host function at its deadline", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("host_call_loop"), { name: "hammer" });
+    const concurrent = host.invoke("hello", "greet", "neighbour");
+    await expectContained(() => host.invoke("hammer", "hammer"), PluginDeadlineError);
+    assert.equal(decoder.decode(await concurrent), "Hello, neighbour!");
+    await assertNoSpinningThread(host);
+    await assertHelloAnswers(host);
+  }));
+
+Deno.test("invoke() never runs two calls on one instance", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 } });
+    const started = performance.now();
+    const results = await Promise.allSettled(Array.from({ length: 12 }, () => host.invoke("exclusive", "enter")));
+    const elapsed = performance.now() - started;
+    const failures = results.flatMap((r) => r.status === "rejected" ? [String(r.reason)] : []);
+    assert.deepEqual(failures, []);
+    // 12 calls of >= 20 ms on 2 instances: at least 6 rounds, so >= 120 ms.
+    assert.ok(elapsed >= 115, `calls overlapped on an instance: ${elapsed.toFixed(0)} ms`);
+  }));
+
+Deno.test("invoke() rejects a flood at once with SaturatedError while another plugin answers", () =>
+  withHost(async (host) => {
+    await host.load(await watFixture("exclusive"), {
+      name: "slow",
+      limits: { instances: 1, queue: 2, deadlineMs: 2000 },
+    });
+    const calls = Array.from({ length: 20 }, () => {
+      const started = performance.now();
+      return host.invoke("slow", "enter").then(
+        () => ({ ok: true, ms: performance.now() - started }),
+        (error) => ({ ok: false, error, ms: performance.now() - started }),
+      );
+    });
+    const hello = await host.invoke("hello", "greet", "bystander");
+    assert.equal(decoder.decode(hello), "Hello, bystander!");
+    const results = await Promise.all(calls);
+    const rejected = results.filter((r) => !r.ok);
+    assert.equal(results.filter((r) => r.ok).length, 3); // 1 running + 2 queued
+    assert.equal(rejected.length, 17);
+    for (const r of rejected) {
+      assert.ok("error" in r && r.error instanceof SaturatedError);
+      assert.equal(r.error.scope, "plugin");
+      assert.ok(r.error.retryAfterMs > 0);
+      assert.ok(r.ms < 50, `rejection took ${r.ms.toFixed(1)} ms`);
+    }
+  }));
+
+Deno.test("invoke() refuses an input over the input limit before queuing", () =>
+  withHost(async (host) => {
+    await assert.rejects(
+      () => host.invoke("hello", "echo", new Uint8Array(2 << 20)),
+      (error: unknown) => error instanceof PluginLimitError && error.limit === "inputBytes",
+    );
+  }));
