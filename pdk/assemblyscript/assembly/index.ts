@@ -1,7 +1,7 @@
 // keycard AssemblyScript PDK.
 //
 // A small Extism PDK plus typed wrappers for keycard's host functions
-// (docs/host-abi.md). Compile plugins with
+// (README.md, "Host-function ABI"). Compile plugins with
 //   --use abort=<path-to-this-file-without-.ts>/abortHandler
 // so that AssemblyScript's default `env.abort` import is replaced: keycard
 // refuses any import outside `extism:host/env` and `extism:host/user`.
