@@ -12,6 +12,7 @@ import {
   skipValType,
   WasmFormatError,
 } from "./_wasm_binary.ts";
+import { inspectModule } from "./inspect_module.ts";
 
 /** Export name of the one-page shared memory that carries the interrupt flag. */
 export const INTERRUPT_EXPORT = "__keycard_interrupt";
@@ -77,8 +78,9 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   const find = (id: number) => sections.find((s) => s.id === id);
 
   const paramCounts = readParamCounts(bytes, find(SECTION.type));
-  const { importedFunctions, importedMemories } = countImports(bytes, find(SECTION.import));
-  if (importedMemories > 0) {
+  const { imports } = inspectModule(bytes);
+  const importedFunctions = imports.filter((i) => i.kind === "function").length;
+  if (imports.some((i) => i.kind === "memory")) {
     throw new RangeError("Cannot run a module that imports its memory: keycard gives each plugin its own memory");
   }
   const memorySection = find(SECTION.memory);
@@ -163,38 +165,6 @@ function readParamCounts(bytes: Uint8Array, section: RawSection | undefined): nu
     counts.push(params);
   }
   return counts;
-}
-
-function countImports(bytes: Uint8Array, section: RawSection | undefined) {
-  let importedFunctions = 0;
-  let importedMemories = 0;
-  if (section) {
-    const reader = new Reader(bytes, section.start, section.end);
-    for (let i = reader.u32(); i > 0; i--) {
-      reader.name();
-      reader.name();
-      const kind = reader.u8();
-      if (kind === 0) {
-        reader.u32();
-        importedFunctions++;
-      } else if (kind === 1) {
-        skipValType(reader);
-        readLimits(reader);
-      } else if (kind === 2) {
-        readLimits(reader);
-        importedMemories++;
-      } else if (kind === 3) {
-        skipValType(reader);
-        reader.u8();
-      } else if (kind === 4) {
-        reader.u8();
-        reader.u32();
-      } else {
-        reader.fail(`Unknown import kind ${kind}`);
-      }
-    }
-  }
-  return { importedFunctions, importedMemories };
 }
 
 function readFunctionTypes(bytes: Uint8Array, section: RawSection | undefined): number[] {
