@@ -13,10 +13,20 @@ export const HOST_CALLS_PER_INVOKE = 100;
 export const FIB_N = "10000";
 /** fib(10000) mod 2^64, to check every runner computes the same thing. */
 export const FIB_EXPECTED = "15574651946073070043";
-/** Extism worker mode never frees blocks between calls: `reset()` every this many calls. */
+/**
+ * Extism worker mode never frees blocks between calls: `reset()` the hello
+ * plugin every this many calls (every 16 or 256 measured the same p50; every
+ * call costs ~1.5x). The host_calls plugin is reset after every call: each call
+ * leaves ~200 blocks and, without a reset, the next call gets slower (136 ms
+ * for the first 100 host calls, 1.3 s by the 30th call).
+ */
 export const EXTISM_RESET_EVERY = 256;
-/** Pause between two cold loads so the spare taken by the last one is replaced and booted. */
-export const COLD_LOAD_GAP_MS = 50;
+/**
+ * Pause between two cold loads (untimed): the spare taken by the last load is
+ * replaced and booted, and the workers of the unloaded plugin are gone. With
+ * 50 ms, background boots still overlapped the next timed load on 2 cores.
+ */
+export const COLD_LOAD_GAP_MS = 250;
 /** Spare workers of the cold-load host. */
 export const COLD_SPARES = 4;
 
@@ -31,22 +41,25 @@ function clockNow(): Uint8Array {
   return encoder.encode(`{"unixMs":${Date.now()}}`);
 }
 
-/** An Extism plugin in worker mode, reset every {@linkcode EXTISM_RESET_EVERY} calls. */
+/** An Extism plugin in worker mode, reset every `resetEvery` calls. */
 export class ExtismWorkerPlugin {
   readonly plugin: Plugin;
+  /** Calls between two `reset()`s. */
+  resetEvery: number;
   #calls = 0;
-  constructor(plugin: Plugin) {
+  constructor(plugin: Plugin, resetEvery: number) {
     this.plugin = plugin;
+    this.resetEvery = resetEvery;
   }
   async call(name: string, input: Uint8Array): Promise<Uint8Array> {
     const output = await this.plugin.call(name, input);
     const bytes = output ? output.bytes() : EMPTY;
-    if (++this.#calls % EXTISM_RESET_EVERY === 0) await this.plugin.reset();
+    if (++this.#calls % this.resetEvery === 0) await this.plugin.reset();
     return bytes;
   }
 }
 
-async function extismWorker(bytes: Uint8Array): Promise<ExtismWorkerPlugin> {
+async function extismWorker(bytes: Uint8Array, resetEvery: number): Promise<ExtismWorkerPlugin> {
   // A fresh `functions` object per plugin: worker mode mutates it.
   const plugin = await createPlugin({ wasm: [{ data: bytes }] }, {
     runInWorker: true,
@@ -59,7 +72,7 @@ async function extismWorker(bytes: Uint8Array): Promise<ExtismWorkerPlugin> {
       },
     },
   });
-  return new ExtismWorkerPlugin(plugin);
+  return new ExtismWorkerPlugin(plugin, resetEvery);
 }
 
 /** Appends a custom section carrying `tag`, so the bytes (and their sha256) differ but the code does not. */
@@ -120,8 +133,8 @@ export async function setup(): Promise<Fixtures> {
   const bareHost = new PluginHost({ spareWorkers: 0 });
   const hello = await host.load(helloBytes, { name: "hello" });
   const hostCalls = await host.load(hostCallsBytes, { name: "host_calls" });
-  const extismHello = await extismWorker(helloBytes);
-  const extismHostCalls = await extismWorker(hostCallsBytes);
+  const extismHello = await extismWorker(helloBytes, EXTISM_RESET_EVERY);
+  const extismHostCalls = await extismWorker(hostCallsBytes, 1);
   const fgRaw = await createPlugin(new WebAssembly.Module(helloBytes as BufferSource), { useWasi: false });
   const instrumented = instrumentModule(helloBytes, { maxPages: 256 });
   const fgInstrumented = await createPlugin(new WebAssembly.Module(instrumented.bytes), { useWasi: false });

@@ -22,27 +22,31 @@
  *   which calls `extism:host/user` `keycard_clock_now` 100 times (alloc a
  *   0-byte request, call, free response and request). keycard answers on the
  *   main thread through the host-call bridge; Extism worker mode forwards the
- *   call to the main thread its own way. Per host call:
- *     (time of `100 host calls` - time of `noop`, same runner) / 100.
+ *   call to the main thread its own way (and is `reset()` after every call
+ *   here: without it each call leaves ~200 blocks and the next one is slower).
+ *   deno bench cannot divide, so per host call:
+ *     (time of `100 host calls` - time of `noop`, same runner) / 100
+ *   (runtime_p50.ts prints that number).
  *   Target: keycard host-call round trip p50 <= 25 µs (Extism worker ~95 µs).
  *
  * - `cold load`: `host.load()` of hello followed by its first invoke (`noop`),
  *   into a host with `spareWorkers: 4`. Between two iterations (untimed) the
- *   plugin is unloaded and we wait 50 ms; spares are taken oldest first, so
- *   the spare a load takes was created >= 4 iterations (>= 200 ms) earlier,
- *   far beyond a worker boot (p50 ~25 ms): every timed load finds a booted
- *   spare ready. The refill of the taken spare boots concurrently with the
- *   load, as it would in production. "fresh module" gives every load
+ *   plugin is unloaded and we wait 250 ms; spares are taken oldest first, so
+ *   the spare a load takes was created >= 4 iterations (>= 1 s) earlier, far
+ *   beyond a worker boot (~25-45 ms): every timed load finds a booted spare
+ *   ready. The host replaces the taken spare during the load (`new Worker()`
+ *   blocks the main thread ~8-13 ms in Deno 2.9.6), which is part of what a
+ *   real load costs, so it is measured. "fresh module" gives every load
  *   different bytes (an extra custom section: new sha256, so inspect,
  *   instrument and compile all run); "cached module" loads the same bytes
  *   (compile cache hit). "no spare" uses `spareWorkers: 0`: the load boots its
  *   worker, which shows what a spare saves.
  *   Target: warm-spare cold load <= 20 ms.
  *
- * - `fib (instrumentation)`: hello `fib` with n = 10000 (~10-15 ms of
- *   compute). Extism foreground on the main thread with the raw module
- *   (baseline) vs. the module as keycard instruments it
- *   (`instrumentModule(bytes, {maxPages: 256})`): that ratio is the
+ * - `fib (instrumentation)`: hello `fib` with n = 10000 (~14 ms of compute).
+ *   Extism foreground on the main thread with the raw module (baseline) vs.
+ *   the module as keycard instruments it (`instrumentModule(bytes, {maxPages:
+ *   256})`, start code run as keycard does): that ratio is the
  *   instrumentation overhead alone. The keycard invoke adds the worker and
  *   channel cost on top.
  *   Target: instrumentation overhead <= 10% on a compute-heavy export.

@@ -170,6 +170,9 @@ const EXTISM_ENV = new Set([
   "get_log_level",
 ]); // deno-fmt-ignore
 
+/** Delay before a taken spare worker is replaced. */
+const REFILL_DELAY_MS = 50;
+
 /** How long a worker may take to stop after its interrupt before it is given up on. */
 const STOP_GRACE_MS = 2000;
 
@@ -226,6 +229,7 @@ export class PluginHost<C = unknown> {
   readonly #modules = new Map<string, Promise<{ module: WebAssembly.Module; initExports: string[] }>>();
   readonly #running = new Set<Promise<unknown>>();
   #closed = false;
+  #refillTimer: ReturnType<typeof setTimeout> | undefined;
   #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
 
   /** @param options Host functions, default limits, global bounds, spare workers. */
@@ -451,6 +455,7 @@ export class PluginHost<C = unknown> {
       for (const instance of entry.instances) instance.terminate();
     }
     this.#entries.clear();
+    clearTimeout(this.#refillTimer);
     for (const shell of this.#spares.splice(0)) shell.terminate();
   }
 
@@ -483,7 +488,14 @@ export class PluginHost<C = unknown> {
 
   #takeShell(): WorkerShell {
     const shell = this.#spares.shift() ?? new WorkerShell();
-    this.#refillSpares();
+    // `new Worker()` blocks this thread for ~10 ms: refill after the load or
+    // call that took the spare, not inside it.
+    if (!this.#refillTimer) {
+      this.#refillTimer = setTimeout(() => {
+        this.#refillTimer = undefined;
+        this.#refillSpares();
+      }, REFILL_DELAY_MS);
+    }
     return shell;
   }
 
