@@ -1,0 +1,386 @@
+import type { AuditEvent } from "./audit_event.ts";
+import { FileSink } from "./_file_sink.ts";
+
+/** Where and how {@linkcode AuditLog} appends events as JSON lines. */
+export interface AuditFileOptions {
+  /** The file appended to (mode 0o600); its parent directories are created. */
+  path: string;
+  /** Size past which the file is rotated to `path.1`; a single longer line gets a file of its own. @default {10485760} */
+  maxBytes?: number;
+  /** Rotated files kept (`path.1` newest ... `path.{maxFiles}` oldest); older ones are deleted. @default {5} */
+  maxFiles?: number;
+}
+
+/** Options of {@linkcode AuditLog}. */
+export interface AuditLogOptions {
+  /** Events kept in memory for {@linkcode AuditLog.query}; the oldest is overwritten. @default {10000} */
+  ringSize?: number;
+  /** Also append every event to a JSON-lines file. @default {undefined} (memory only) */
+  file?: AuditFileOptions;
+}
+
+/** Filters of {@linkcode AuditLog.query}; all given filters must match. */
+export interface AuditQuery {
+  /** Only events of this plugin. */
+  plugin?: string;
+  /** Only events of this action, e.g. `"fs.read"`. */
+  action?: string;
+  /** Only allowed or only denied events. */
+  decision?: "allow" | "deny";
+  /** Only events whose `time` is at or after this instant. */
+  since?: string | Date;
+  /** Most events returned. @default {100} */
+  limit?: number;
+}
+
+/** Events counted by plugin, action and decision, since the log was created. */
+export interface AuditCounter {
+  /** The plugin's name. */
+  plugin: string;
+  /** The action, e.g. `"fs.read"`. */
+  action: string;
+  /** The decision. */
+  decision: "allow" | "deny";
+  /** Events recorded with this plugin, action and decision. */
+  count: number;
+}
+
+/** What {@linkcode AuditLog.stats} reports. */
+export interface AuditStats {
+  /** Events passed to `record()`. */
+  recorded: number;
+  /** Events fully written to the file (0 without a file sink). */
+  written: number;
+  /** Events waiting for the file writer, a failed batch included. */
+  queued: number;
+  /** File rotations done. */
+  rotations: number;
+  /** Listener calls that threw or rejected (they never reach `record()`'s caller). */
+  listenerErrors: number;
+  /** The most recent file write error, kept after the writer recovers. */
+  lastError?: string;
+}
+
+/** Receives each event as it is recorded; see {@linkcode AuditLog.subscribe}. */
+export type AuditListener = (event: AuditEvent) => void;
+
+/**
+ * The audit trail of every authorization decision: an in-memory ring for
+ * queries, counters for metrics, live subscribers, and an optional
+ * append-only JSON-lines file with size-based rotation.
+ *
+ * `record()` is synchronous and never throws; the file is written by one
+ * async writer that batches whatever is queued. No event given to `record()`
+ * before `close()` is dropped: a failed write keeps its events queued, and
+ * `flush()` (or `close()`) retries. Events recorded after `close()` reach the
+ * ring, counters and subscribers but not the file.
+ *
+ * @example Record and query in memory
+ * ```ts
+ * import { AuditLog } from "./audit_log.ts";
+ * const log = new AuditLog({ ringSize: 1000 });
+ * log.record({
+ *   time: new Date().toISOString(),
+ *   callId: "c-1",
+ *   plugin: "enrich",
+ *   version: "1.0.0",
+ *   action: "fs.read",
+ *   resource: 'File::"/etc/passwd"',
+ *   decision: "deny",
+ *   policies: [],
+ *   errors: [],
+ *   caller: null,
+ *   durationUs: 12,
+ *   reason: "denied by default",
+ * });
+ * log.query({ decision: "deny" }).length; // 1
+ * await log.close();
+ * ```
+ *
+ * @example Append to a rotated file
+ * ```ts ignore
+ * import { AuditLog } from "./audit_log.ts";
+ * await using log = new AuditLog({ file: { path: ".keycard/audit.jsonl", maxBytes: 1 << 20, maxFiles: 3 } });
+ * // ... log.record(event) on every decision ...
+ * await log.flush(); // everything recorded so far is on disk
+ * ```
+ */
+export class AuditLog {
+  readonly #ring: (AuditEvent | undefined)[];
+  #next = 0;
+  #size = 0;
+  #recorded = 0;
+  #listenerErrors = 0;
+  readonly #counters = new Map<string, AuditCounter>();
+  /** Replaced, never mutated, so a listener that (un)subscribes does not disturb the dispatch in progress. */
+  #listeners: readonly AuditListener[] = [];
+  readonly #sink: FileSink | undefined;
+  #closed = false;
+
+  /**
+   * Creates the log. The file, if any, is opened on the first write.
+   *
+   * @param options Ring size and file sink.
+   * @throws {RangeError} When `ringSize`, `file.maxBytes` or `file.maxFiles` is not a valid count.
+   * @throws {TypeError} When `file.path` is empty.
+   */
+  constructor(options: AuditLogOptions = {}) {
+    const ringSize = options.ringSize ?? 10_000;
+    _checkCount("ringSize", ringSize, 1);
+    this.#ring = new Array(ringSize).fill(undefined);
+    if (options.file !== undefined) {
+      const { path, maxBytes = 10 * 1024 * 1024, maxFiles = 5 } = options.file;
+      if (typeof path !== "string" || path === "") {
+        throw new TypeError(`Cannot create an audit log with file path "${path}": it must be a non-empty string`);
+      }
+      _checkCount("file.maxBytes", maxBytes, 1);
+      _checkCount("file.maxFiles", maxFiles, 0);
+      this.#sink = new FileSink(path, maxBytes, maxFiles);
+    }
+  }
+
+  /**
+   * Records one decision: into the ring (overwriting the oldest), the
+   * counters, the subscribers and the file queue. O(1), synchronous, never
+   * throws. The log keeps a frozen copy of the event.
+   *
+   * @param event The decision to record.
+   * @returns Nothing; use {@linkcode AuditLog.flush} to wait for the file.
+   * @throws {never} Listener errors are counted in `stats().listenerErrors`.
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * log.record({
+   *   time: "2025-01-01T00:00:00.000Z", callId: "c-1", plugin: "p", version: "1.0.0", action: "fs.read",
+   *   resource: 'File::"/a"', decision: "allow", policies: ["p0"], errors: [], caller: "alice", durationUs: 3,
+   * });
+   * log.stats().recorded; // 1
+   * ```
+   */
+  record(event: AuditEvent): void {
+    const stored = _snapshot(event);
+    this.#recorded++;
+    this.#ring[this.#next] = stored;
+    this.#next = (this.#next + 1) % this.#ring.length;
+    if (this.#size < this.#ring.length) this.#size++;
+    const key = JSON.stringify([stored.plugin, stored.action, stored.decision]);
+    const counter = this.#counters.get(key);
+    if (counter) counter.count++;
+    else this.#counters.set(key, { plugin: stored.plugin, action: stored.action, decision: stored.decision, count: 1 });
+    if (this.#sink !== undefined && !this.#closed) this.#sink.enqueue(_toLine(stored));
+    for (const listener of this.#listeners) {
+      try {
+        const result: unknown = listener(stored);
+        if (result instanceof Promise) result.catch(() => this.#listenerErrors++);
+      } catch {
+        this.#listenerErrors++;
+      }
+    }
+  }
+
+  /**
+   * Finds recorded events still in the ring, newest first.
+   *
+   * @param filters Plugin, action, decision, earliest time, and how many at most.
+   * @returns Matching events, newest first (frozen: do not mutate).
+   * @throws {RangeError} When `since` is not a valid date or `limit` is not a non-negative integer.
+   * @example Last ten denials of a plugin in the past hour
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * const since = new Date(Date.now() - 3_600_000);
+   * log.query({ plugin: "enrich", decision: "deny", since, limit: 10 }); // []
+   * ```
+   */
+  query(filters: AuditQuery = {}): AuditEvent[] {
+    const { plugin, action, decision, since, limit = 100 } = filters;
+    if (!(limit === Infinity || (Number.isInteger(limit) && limit >= 0))) {
+      throw new RangeError(`Cannot query audit events with limit ${limit}: it must be a non-negative integer`);
+    }
+    let sinceMs: number | undefined;
+    if (since !== undefined) {
+      sinceMs = since instanceof Date ? since.getTime() : Date.parse(since);
+      if (Number.isNaN(sinceMs)) {
+        throw new RangeError(`Cannot query audit events since "${String(since)}": it is not a valid date`);
+      }
+    }
+    const found: AuditEvent[] = [];
+    const length = this.#ring.length;
+    for (let age = 0; age < this.#size && found.length < limit; age++) {
+      const event = this.#ring[(this.#next - 1 - age + length) % length]!;
+      if (plugin !== undefined && event.plugin !== plugin) continue;
+      if (action !== undefined && event.action !== action) continue;
+      if (decision !== undefined && event.decision !== decision) continue;
+      // Concurrent calls may record slightly out of time order, so scan on rather than stop at the first older one.
+      if (sinceMs !== undefined && !(Date.parse(event.time) >= sinceMs)) continue;
+      found.push(event);
+    }
+    return found;
+  }
+
+  /**
+   * Calls `listener` with every event recorded from now on, synchronously
+   * inside `record()`. A listener that throws (or rejects) is counted in
+   * `stats().listenerErrors` and does not affect `record()` or other listeners.
+   *
+   * @param listener Receives each event (frozen).
+   * @returns A function that unsubscribes; calling it again does nothing.
+   * @throws {TypeError} When `listener` is not a function.
+   * @example Stream denials
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * const unsubscribe = log.subscribe((event) => {
+   *   if (event.decision === "deny") console.warn(event.reason);
+   * });
+   * unsubscribe();
+   * ```
+   */
+  subscribe(listener: AuditListener): () => void {
+    if (typeof listener !== "function") throw new TypeError(`Cannot subscribe "${listener}": it is not a function`);
+    this.#listeners = [...this.#listeners, listener];
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      const index = this.#listeners.indexOf(listener);
+      if (index >= 0) this.#listeners = this.#listeners.toSpliced(index, 1);
+    };
+  }
+
+  /**
+   * Counts of recorded events by plugin, action and decision, for metrics.
+   *
+   * @returns One entry per plugin, action and decision seen, in first-seen order (copies).
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * for (const { plugin, action, decision, count } of log.counters()) {
+   *   console.log(`keycard_decisions_total{plugin="${plugin}",action="${action}",decision="${decision}"} ${count}`);
+   * }
+   * ```
+   */
+  counters(): AuditCounter[] {
+    return [...this.#counters.values()].map((counter) => ({ ...counter }));
+  }
+
+  /**
+   * Counts of the log's work. `recorded - written - queued` events went
+   * only to memory (no file sink, or recorded after `close()`).
+   *
+   * @returns Recorded, written and queued events, rotations, listener errors, last write error.
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * log.stats(); // { recorded: 0, written: 0, queued: 0, rotations: 0, listenerErrors: 0 }
+   * ```
+   */
+  stats(): AuditStats {
+    const sink = this.#sink?.stats();
+    const stats: AuditStats = {
+      recorded: this.#recorded,
+      written: sink?.written ?? 0,
+      queued: sink?.queued ?? 0,
+      rotations: sink?.rotations ?? 0,
+      listenerErrors: this.#listenerErrors,
+    };
+    if (sink?.lastError !== undefined) stats.lastError = sink.lastError;
+    return stats;
+  }
+
+  /**
+   * Waits until every event recorded before the call is in the file (at once
+   * without a file sink). A failed write keeps its events queued; the next
+   * `flush()` retries it.
+   *
+   * @returns A promise that resolves when those events are written.
+   * @throws {Error} When a write, a rotation or creating the directory fails; the message quotes the path.
+   * @example
+   * ```ts ignore
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog({ file: { path: "/var/log/keycard/audit.jsonl" } });
+   * await log.flush();
+   * ```
+   */
+  flush(): Promise<void> {
+    return this.#sink?.flush() ?? Promise.resolve();
+  }
+
+  /**
+   * Flushes, then closes the file. Safe to call more than once: a later call
+   * retries whatever a failed write left queued. Events recorded afterwards
+   * stay in memory only.
+   *
+   * @returns A promise that resolves when the file is written and closed.
+   * @throws {Error} When the final flush fails (the file is closed anyway).
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog();
+   * await log.close();
+   * await log.close(); // no-op
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#sink?.close();
+  }
+
+  /**
+   * Closes the log, for `await using`.
+   *
+   * @returns The promise of {@linkcode AuditLog.close}.
+   * @throws {Error} As {@linkcode AuditLog.close}.
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * {
+   *   await using log = new AuditLog();
+   *   log.stats();
+   * } // closed here
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function _checkCount(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`Cannot create an audit log with ${name} ${value}: it must be an integer >= ${min}`);
+  }
+}
+
+/** A frozen copy, so that neither the caller nor a listener can rewrite history. */
+function _snapshot(event: AuditEvent): AuditEvent {
+  const copy = { ...event };
+  if (Array.isArray(copy.policies)) copy.policies = Object.freeze([...copy.policies]) as string[];
+  if (Array.isArray(copy.errors)) copy.errors = Object.freeze([...copy.errors]) as string[];
+  return Object.freeze(copy);
+}
+
+function _toLine(event: AuditEvent): string {
+  try {
+    return JSON.stringify(event) + "\n";
+  } catch (error) {
+    // Only a value the type forbids (a bigint, a cycle, a throwing toJSON) gets here: keep a line rather than lose it.
+    const fields = ["time", "callId", "plugin", "version", "action", "resource", "decision", "reason"] as const;
+    const line: Record<string, string> = {};
+    for (const field of fields) if (event[field] !== undefined) line[field] = _text(event[field]);
+    line.unserializable = _text(error instanceof Error ? error.message : error);
+    return JSON.stringify(line) + "\n";
+  }
+}
+
+function _text(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return "[unprintable]";
+  }
+}

@@ -1,0 +1,345 @@
+import type { AuditLog } from "../audit/mod.ts";
+import {
+  type Decision,
+  type Entity,
+  envVarEntity,
+  hostEntity,
+  hostId,
+  isIpLiteral,
+  keyEntity,
+  pathEntity,
+  type PolicyEngine,
+  runtimeEntity,
+} from "../policy/mod.ts";
+import { type HostCallContext, HostCallError, type HostFunction } from "../runtime/mod.ts";
+import { authorizedFetch, type AuthorizedFetchOptions } from "./authorized_fetch.ts";
+import type { FsCapability } from "./fs_capability.ts";
+import type { KvStore } from "./kv_store.ts";
+
+/** What the invoker hands a plugin call as its host context. */
+export interface CallerContext {
+  /** The API client whose request started the call; Cedar sees it as `context.caller`. */
+  caller?: string;
+}
+
+/** A line a plugin wrote through `log.write`. */
+export interface PluginLogEntry {
+  time: string;
+  plugin: string;
+  callId: string;
+  level: string;
+  message: string;
+}
+
+/** Options of {@linkcode createHostFunctions}. */
+export interface HostFunctionsOptions {
+  /** Decides every call. */
+  engine: PolicyEngine;
+  /** Records every decision. */
+  audit: AuditLog;
+  /** The data root that `fs.*` acts in. */
+  fs: FsCapability;
+  /** The key-value store of `kv.*`. */
+  kv: KvStore;
+  /** A plugin's configuration variables, read by `env.get` (never the process environment). @default {() => ({})} */
+  env?: (plugin: string) => Readonly<Record<string, string>>;
+  /** Where `log.write` lines go. @default {JSON lines on stderr} */
+  logSink?: (entry: PluginLogEntry) => void;
+  /** Largest `log.write` message in bytes. @default {4096} */
+  logMaxBytes?: number;
+  /** `log.write` lines per plugin per second; more are refused with `limit`. @default {100} */
+  logPerSecond?: number;
+  /** Largest file `fs.read` returns. @default {1048576} */
+  fsMaxReadBytes?: number;
+  /** Largest `random.get` request. @default {4096} */
+  randomMaxBytes?: number;
+  /** HTTP bounds and resolver for `http.request`. */
+  http?: Pick<AuthorizedFetchOptions, "maxRedirects" | "maxResponseBytes" | "timeoutMs" | "resolve" | "caCerts">;
+}
+
+type Context = HostCallContext<CallerContext>;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const EMPTY = new Uint8Array();
+
+/** Splits a request block: a JSON object, then optionally a NUL and raw bytes. */
+function parseRequest(input: Uint8Array): { json: Record<string, unknown>; body: Uint8Array } {
+  const nul = input.indexOf(0);
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(nul < 0 ? input : input.subarray(0, nul)) || "{}");
+  } catch (error) {
+    throw new HostCallError("invalid", `Request is not UTF-8 JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new HostCallError("invalid", "Request must be a JSON object");
+  }
+  return { json: json as Record<string, unknown>, body: nul < 0 ? EMPTY : input.subarray(nul + 1) };
+}
+
+function field(json: Record<string, unknown>, name: string): string {
+  const value = json[name];
+  if (typeof value !== "string" || value === "") {
+    throw new HostCallError("invalid", `Request needs "${name}" as a non-empty string`);
+  }
+  return value;
+}
+
+/**
+ * Builds keycard's host functions (`keycard_fs_read`, ... `keycard_random_get`)
+ * for the plugin runtime. Each is wrapped once: build the Cedar request,
+ * authorize, audit (allow or deny), then act through a narrow capability; a
+ * denial reaches the plugin as an error value naming the action, the resource
+ * and the reason ("denied by default" or the forbidding policy).
+ *
+ * @param options Engine, audit log, capabilities and bounds.
+ * @returns The table to pass as `PluginHost`'s `hostFunctions`.
+ *
+ * @example Wire the host functions into a plugin host
+ * ```ts ignore
+ * import { PluginHost } from "../runtime/mod.ts";
+ * import { createHostFunctions } from "./create_host_functions.ts";
+ * const host = new PluginHost({ hostFunctions: createHostFunctions({ engine, audit, fs, kv }) });
+ * ```
+ */
+export function createHostFunctions(options: HostFunctionsOptions): Record<string, HostFunction<CallerContext>> {
+  const { engine, audit, fs, kv } = options;
+  const env = options.env ?? ((): Readonly<Record<string, string>> => ({}));
+  const logSink = options.logSink ?? ((entry) => console.error(JSON.stringify(entry)));
+  const logMaxBytes = options.logMaxBytes ?? 4096;
+  const logPerSecond = options.logPerSecond ?? 100;
+  const fsMaxReadBytes = options.fsMaxReadBytes ?? 1 << 20;
+  const randomMaxBytes = options.randomMaxBytes ?? 4096;
+  const logWindows = new Map<string, { second: number; count: number }>();
+
+  /** Decides, audits, and throws a denial the plugin can read. */
+  function authorize(
+    context: Context,
+    action: string,
+    resource: Entity,
+    extra: Record<string, unknown> = {},
+  ): Decision {
+    const started = performance.now();
+    const caller = context.hostContext?.caller ?? "";
+    const decision = engine.authorize({
+      principal: {
+        uid: { type: "Plugin", id: context.plugin.name },
+        attrs: {
+          name: context.plugin.name,
+          version: context.plugin.version,
+          sha256: context.plugin.sha256,
+          tenant: "",
+        },
+        parents: [],
+      },
+      action,
+      resource,
+      context: { caller, ...extra },
+    });
+    const resourceText = `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`;
+    audit.record({
+      time: new Date().toISOString(),
+      callId: context.callId,
+      plugin: context.plugin.name,
+      version: context.plugin.version,
+      action,
+      resource: resourceText,
+      decision: decision.decision,
+      policies: decision.policies,
+      errors: decision.errors,
+      caller: caller || null,
+      durationUs: Math.round((performance.now() - started) * 1000),
+      ...(decision.decision === "deny" ? { reason: decision.reason } : {}),
+    });
+    if (decision.decision === "deny") {
+      const why = decision.policies.length > 0
+        ? `policy ${decision.policies.map((id) => `"${id}"`).join(", ")} forbids`
+        : "no policy permits";
+      throw new HostCallError(
+        "denied",
+        `Cannot ${action} ${resourceText} as ${why} ${action} for plugin "${context.plugin.name}": ${decision.reason}`,
+      );
+    }
+    return decision;
+  }
+
+  /** A data-root path as the plugin gave it, canonicalized, as a policy path `/a/b`. */
+  async function dataPath(requested: string): Promise<{ real: string; id: string }> {
+    const real = await fs.resolve(requested);
+    const id = real === fs.root ? "/" : real.slice(fs.root.length);
+    return { real, id };
+  }
+
+  function kvTarget(context: Context, json: Record<string, unknown>) {
+    let key = field(json, "key");
+    let namespace = typeof json.namespace === "string" ? json.namespace : undefined;
+    if (namespace === undefined) {
+      const slash = key.indexOf("/");
+      if (slash > 0) [namespace, key] = [key.slice(0, slash), key.slice(slash + 1)];
+      else namespace = context.plugin.name;
+    }
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(namespace)) {
+      throw new HostCallError("invalid", `Namespace ${JSON.stringify(namespace)} is not a valid name`);
+    }
+    return { namespace, key, entity: keyEntity(context.plugin.name, namespace, key) };
+  }
+
+  return {
+    keycard_fs_read: async (input, context) => {
+      const path = await dataPath(field(parseRequest(input).json, "path"));
+      authorize(context, "fs.read", pathEntity(path.id, "File"));
+      return await fs.read(path.real, fsMaxReadBytes);
+    },
+    keycard_fs_write: async (input, context) => {
+      const { json, body } = parseRequest(input);
+      const path = await dataPath(field(json, "path"));
+      authorize(context, "fs.write", pathEntity(path.id, "File"));
+      const bytes = await fs.write(path.real, body);
+      return encoder.encode(JSON.stringify({ bytes }));
+    },
+    keycard_fs_list: async (input, context) => {
+      const path = await dataPath(field(parseRequest(input).json, "path"));
+      authorize(context, "fs.list", pathEntity(path.id, "Dir"));
+      const entries = await fs.list(path.real);
+      return encoder.encode(JSON.stringify(entries.map(({ name, kind }) => ({ name, kind }))));
+    },
+    keycard_fs_delete: async (input, context) => {
+      const path = await dataPath(field(parseRequest(input).json, "path"));
+      authorize(context, "fs.delete", pathEntity(path.id, "File"));
+      await fs.delete(path.real);
+      return EMPTY;
+    },
+    keycard_http_request: async (input, context) => {
+      const { json, body } = parseRequest(input);
+      const headers = json.headers ?? {};
+      if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+        throw new HostCallError("invalid", `Request "headers" must be a map of strings`);
+      }
+      const method = typeof json.method === "string" ? json.method : "GET";
+      const response = await authorizedFetch(
+        {
+          url: field(json, "url"),
+          method,
+          headers: headers as Record<string, string>,
+          ...(body.length ? { body } : {}),
+        },
+        {
+          ...options.http,
+          signal: context.signal,
+          authorize: (target) => {
+            // Only an address written in the URL can be "named": a host name
+            // that resolves to a private address never is.
+            const id = hostId(target.host, target.port);
+            const named = isIpLiteral(target.host) && engine.namedHost(id);
+            authorize(
+              context,
+              "http.request",
+              hostEntity(
+                { host: target.host, port: target.port, scheme: target.scheme, ip: target.ip || "0.0.0.0" },
+                named,
+              ),
+              { method: target.method, path: target.path, hop: target.hop },
+            );
+          },
+        },
+      );
+      const head = encoder.encode(JSON.stringify({ status: response.status, headers: response.headers }));
+      const out = new Uint8Array(head.length + 1 + response.body.length);
+      out.set(head);
+      out.set(response.body, head.length + 1);
+      return out;
+    },
+    keycard_kv_get: async (input, context) => {
+      const target = kvTarget(context, parseRequest(input).json);
+      authorize(context, "kv.get", target.entity);
+      const value = await kv.get(context.plugin.name, target.namespace, target.key);
+      if (value === undefined) {
+        throw new HostCallError(
+          "not_found",
+          `Key ${JSON.stringify(target.key)} is not in namespace "${target.namespace}"`,
+        );
+      }
+      return value;
+    },
+    keycard_kv_set: async (input, context) => {
+      const { json, body } = parseRequest(input);
+      const target = kvTarget(context, json);
+      authorize(context, "kv.set", target.entity);
+      await kv.set(context.plugin.name, target.namespace, target.key, body);
+      return EMPTY;
+    },
+    keycard_kv_delete: async (input, context) => {
+      const target = kvTarget(context, parseRequest(input).json);
+      authorize(context, "kv.delete", target.entity);
+      await kv.delete(context.plugin.name, target.namespace, target.key);
+      return EMPTY;
+    },
+    keycard_env_get: (input, context) => {
+      const name = field(parseRequest(input).json, "name");
+      if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
+        throw new HostCallError("invalid", `Variable name ${JSON.stringify(name)} is not valid`);
+      }
+      authorize(context, "env.get", envVarEntity(context.plugin.name, name));
+      const value = env(context.plugin.name)[name];
+      if (value === undefined) {
+        throw new HostCallError(
+          "not_found",
+          `Variable "${name}" is not configured for plugin "${context.plugin.name}"`,
+        );
+      }
+      return encoder.encode(value);
+    },
+    keycard_log_write: (input, context) => {
+      const json = parseRequest(input).json;
+      const level = typeof json.level === "string" ? json.level : "info";
+      if (!["trace", "debug", "info", "warn", "error"].includes(level)) {
+        throw new HostCallError(
+          "invalid",
+          `Log level ${JSON.stringify(level)} is not one of trace, debug, info, warn, error`,
+        );
+      }
+      const message = typeof json.message === "string" ? json.message : "";
+      const bytes = encoder.encode(message).length;
+      authorize(context, "log.write", runtimeEntity("log"), { level, bytes });
+      if (bytes > logMaxBytes) {
+        throw new HostCallError("limit", `Log message of ${bytes} bytes exceeds the limit of ${logMaxBytes} bytes`);
+      }
+      const second = Math.floor(Date.now() / 1000);
+      const window = logWindows.get(context.plugin.name);
+      if (window && window.second === second) {
+        if (++window.count > logPerSecond) {
+          throw new HostCallError(
+            "limit",
+            `Plugin "${context.plugin.name}" wrote more than ${logPerSecond} log lines this second`,
+          );
+        }
+      } else {
+        logWindows.set(context.plugin.name, { second, count: 1 });
+      }
+      logSink({ time: new Date().toISOString(), plugin: context.plugin.name, callId: context.callId, level, message });
+      return EMPTY;
+    },
+    keycard_clock_now: (_input, context) => {
+      authorize(context, "clock.now", runtimeEntity("clock"));
+      return encoder.encode(JSON.stringify({ unixMs: Date.now() }));
+    },
+    keycard_random_get: (input, context) => {
+      const bytes = parseRequest(input).json.bytes;
+      if (!Number.isInteger(bytes) || (bytes as number) < 0) {
+        throw new HostCallError(
+          "invalid",
+          `Request needs "bytes" as a non-negative integer, got ${JSON.stringify(bytes)}`,
+        );
+      }
+      authorize(context, "random.get", runtimeEntity("random"));
+      if ((bytes as number) > randomMaxBytes) {
+        throw new HostCallError(
+          "limit",
+          `Random request of ${bytes} bytes exceeds the limit of ${randomMaxBytes} bytes`,
+        );
+      }
+      return crypto.getRandomValues(new Uint8Array(bytes as number));
+    },
+  };
+}

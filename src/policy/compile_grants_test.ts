@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { compileGrants } from "./compile_grants.ts";
+import { GrantError } from "./errors.ts";
+import { grant } from "./grant.ts";
+
+Deno.test("compileGrants() emits one annotated permit per grant, scoped to the plugin", () => {
+  const text = compileGrants("deployer", [
+    { "fs.read": { dir: "./data/certs" } },
+    { "fs.write": { dir: "/data/deploy/" } },
+    { "http.request": { host: "API.example.com", methods: ["get", "POST"] } },
+    { kv: { namespace: "cache" } },
+    { "env.get": { names: ["REGION", "STAGE"] } },
+    { "log.write": {} },
+  ]);
+  const policies = text.split("\n\n");
+  assert.equal(policies.length, 6);
+  policies.forEach((policy, i) => {
+    assert.match(policy, new RegExp(`^@id\\("grant\\.deployer\\.${i + 1}"\\)\\npermit \\(`));
+    assert.match(policy, /principal == Plugin::"deployer"/);
+  });
+  assert.match(policies[0]!, /action == Action::"fs.read",\n {2}resource in Dir::"\/data\/certs"/);
+  assert.match(policies[1]!, /resource in Dir::"\/data\/deploy"/);
+  assert.match(policies[2]!, /resource.name == "api.example.com" && \["GET","POST"\].contains\(context.method\)/);
+  assert.match(policies[3]!, /action in \[Action::"kv.get", Action::"kv.set", Action::"kv.delete"\]/);
+  assert.match(policies[3]!, /resource in Namespace::"deployer\/cache"/);
+  assert.match(policies[4]!, /\[EnvVar::"deployer\/REGION", EnvVar::"deployer\/STAGE"\].contains\(resource\)/);
+  assert.match(policies[5]!, /resource == Runtime::"log"/);
+});
+
+Deno.test("compileGrants() names an address exactly so base.cedar lets it through", () => {
+  const text = compileGrants("p", [{ "http.request": { host: "127.0.0.1", port: 9001 } }]);
+  assert.match(text, /resource == Host::"127.0.0.1:9001"/);
+  assert.throws(() => compileGrants("p", [{ "http.request": { host: "10.0.0.1" } }]), /needs "port" or "scheme"/);
+});
+
+Deno.test("compileGrants() accepts builders the same as manifest entries", () => {
+  assert.equal(
+    compileGrants("p", [grant("fs.write").under("./data/x"), grant("kv").namespace("c")]),
+    compileGrants("p", [{ "fs.write": { dir: "./data/x" } }, { kv: { namespace: "c" } }]),
+  );
+});
+
+Deno.test("compileGrants() of no grants is empty: deny by default", () => {
+  assert.equal(compileGrants("p", []), "");
+});
+
+Deno.test("compileGrants() refuses malformed grants, naming their position", () => {
+  const bad: [unknown, RegExp][] = [
+    [{ "fs.rm": { dir: "x" } }, /Grant 1 of plugin "p": unknown kind "fs.rm"/],
+    [{ "fs.read": {} }, /"fs.read" needs "dir"/],
+    [{ "fs.read": { dir: "../../etc" } }, /escapes the data root/],
+    [{ "fs.read": { dir: "a\u0000b" } }, /control character/],
+    [{ "http.request": { host: "a.com", methods: ["BREW"] } }, /unknown HTTP method "BREW"/],
+    [{ "http.request": { host: "a.com", port: 70000 } }, /"port" must be an integer/],
+    [{ "http.request": { host: 'a.com") || true || ("' } }, /is not a host name/],
+    [{ "env.get": { names: ["A B"] } }, /"names"/],
+    [{ "kv": { namespace: "a/b" } }, /not a valid name/],
+    [{ "fs.read": { dir: "a" }, "fs.write": { dir: "b" } }, /exactly one grant kind/],
+    ["fs.read", /expected a map/],
+  ];
+  for (const [entry, message] of bad) {
+    assert.throws(() => compileGrants("p", [entry as never]), (error: unknown) => {
+      assert.ok(error instanceof GrantError, String(error));
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+  assert.throws(() => compileGrants('p"', []), /Plugin name/);
+});

@@ -1,0 +1,32 @@
+/**
+ * Policy as code: the Cedar schema's entities, grants compiled to Cedar, and
+ * the engine that decides every host-function call and API action. It knows
+ * nothing of HTTP or Extism.
+ *
+ * @module
+ */
+export { compileGrants } from "./compile_grants.ts";
+export { type Grant, grant, GrantBuilder, type GrantKinds } from "./grant.ts";
+export { GrantError, type PolicyProblem, PolicyValidationError } from "./errors.ts";
+export {
+  type AuthorizationRequest,
+  type Decision,
+  PolicyEngine,
+  type PolicyEngineOptions,
+  type PolicyInfo,
+  type PolicySource,
+} from "./policy_engine.ts";
+export {
+  clientEntity,
+  type Entity,
+  type EntityUid,
+  envVarEntity,
+  hostEntity,
+  hostId,
+  isIpLiteral,
+  keyEntity,
+  pathEntity,
+  pluginEntity,
+  type PluginPrincipal,
+  runtimeEntity,
+} from "./resources.ts";

@@ -1,0 +1,411 @@
+// The ESM build imports its wasm as a module: no read permission on the npm cache needed.
+import * as cedar from "@cedar-policy/cedar-wasm";
+import { type PolicyProblem, PolicyValidationError } from "./errors.ts";
+import type { Entity } from "./resources.ts";
+
+/** A named piece of Cedar text: an operator's `.cedar` file or a plugin's compiled grants. */
+export interface PolicySource {
+  /** `base.cedar`, `ops/http.cedar`, `grants/<plugin>`, ... Unique within a set. */
+  name: string;
+  text: string;
+}
+
+/** One policy of the effective set. */
+export interface PolicyInfo {
+  /** The `@id` annotation, or `<source>#<n>` when it has none. */
+  id: string;
+  effect: "permit" | "forbid";
+  source: string;
+  /** 1-based line of the policy in its source. */
+  line: number;
+  text: string;
+}
+
+/** A request to decide: principal and resource are full entities. */
+export interface AuthorizationRequest {
+  principal: Entity;
+  /** The action id, e.g. `fs.read`. */
+  action: string;
+  resource: Entity;
+  context: Record<string, unknown>;
+}
+
+/** The answer, with the policies that decided it. */
+export interface Decision {
+  decision: "allow" | "deny";
+  /** Ids of the deciding policies: the permits of an allow, the forbids of a forbidden deny. */
+  policies: string[];
+  /** Evaluation errors (a policy that errored is skipped, as Cedar does). */
+  errors: string[];
+  /** `permitted by <ids>`, `forbidden by <ids>` or `denied by default`. */
+  reason: string;
+  /** The policy set version that decided. */
+  version: number;
+  /** Whether the decision came from the cache. */
+  cached: boolean;
+}
+
+/** Options of {@linkcode PolicyEngine.create}. */
+export interface PolicyEngineOptions {
+  /** The Cedar schema text (`keycard.cedarschema`); every policy is validated against it, strictly. */
+  schema: string;
+  /** The policy sources. @default {[]} */
+  sources?: PolicySource[];
+  /** Decisions kept per policy-set version; the oldest go first. @default {50000} */
+  cacheSize?: number;
+}
+
+interface ParsedSource {
+  text: string;
+  policies: PolicyInfo[];
+  /** Per policy id: the principal it is scoped to (`Plugin::x`), or `*`. */
+  scopes: Map<string, string>;
+  namedHosts: string[];
+}
+
+class State {
+  readonly version: number;
+  readonly sources: readonly PolicySource[];
+  readonly policies: ReadonlyMap<string, PolicyInfo>;
+  readonly global: Record<string, string> = {};
+  readonly slices = new Map<string, Record<string, string>>();
+  readonly prepared = new Set<string>();
+  readonly cache = new Map<string, Decision>();
+  readonly namedHosts: ReadonlySet<string>;
+
+  constructor(version: number, sources: readonly PolicySource[], parsed: ParsedSource[]) {
+    this.version = version;
+    this.sources = sources;
+    const policies = new Map<string, PolicyInfo>();
+    const named = new Set<string>();
+    for (const source of parsed) {
+      for (const policy of source.policies) {
+        policies.set(policy.id, policy);
+        const scope = source.scopes.get(policy.id)!;
+        if (scope === "*") {
+          this.global[policy.id] = policy.text;
+        } else {
+          let slice = this.slices.get(scope);
+          if (!slice) this.slices.set(scope, slice = {});
+          slice[policy.id] = policy.text;
+        }
+      }
+      for (const host of source.namedHosts) named.add(host);
+    }
+    this.policies = policies;
+    this.namedHosts = named;
+  }
+}
+
+let engines = 0;
+
+/**
+ * Decides requests with Cedar. Policies are validated strictly against the
+ * schema before use; an invalid set is refused whole and the running one stays
+ * in force. Decisions go through per-principal policy slices (only the
+ * policies scoped to that principal plus the unscoped ones, preparsed once)
+ * and a decision cache keyed by everything that can change the answer; both
+ * belong to one policy-set version and are swapped atomically on reload.
+ *
+ * @example Decide a request
+ * ```ts ignore
+ * import { PolicyEngine } from "./policy_engine.ts";
+ * import { pathEntity, pluginEntity } from "./resources.ts";
+ * const engine = await PolicyEngine.create({
+ *   schema: await Deno.readTextFile("policies/keycard.cedarschema"),
+ *   sources: [{ name: "ops.cedar", text: 'permit (principal == Plugin::"x", action == Action::"fs.read", resource in Dir::"/certs");' }],
+ * });
+ * engine.authorize({
+ *   principal: pluginEntity({ name: "x", version: "1.0.0", sha256: "" }),
+ *   action: "fs.read",
+ *   resource: pathEntity("/certs/ca.pem", "File"),
+ *   context: { caller: "" },
+ * }).decision; // "allow"
+ * ```
+ */
+export class PolicyEngine {
+  readonly #schema: string;
+  readonly #cacheSize: number;
+  readonly #prefix = `keycard-${++engines}`;
+  readonly #parsed = new Map<string, ParsedSource>();
+  #state: State;
+
+  private constructor(schema: string, cacheSize: number) {
+    this.#schema = schema;
+    this.#cacheSize = cacheSize;
+    this.#state = new State(0, [], []);
+  }
+
+  /**
+   * Creates an engine and loads its first policy set.
+   * @param options Schema, sources and cache size.
+   * @returns The engine.
+   * @throws {PolicyValidationError} When the schema or a policy is invalid.
+   */
+  static create(options: PolicyEngineOptions): Promise<PolicyEngine> {
+    const schemaCheck = cedar.checkParseSchema(options.schema);
+    if (schemaCheck.type !== "success") {
+      throw new PolicyValidationError(
+        schemaCheck.errors.map((e) => ({ source: "schema", ...locate(options.schema, e), message: e.message })),
+      );
+    }
+    const engine = new PolicyEngine(options.schema, options.cacheSize ?? 50_000);
+    engine.load(options.sources ?? []);
+    return Promise.resolve(engine);
+  }
+
+  /** The version of the set in force; it grows by one on every successful load. */
+  get version(): number {
+    return this.#state.version;
+  }
+
+  /** The sources of the set in force. */
+  sources(): readonly PolicySource[] {
+    return this.#state.sources;
+  }
+
+  /** Every policy of the set in force. */
+  policies(): PolicyInfo[] {
+    return [...this.#state.policies.values()];
+  }
+
+  /**
+   * Validates a complete new set of sources and swaps it in at once. Calls
+   * decided before the swap used the old set, after it the new one; never a mix.
+   *
+   * @param sources Every source of the new set.
+   * @returns The new version.
+   * @throws {PolicyValidationError} With source, line and column; the running set stays in force.
+   */
+  load(sources: readonly PolicySource[]): number {
+    const problems: PolicyProblem[] = [];
+    const parsed: ParsedSource[] = [];
+    const names = new Set<string>();
+    for (const source of sources) {
+      if (names.has(source.name)) {
+        problems.push({ source: source.name, message: `Duplicate source name "${source.name}"` });
+        continue;
+      }
+      names.add(source.name);
+      const result = this.#parse(source);
+      if ("problems" in result) problems.push(...result.problems);
+      else parsed.push(result);
+    }
+    const seen = new Map<string, string>();
+    for (const source of parsed) {
+      for (const policy of source.policies) {
+        const other = seen.get(policy.id);
+        if (other !== undefined) {
+          problems.push({
+            source: policy.source,
+            line: policy.line,
+            column: 1,
+            policyId: policy.id,
+            message: `Policy id "${policy.id}" is already used in "${other}"`,
+          });
+        }
+        seen.set(policy.id, policy.source);
+      }
+    }
+    if (problems.length > 0) throw new PolicyValidationError(problems);
+    // Forget parses of sources that left the set.
+    for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
+    this.#state = new State(this.#state.version + 1, [...sources], parsed);
+    return this.#state.version;
+  }
+
+  /** Whether `Host::"<id>"` is named by some policy of the set in force (see base.cedar). */
+  namedHost(id: string): boolean {
+    return this.#state.namedHosts.has(id);
+  }
+
+  /**
+   * Decides a request on the set in force.
+   * @param request Principal and resource entities, action, context.
+   * @returns The decision with its deciding policies.
+   */
+  authorize(request: AuthorizationRequest): Decision {
+    const state = this.#state;
+    const key = JSON.stringify([request.principal, request.action, request.resource, request.context]);
+    const hit = state.cache.get(key);
+    if (hit) return { ...hit, cached: true };
+    const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
+    const sliceKey = state.slices.has(scope) ? scope : "*";
+    const setId = `${this.#prefix}:${sliceKey}`;
+    if (!state.prepared.has(sliceKey)) {
+      const policies = sliceKey === "*" ? state.global : { ...state.global, ...state.slices.get(sliceKey) };
+      const prepared = cedar.preparsePolicySet(setId, { staticPolicies: policies });
+      if (prepared.type !== "success") {
+        return this.#decide(state, "deny", [], prepared.errors.map((e) => e.message), false);
+      }
+      state.prepared.add(sliceKey);
+    }
+    const answer = cedar.statefulIsAuthorized({
+      preparsedPolicySetId: setId,
+      principal: request.principal.uid,
+      action: { type: "Action", id: request.action },
+      resource: request.resource.uid,
+      context: request.context,
+      entities: [request.principal, request.resource],
+    } as unknown as cedar.StatefulAuthorizationCall);
+    const decision = answer.type === "success"
+      ? this.#decide(
+        state,
+        answer.response.decision,
+        answer.response.diagnostics.reason,
+        answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+        false,
+      )
+      : this.#decide(state, "deny", [], answer.errors.map((e) => e.message), false);
+    if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
+    state.cache.set(key, decision);
+    return decision;
+  }
+
+  /**
+   * Decides a request with Cedar's plain `isAuthorized` over the whole set:
+   * no slices, no cache. The reference the fast path is tested against.
+   */
+  authorizeUncached(request: AuthorizationRequest): Decision {
+    const state = this.#state;
+    const staticPolicies: Record<string, string> = {};
+    for (const policy of state.policies.values()) staticPolicies[policy.id] = policy.text;
+    const answer = cedar.isAuthorized({
+      principal: request.principal.uid,
+      action: { type: "Action", id: request.action },
+      resource: request.resource.uid,
+      context: request.context,
+      policies: { staticPolicies },
+      entities: [request.principal, request.resource],
+    } as unknown as cedar.AuthorizationCall);
+    return answer.type === "success"
+      ? this.#decide(
+        state,
+        answer.response.decision,
+        answer.response.diagnostics.reason,
+        answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+        false,
+      )
+      : this.#decide(state, "deny", [], answer.errors.map((e) => e.message), false);
+  }
+
+  /**
+   * Decides a request and returns the deciding policies in full.
+   * @returns The decision plus each deciding policy's source, line and text.
+   */
+  explain(request: AuthorizationRequest): Decision & { deciding: PolicyInfo[] } {
+    const decision = this.authorize(request);
+    const state = this.#state;
+    return { ...decision, deciding: decision.policies.flatMap((id) => state.policies.get(id) ?? []) };
+  }
+
+  #decide(
+    state: State,
+    decision: "allow" | "deny",
+    policies: string[],
+    errors: string[],
+    cached: boolean,
+  ): Decision {
+    const sorted = [...policies].sort();
+    const reason = decision === "allow"
+      ? `permitted by ${sorted.join(", ")}`
+      : sorted.length > 0
+      ? `forbidden by ${sorted.join(", ")}`
+      : "denied by default";
+    return { decision, policies: sorted, errors, reason, version: state.version, cached };
+  }
+
+  #parse(source: PolicySource): ParsedSource | { problems: PolicyProblem[] } {
+    const known = this.#parsed.get(source.name);
+    if (known && known.text === source.text) return known;
+    const fail = (errors: cedar.DetailedError[], base = 0, policyId?: string) => ({
+      problems: errors.map((e) => ({
+        source: source.name,
+        ...locate(source.text, e, base),
+        ...(policyId === undefined ? {} : { policyId }),
+        message: e.message,
+      })),
+    });
+    const check = cedar.checkParsePolicySet({ staticPolicies: source.text });
+    if (check.type !== "success") return fail(check.errors);
+    const parts = cedar.policySetTextToParts(source.text);
+    if (parts.type !== "success") return fail(parts.errors);
+    const policies: PolicyInfo[] = [];
+    const scopes = new Map<string, string>();
+    const namedHosts: string[] = [];
+    const offsets: number[] = [];
+    let cursor = 0;
+    for (const [index, text] of parts.policies.entries()) {
+      const offset = Math.max(0, source.text.indexOf(text, cursor));
+      cursor = offset + text.length;
+      const json = cedar.policyToJson(text);
+      if (json.type !== "success") return fail(json.errors, offset);
+      const est = json.json as unknown as {
+        effect: "permit" | "forbid";
+        principal: { op: string; entity?: { type: string; id: string } };
+        annotations?: Record<string, string>;
+      };
+      const id = est.annotations?.id ?? `${source.name}#${index + 1}`;
+      policies.push({ id, effect: est.effect, source: source.name, line: lineOf(source.text, offset), text });
+      offsets.push(offset);
+      const principal = est.principal;
+      scopes.set(
+        id,
+        principal.op === "==" && principal.entity ? `${principal.entity.type}::${principal.entity.id}` : "*",
+      );
+      collectHosts(est, namedHosts);
+    }
+    const staticPolicies: Record<string, string> = {};
+    for (const policy of policies) staticPolicies[policy.id] = policy.text;
+    const validation = cedar.validate({
+      schema: this.#schema,
+      policies: { staticPolicies },
+      validationSettings: { mode: "strict" },
+    } as unknown as cedar.ValidationCall);
+    if (validation.type !== "success") return fail(validation.errors);
+    if (validation.validationErrors.length > 0) {
+      return {
+        problems: validation.validationErrors.map((v) => {
+          const index = policies.findIndex((p) => p.id === v.policyId);
+          return {
+            source: source.name,
+            ...locate(source.text, v.error, offsets[index] ?? 0),
+            policyId: v.policyId,
+            message: v.error.message,
+          };
+        }),
+      };
+    }
+    const result = { text: source.text, policies, scopes, namedHosts };
+    this.#parsed.set(source.name, result);
+    return result;
+  }
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+function locate(text: string, error: cedar.DetailedError, base = 0): { line?: number; column?: number } {
+  const start = error.sourceLocations?.[0]?.start;
+  if (start === undefined) return {};
+  const offset = base + start;
+  const line = lineOf(text, offset);
+  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
+  return { line, column: offset - lineStart + 1 };
+}
+
+function collectHosts(value: unknown, out: string[]): void {
+  if (Array.isArray(value)) {
+    for (const item of value) collectHosts(item, out);
+  } else if (typeof value === "object" && value !== null) {
+    const record = value as Record<string, unknown>;
+    for (const key of ["__entity", "entity"]) {
+      const entity = record[key] as { type?: unknown; id?: unknown } | undefined;
+      if (entity && entity.type === "Host" && typeof entity.id === "string") out.push(entity.id);
+    }
+    for (const item of Object.values(record)) collectHosts(item, out);
+  }
+}

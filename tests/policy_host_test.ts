@@ -1,0 +1,311 @@
+// Cedar decides, and audits, every host-function call: real plugins in real
+// isolates, real Cedar, real files in a temp dir, real HTTP on 127.0.0.1.
+import assert from "node:assert/strict";
+import { AuditLog } from "../src/audit/mod.ts";
+import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../src/host/mod.ts";
+import { compileGrants, type Grant, PolicyEngine, type PolicySource } from "../src/policy/mod.ts";
+import { PluginHost } from "../src/runtime/mod.ts";
+import { decoder, encoder, watFixture } from "./_test_utils.ts";
+
+const ACTIONS = {
+  fs_read: ["fs.read", { path: "data/x/a.txt" }],
+  fs_write: ["fs.write", { path: "data/x/new.txt" }],
+  fs_list: ["fs.list", { path: "data/x" }],
+  fs_delete: ["fs.delete", { path: "data/x/a.txt" }],
+  http_request: ["http.request", { url: "http://93.184.216.34/", method: "GET" }],
+  kv_get: ["kv.get", { key: "k" }],
+  kv_set: ["kv.set", { key: "k" }],
+  kv_delete: ["kv.delete", { key: "k" }],
+  env_get: ["env.get", { name: "REGION" }],
+  log_write: ["log.write", { level: "info", message: "hi" }],
+  clock_now: ["clock.now", {}],
+  random_get: ["random.get", { bytes: 8 }],
+} as const;
+
+type Reply = { ok: true; bytes: Uint8Array; text: string } | { ok: false; code: string; message: string };
+
+interface World {
+  host: PluginHost<CallerContext>;
+  engine: PolicyEngine;
+  audit: AuditLog;
+  root: string;
+  logs: string[];
+  call(fn: keyof typeof ACTIONS, request: unknown, body?: Uint8Array, caller?: string): Promise<Reply>;
+  grants(grants: Grant[]): void;
+  close(): Promise<void>;
+}
+
+const schema = await Deno.readTextFile(new URL("../policies/keycard.cedarschema", import.meta.url));
+const base = await Deno.readTextFile(new URL("../policies/base.cedar", import.meta.url));
+
+async function world(
+  grants: Grant[],
+  options: { extra?: PolicySource[]; resolve?: (host: string) => Promise<string[]> } = {},
+): Promise<World> {
+  const root = await Deno.makeTempDir({ prefix: "keycard-test-" });
+  await Deno.mkdir(`${root}/data/x`, { recursive: true });
+  await Deno.mkdir(`${root}/data/xy`, { recursive: true });
+  await Deno.writeTextFile(`${root}/data/x/a.txt`, "in x");
+  await Deno.writeTextFile(`${root}/data/xy/secret.txt`, "in xy");
+  const sources = (g: Grant[]) => [
+    { name: "base.cedar", text: base },
+    { name: "grants/relay", text: compileGrants("relay", g) },
+    ...(options.extra ?? []),
+  ];
+  const engine = await PolicyEngine.create({ schema, sources: sources(grants) });
+  const audit = new AuditLog({ file: { path: `${root}/audit/audit.jsonl` } });
+  const kv = await KvStore.open(`${root}/kv.sqlite`);
+  const logs: string[] = [];
+  const host = new PluginHost<CallerContext>({
+    limits: { deadlineMs: 5000, queue: 1000 },
+    concurrency: { queue: 1000 },
+    hostFunctions: createHostFunctions({
+      engine,
+      audit,
+      fs: await FsCapability.open(root),
+      kv,
+      env: (plugin): Record<string, string> => plugin === "relay" ? { REGION: "eu-west-1" } : {},
+      logSink: (entry) => logs.push(`${entry.level}:${entry.message}`),
+      http: { timeoutMs: 2000, ...(options.resolve ? { resolve: options.resolve } : {}) },
+    }),
+  });
+  await host.load(await watFixture("relay"), { name: "relay", version: "1.0.0" });
+  return {
+    host,
+    engine,
+    audit,
+    root,
+    logs,
+    async call(fn, request, body, caller) {
+      const json = encoder.encode(JSON.stringify(request));
+      const input = body ? new Uint8Array([...json, 0, ...body]) : json;
+      const out = await host.invoke("relay", fn, input, { hostContext: caller ? { caller } : {} });
+      const payload = out.subarray(1);
+      if (out[0] === 0) return { ok: true, bytes: payload, text: decoder.decode(payload) };
+      return { ok: false, ...JSON.parse(decoder.decode(payload)) };
+    },
+    grants(g) {
+      engine.load(sources(g));
+    },
+    async close() {
+      await host.close();
+      await audit.close();
+      kv.close();
+      await Deno.remove(root, { recursive: true });
+    },
+  };
+}
+
+Deno.test("every host function denies a plugin with an empty grant, and audits it", async () => {
+  const w = await world([]);
+  try {
+    for (const [fn, [action, request]] of Object.entries(ACTIONS)) {
+      const body = fn === "fs_write" || fn === "kv_set" ? encoder.encode("x") : undefined;
+      const reply = await w.call(fn as keyof typeof ACTIONS, request, body);
+      assert.equal(reply.ok, false, `${action} was allowed`);
+      assert.ok(!reply.ok && reply.code === "denied", `${action}: ${JSON.stringify(reply)}`);
+      assert.match(reply.message, new RegExp(`no policy permits ${action.replace(".", "\\.")} for plugin "relay"`));
+      const [event] = w.audit.query({ action, limit: 1 });
+      assert.ok(event, `no audit event for ${action}`);
+      assert.equal(event.decision, "deny");
+      assert.equal(event.reason, "denied by default");
+      assert.equal(event.plugin, "relay");
+      assert.equal(event.version, "1.0.0");
+    }
+    assert.equal(w.audit.stats().recorded, Object.keys(ACTIONS).length);
+    // Nothing was acted on.
+    assert.equal(await Deno.readTextFile(`${w.root}/data/x/a.txt`), "in x");
+    await assert.rejects(() => Deno.stat(`${w.root}/data/x/new.txt`), Deno.errors.NotFound);
+    assert.deepEqual(w.logs, []);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("grants permit exactly what they name, by entity hierarchy", async () => {
+  const w = await world([
+    { "fs.read": { dir: "./data/x" } },
+    { "fs.write": { dir: "data/x" } },
+    { "fs.list": { dir: "/data" } },
+    { kv: { namespace: "relay" } },
+    { "env.get": { names: ["REGION"] } },
+    { "log.write": {} },
+    { "clock.now": {} },
+    { "random.get": {} },
+  ]);
+  try {
+    const read = await w.call("fs_read", { path: "data/x/a.txt" }, undefined, "client-7");
+    assert.deepEqual(read, { ok: true, bytes: encoder.encode("in x"), text: "in x" });
+    const event = w.audit.query({ action: "fs.read", limit: 1 })[0]!;
+    assert.equal(event.decision, "allow");
+    assert.deepEqual(event.policies, ["grant.relay.1"]);
+    assert.equal(event.caller, "client-7");
+    assert.equal(event.resource, 'File::"/data/x/a.txt"');
+    // data/x never matches data/xy.
+    const sibling = await w.call("fs_read", { path: "data/xy/secret.txt" });
+    assert.ok(!sibling.ok && sibling.code === "denied");
+    assert.ok((await w.call("fs_write", { path: "data/x/b.txt" }, encoder.encode("new"))).ok);
+    assert.equal(await Deno.readTextFile(`${w.root}/data/x/b.txt`), "new");
+    const listing = await w.call("fs_list", { path: "data" });
+    assert.ok(listing.ok);
+    assert.deepEqual(JSON.parse(listing.text).map((e: { name: string }) => e.name), ["x", "xy"]);
+    assert.ok(!(await w.call("fs_delete", { path: "data/x/b.txt" })).ok);
+    assert.ok((await w.call("kv_set", { key: "counter" }, encoder.encode("41"))).ok);
+    assert.equal((await w.call("kv_get", { key: "counter" }) as { text: string }).text, "41");
+    const otherNamespace = await w.call("kv_get", { key: "other/counter" });
+    assert.ok(!otherNamespace.ok && otherNamespace.code === "denied");
+    assert.equal((await w.call("env_get", { name: "REGION" }) as { text: string }).text, "eu-west-1");
+    const home = await w.call("env_get", { name: "HOME" });
+    assert.ok(!home.ok && home.code === "denied");
+    assert.ok((await w.call("log_write", { level: "warn", message: "careful" })).ok);
+    assert.deepEqual(w.logs, ["warn:careful"]);
+    assert.ok(JSON.parse((await w.call("clock_now", {}) as { text: string }).text).unixMs > 0);
+    assert.equal((await w.call("random_get", { bytes: 16 }) as { bytes: Uint8Array }).bytes.length, 16);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("path attacks never leave the granted directory", async () => {
+  const w = await world([{ "fs.read": { dir: "data/x" } }, { "fs.write": { dir: "data/x" } }]);
+  try {
+    await Deno.writeTextFile(`${w.root}/../keycard-outside.txt`, "outside").catch(() => {});
+    await Deno.symlink("/etc", `${w.root}/data/x/etc-link`);
+    await Deno.symlink("../xy/secret.txt", `${w.root}/data/x/sneaky`);
+    const attacks = [
+      "data/x/../xy/secret.txt",
+      "data/x/../../../etc/passwd",
+      "/../../etc/passwd",
+      "/etc/passwd",
+      "data/x/etc-link/passwd",
+      "data/x/sneaky",
+      "data/x/a.txt\u0000.png",
+      "data/x/%2e%2e/xy/secret.txt",
+      "data/xy/secret.txt",
+      "data//xy/secret.txt",
+      "data/x/./../xy/./secret.txt",
+    ];
+    for (const path of attacks) {
+      const reply = await w.call("fs_read", { path });
+      assert.ok(!reply.ok, `read ${JSON.stringify(path)} escaped: ${reply.ok && reply.text}`);
+      assert.ok(["denied", "invalid", "not_found"].includes(reply.code), `${path}: ${reply.code}`);
+      const write = await w.call("fs_write", { path }, encoder.encode("pwned"));
+      assert.ok(!write.ok, `write ${JSON.stringify(path)} escaped`);
+    }
+    assert.equal(await Deno.readTextFile(`${w.root}/data/xy/secret.txt`), "in xy");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("SSRF: redirects and addresses are authorized hop by hop, with zero escapes", async () => {
+  let internalHits = 0;
+  const internal = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    internalHits++;
+    return new Response("internal secrets");
+  });
+  const allowed = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const url = new URL(request.url);
+    if (url.pathname === "/to-internal") return Response.redirect(`http://127.0.0.1:${internal.addr.port}/`, 302);
+    if (url.pathname === "/to-metadata") return Response.redirect("http://169.254.169.254/latest/meta-data/", 302);
+    if (url.pathname === "/to-decimal") return Response.redirect(`http://2130706433:${internal.addr.port}/`, 302);
+    return new Response(`hello from ${request.method}`);
+  });
+  const port = allowed.addr.port;
+  const w = await world(
+    [
+      { "http.request": { host: "127.0.0.1", port, methods: ["GET", "POST"] } },
+      { "http.request": { host: "rebind.test" } },
+    ],
+    { resolve: (name) => Promise.resolve(name === "rebind.test" ? ["127.0.0.1"] : []) },
+  );
+  try {
+    const ok = await w.call("http_request", { url: `http://127.0.0.1:${port}/`, method: "POST" }, encoder.encode("x"));
+    assert.ok(ok.ok, JSON.stringify(ok));
+    const nul = ok.bytes.indexOf(0);
+    assert.equal(JSON.parse(decoder.decode(ok.bytes.subarray(0, nul))).status, 200);
+    assert.equal(decoder.decode(ok.bytes.subarray(nul + 1)), "hello from POST");
+    const attacks = [
+      `http://127.0.0.1:${port}/to-internal`,
+      `http://127.0.0.1:${port}/to-metadata`,
+      `http://127.0.0.1:${port}/to-decimal`,
+      `http://127.0.0.1:${internal.addr.port}/`,
+      `http://2130706433:${internal.addr.port}/`,
+      `http://0x7f000001:${internal.addr.port}/`,
+      `http://[::1]:${internal.addr.port}/`,
+      `http://[::ffff:127.0.0.1]:${internal.addr.port}/`,
+      `http://rebind.test:${internal.addr.port}/`,
+      "http://169.254.169.254/latest/meta-data/",
+      "file:///etc/passwd",
+    ];
+    for (const url of attacks) {
+      const reply = await w.call("http_request", { url, method: "GET" });
+      assert.ok(!reply.ok, `${url} escaped`);
+      assert.ok(["denied", "invalid"].includes(reply.code), `${url}: ${reply.code} ${reply.message}`);
+    }
+    assert.equal(internalHits, 0);
+    const forbidden = w.audit.query({ action: "http.request", decision: "deny", limit: 100 });
+    assert.ok(forbidden.some((e) => e.policies.includes("base.http.private-addresses")));
+    assert.ok(forbidden.some((e) => e.policies.includes("base.http.schemes")));
+    // The rebinding name is denied by the forbid even though a grant names it.
+    assert.ok(forbidden.some((e) => e.resource.startsWith('Host::"rebind.test:')));
+  } finally {
+    await w.close();
+    await allowed.shutdown();
+    await internal.shutdown();
+  }
+});
+
+Deno.test("reload under concurrent calls: every decision is whole, none fail", async () => {
+  const w = await world([{ "clock.now": {} }]);
+  try {
+    let stop = false;
+    let reloads = 0;
+    const reloader = (async () => {
+      while (!stop) {
+        w.grants(reloads % 2 === 0 ? [{ "random.get": {} }] : [{ "clock.now": {} }]);
+        reloads++;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    })();
+    const results = await Promise.all(Array.from({ length: 400 }, () => w.call("clock_now", {})));
+    stop = true;
+    await reloader;
+    assert.ok(reloads > 5, `only ${reloads} reloads`);
+    for (const reply of results) assert.ok(reply.ok || reply.code === "denied", JSON.stringify(reply));
+    // Each decision names policies of exactly one version: allow by the clock grant, or deny by default.
+    for (const event of w.audit.query({ action: "clock.now", limit: 1000 })) {
+      if (event.decision === "allow") assert.deepEqual(event.policies, ["grant.relay.1"]);
+      else assert.equal(event.reason, "denied by default");
+    }
+    // An invalid set is refused and the running one stays.
+    const version = w.engine.version;
+    assert.throws(() =>
+      w.engine.load([{ name: "ops.cedar", text: "permit (principal, action, resource) when { nope };" }])
+    );
+    assert.equal(w.engine.version, version);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("no audit event is lost under load: events written == decisions made", async () => {
+  const w = await world([{ "clock.now": {} }, { "random.get": {} }]);
+  try {
+    const calls = 300;
+    const replies = await Promise.all(
+      Array.from({ length: calls }, (_, i) => w.call(i % 2 ? "clock_now" : "random_get", { bytes: 4 })),
+    );
+    assert.ok(replies.every((r) => r.ok));
+    await w.audit.flush();
+    const stats = w.audit.stats();
+    assert.equal(stats.recorded, calls);
+    assert.equal(stats.written, calls);
+    const lines = (await Deno.readTextFile(`${w.root}/audit/audit.jsonl`)).trim().split("\n");
+    assert.equal(lines.length, calls);
+    const counted = w.audit.counters().reduce((sum, c) => sum + c.count, 0);
+    assert.equal(counted, calls);
+  } finally {
+    await w.close();
+  }
+});
