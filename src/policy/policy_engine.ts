@@ -69,7 +69,8 @@ class State {
   readonly policies: ReadonlyMap<string, PolicyInfo>;
   readonly global: Record<string, string> = {};
   readonly slices = new Map<string, Record<string, string>>();
-  readonly prepared = new Set<string>();
+  /** Slices prepared in cedar-wasm, with whether they read principal attributes. */
+  readonly prepared = new Map<string, { principalAttrs: boolean }>();
   readonly cache = new Map<string, Decision>();
   readonly namedHosts: ReadonlySet<string>;
 
@@ -232,13 +233,17 @@ export class PolicyEngine {
     const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
     const sliceKey = state.slices.has(scope) ? scope : "*";
     const setId = `${this.#prefix}:${sliceKey}`;
-    if (!state.prepared.has(sliceKey)) {
+    let slice = state.prepared.get(sliceKey);
+    if (!slice) {
       const policies = sliceKey === "*" ? state.global : { ...state.global, ...state.slices.get(sliceKey) };
       const prepared = cedar.preparsePolicySet(setId, { staticPolicies: policies });
       if (prepared.type !== "success") {
         return this.#decide(state, "deny", [], prepared.errors.map((e) => e.message), false);
       }
-      state.prepared.add(sliceKey);
+      // Each entity costs cedar-wasm 15-50 µs: pass the principal only to
+      // slices whose policies read its attributes.
+      slice = { principalAttrs: Object.values(policies).some((text) => text.includes("principal.")) };
+      state.prepared.set(sliceKey, slice);
     }
     const answer = cedar.statefulIsAuthorized({
       preparsedPolicySetId: setId,
@@ -246,7 +251,7 @@ export class PolicyEngine {
       action: { type: "Action", id: request.action },
       resource: request.resource.uid,
       context: request.context,
-      entities: [request.principal, request.resource],
+      entities: slice.principalAttrs ? [request.principal, request.resource] : [request.resource],
     } as unknown as cedar.StatefulAuthorizationCall);
     const decision = answer.type === "success"
       ? this.#decide(

@@ -106,7 +106,8 @@ Deno.test("PolicyEngine fast path (slices + cache) agrees with plain isAuthorize
     text: [
       '@id("ops.1") forbid (principal == Plugin::"p3", action, resource);',
       '@id("ops.2") forbid (principal, action == Action::"fs.write", resource in Dir::"/a/b");',
-      '@id("ops.3") permit (principal, action == Action::"random.get", resource) when { principal.version == "1.0.0" };',
+      '@id("ops.3") permit (principal == Plugin::"p1", action == Action::"random.get", resource) when { principal.version == "1.0.0" };',
+      '@id("ops.5") permit (principal, action == Action::"random.get", resource == Runtime::"random");',
       '@id("ops.4") forbid (principal, action == Action::"http.request", resource) when { context.caller == "evil" };',
     ].join("\n"),
   });
