@@ -309,3 +309,29 @@ Deno.test("no audit event is lost under load: events written == decisions made",
     await w.close();
   }
 });
+
+Deno.test("Extism's built-in http_request goes through the same authorized fetch", async () => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("via extism"));
+  const port = server.addr.port;
+  const w = await world([], {
+    extra: [{
+      name: "grants/extism-http",
+      text: compileGrants("extism-http", [{ "http.request": { host: "127.0.0.1", port, methods: ["GET"] } }]),
+    }],
+  });
+  try {
+    await w.host.load(await watFixture("extism_http"), { name: "extism-http" });
+    const request = (url: string) => JSON.stringify({ url, method: "GET", headers: {} });
+    const out = await w.host.invoke("extism-http", "fetch", request(`http://127.0.0.1:${port}/`));
+    assert.equal(decoder.decode(out), "via extism");
+    await assert.rejects(
+      () => w.host.invoke("extism-http", "fetch", request("http://169.254.169.254/latest/meta-data/")),
+      /http_request failed: denied: .*forbidden by base.http.private-addresses/,
+    );
+    const events = w.audit.query({ plugin: "extism-http", action: "http.request" });
+    assert.deepEqual(events.map((e) => e.decision), ["deny", "allow"]);
+  } finally {
+    await w.close();
+    await server.shutdown();
+  }
+});

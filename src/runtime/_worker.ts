@@ -6,7 +6,7 @@
 import process from "node:process";
 import { BridgeClient, errorResponse } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
-import { INTERRUPT, INTERRUPT_EXPORT, TRAP_REASON } from "./instrument_module.ts";
+import { HTTP_IMPORT_MODULE, INTERRUPT, INTERRUPT_EXPORT, TRAP_REASON } from "./instrument_module.ts";
 import type { WorkerReply, WorkerRequest } from "./_protocol.ts";
 import type { CallContext } from "@extism/extism";
 
@@ -57,7 +57,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       return ctx.store(response);
     };
   });
-  const env = {
+  const env: Record<string, (ctx: CallContext, ...args: bigint[]) => bigint | number> = {
     // Extism's own alloc checks its page limit only after allocating (and not
     // at all by default): refuse first, and remember why the call failed.
     alloc: (ctx: CallContext, size: bigint): bigint => {
@@ -70,12 +70,17 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       return ctx.alloc(size);
     },
   };
+  const http = request.hostFunctions.indexOf("keycard_http_request");
   try {
     plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
       useWasi: false,
       runInWorker: false,
       config: request.config,
-      functions: { "extism:host/user": user, "extism:host/env": env },
+      functions: {
+        "extism:host/user": user,
+        "extism:host/env": env,
+        [HTTP_IMPORT_MODULE]: extismHttp(bridge, http, interrupted),
+      },
       logLevel: "silent",
     });
     const instance = await plugin.getInstance();
@@ -92,6 +97,47 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     return;
   }
   await channel.serve(call);
+}
+
+/**
+ * Extism's built-in `http_request` ({"url","method","headers"} block plus a
+ * body block) routed through keycard's own `keycard_http_request`, so that
+ * it is authorized and audited hop by hop like every other host call. A
+ * refusal fails the call, as Extism's own disallowed-host error does.
+ */
+function extismHttp(bridge: BridgeClient, fn: number, interrupted: () => boolean) {
+  let status = 0;
+  let headers: string | undefined;
+  return {
+    http_request: (ctx: CallContext, requestOffset: bigint, bodyOffset: bigint): bigint => {
+      const head = ctx.read(requestOffset)?.bytes() ?? new Uint8Array();
+      const body = bodyOffset ? ctx.read(bodyOffset)?.bytes() : undefined;
+      const payload = new Uint8Array(head.length + (body ? body.length + 1 : 0));
+      payload.set(head);
+      if (body) payload.set(body, head.length + 1);
+      status = 0;
+      headers = undefined;
+      if (fn < 0) throw new Error("http_request is not available: the host offers no keycard_http_request");
+      const response = ++hostCalls > limits.hostCalls
+        ? errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`)
+        : bridge.call(fn, payload, interrupted);
+      const text = new TextDecoder();
+      if (response[0] !== 0) {
+        const error = JSON.parse(text.decode(response.subarray(1))) as { code: string; message: string };
+        throw new Error(`http_request failed: ${error.code}: ${error.message}`);
+      }
+      const nul = response.indexOf(0, 1);
+      const meta = JSON.parse(text.decode(response.subarray(1, nul))) as {
+        status: number;
+        headers: Record<string, string>;
+      };
+      status = meta.status;
+      headers = JSON.stringify(meta.headers);
+      return ctx.store(response.subarray(nul + 1));
+    },
+    http_status_code: (): number => status,
+    http_headers: (ctx: CallContext): bigint => headers === undefined ? 0n : ctx.store(headers),
+  };
 }
 
 function classify(): "deadline" | "memory" | "trap" {

@@ -29,6 +29,13 @@ export const INTERRUPT = {
   reason: 4,
 } as const;
 
+/**
+ * Extism's HTTP imports are moved to this module so that Extism's SDK does not
+ * substitute its own unchecked fetch: keycard provides them (see _worker.ts).
+ */
+export const HTTP_IMPORT_MODULE = "keycard:http";
+const HTTP_IMPORTS = new Set(["http_request", "http_status_code", "http_headers"]);
+
 /** Reason codes the instrumented plugin writes at `INTERRUPT.reason`. */
 export const TRAP_REASON = { memory: 1 } as const;
 
@@ -96,6 +103,8 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   if (start) startFunction = new Reader(bytes, start.start, start.end).u32();
 
   const replaced = new Map<number, ArrayLike<number>>();
+  const importSection = find(SECTION.import);
+  if (importSection) replaced.set(SECTION.import, buildImportSection(bytes, importSection));
   replaced.set(SECTION.memory, buildMemorySection(bytes, memorySection, options.maxPages));
   const initExports: string[] = [];
   replaced.set(
@@ -165,6 +174,36 @@ function readParamCounts(bytes: Uint8Array, section: RawSection | undefined): nu
     counts.push(params);
   }
   return counts;
+}
+
+function buildImportSection(bytes: Uint8Array, section: RawSection): Uint8Array {
+  const reader = new Reader(bytes, section.start, section.end);
+  const out = new ByteWriter();
+  const count = reader.u32();
+  out.u32(count);
+  for (let i = 0; i < count; i++) {
+    const module = reader.name();
+    const name = reader.name();
+    const descStart = reader.pos;
+    const kind = reader.u8();
+    if (kind === 0) reader.u32();
+    else if (kind === 1) {
+      skipValType(reader);
+      readLimits(reader);
+    } else if (kind === 2) readLimits(reader);
+    else if (kind === 3) {
+      skipValType(reader);
+      reader.u8();
+    } else if (kind === 4) {
+      reader.u8();
+      reader.u32();
+    } else reader.fail(`Unknown import kind ${kind}`);
+    const moved = kind === 0 && module === "extism:host/env" && HTTP_IMPORTS.has(name);
+    out.bytes(encodeName(moved ? HTTP_IMPORT_MODULE : module));
+    out.bytes(encodeName(name));
+    out.bytes(bytes.subarray(descStart, reader.pos));
+  }
+  return out.toBytes();
 }
 
 function readFunctionTypes(bytes: Uint8Array, section: RawSection | undefined): number[] {
