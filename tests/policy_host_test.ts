@@ -193,6 +193,12 @@ Deno.test("path attacks never leave the granted directory", async () => {
       assert.ok(!write.ok, `write ${JSON.stringify(path)} escaped`);
     }
     assert.equal(await Deno.readTextFile(`${w.root}/data/xy/secret.txt`), "in xy");
+    // Every attempt left an audit trace, refused by Cedar or before it.
+    const events = w.audit.query({ limit: 1000 });
+    assert.equal(events.length, attacks.length * 2);
+    // Allowed only inside data/x (a literal "%2e%2e" directory, which does not exist).
+    for (const e of events.filter((e) => e.decision === "allow")) assert.match(e.resource, /^File::"\/data\/x\//);
+    assert.ok(events.some((e) => e.reason?.startsWith("refused before policy evaluation: Path")));
   } finally {
     await w.close();
   }

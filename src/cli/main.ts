@@ -1,64 +1,111 @@
 /**
- * keycard's command line. Until the HTTP gateway lands, `start` runs a short
- * demonstration of the plugin runtime on the example plugins.
+ * keycard's command line. Until the HTTP gateway lands, `start` runs a
+ * demonstration: the example plugins in their isolates, every host call
+ * decided by Cedar (policies/ plus each plugin.yaml's grants) and audited.
  *
  * @module
  */
-import { buildPlugins } from "../../plugins/build.ts";
-import { HostCallError, PluginDeadlineError, PluginHost } from "../runtime/mod.ts";
+import { buildPlugins, listPlugins } from "../../plugins/build.ts";
+import { AuditLog } from "../audit/mod.ts";
+import { createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
+import { compileGrants, PolicyEngine, type PolicySource } from "../policy/mod.ts";
+import { type Manifest, parseManifest } from "../registry/mod.ts";
+import { PluginDeadlineError, PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { watDemoLoop } from "./_demo_loop.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const repo = new URL("../../", import.meta.url);
 
-function denied(action: string) {
-  return (): never => {
-    throw new HostCallError("denied", `No policy permits ${action} in this demo: denied by default`);
-  };
+/** Reads `policies/*.cedar` and the schema. */
+async function readPolicies(): Promise<{ schema: string; sources: PolicySource[] }> {
+  const dir = new URL("policies/", repo);
+  const schema = await Deno.readTextFile(new URL("keycard.cedarschema", dir));
+  const sources: PolicySource[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(".cedar")) {
+      sources.push({ name: entry.name, text: await Deno.readTextFile(new URL(entry.name, dir)) });
+    }
+  }
+  return { schema, sources: sources.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
-/** Runs the runtime demonstration and prints what happens. */
+/** Runs the demonstration and prints what happens. */
 export async function demo(): Promise<void> {
-  const [hello, stamp] = await buildPlugins({ only: ["hello", "stamp"] });
+  const state = new URL(".keycard/", repo);
+  const root = new URL("files/", state);
+  await Deno.mkdir(new URL("data/stamp/", root), { recursive: true });
+  await Deno.writeTextFile(new URL("data/stamp/hello.txt", root), "a file the stamp plugin may read\n");
+
+  const names = await listPlugins();
+  const paths = await buildPlugins({ only: names });
+  const manifests = new Map<string, Manifest>();
+  for (const name of names) {
+    const file = new URL(`plugins/${name}/plugin.yaml`, repo);
+    manifests.set(name, parseManifest(await Deno.readTextFile(file), `plugins/${name}/plugin.yaml`));
+  }
+  const { schema, sources } = await readPolicies();
+  for (const manifest of manifests.values()) {
+    sources.push({ name: `grants/${manifest.name}`, text: compileGrants(manifest.name, manifest.grants) });
+  }
+  const engine = await PolicyEngine.create({ schema, sources });
+  console.log(`policies: ${engine.policies().length} (version ${engine.version}) from ${sources.length} sources`);
+
+  await using audit = new AuditLog({ file: { path: new URL("audit.jsonl", state).pathname } });
+  using kv = await KvStore.open(new URL("kv.sqlite", state).pathname);
   await using host = new PluginHost({
     limits: { deadlineMs: 500 },
-    hostFunctions: {
-      keycard_clock_now: () => encoder.encode(JSON.stringify({ unixMs: Date.now() })),
-      keycard_random_get: (input) => {
-        const { bytes } = JSON.parse(decoder.decode(input)) as { bytes: number };
-        return crypto.getRandomValues(new Uint8Array(Math.min(bytes, 1024)));
-      },
-      keycard_log_write: (input) => {
-        const { level, message } = JSON.parse(decoder.decode(input)) as { level: string; message: string };
-        console.log(`  [plugin log ${level}] ${message}`);
-        return new Uint8Array();
-      },
-      keycard_kv_get: denied("kv.get"),
-      keycard_kv_set: denied("kv.set"),
-      keycard_fs_read: denied("fs.read"),
-    },
+    hostFunctions: createHostFunctions({
+      engine,
+      audit,
+      kv,
+      fs: await FsCapability.open(root.pathname),
+      env: (plugin) => manifests.get(plugin)?.config ?? {},
+      logSink: (entry) => console.log(`  [${entry.plugin} log ${entry.level}] ${entry.message}`),
+    }),
   });
-  let started = performance.now();
-  const helloPlugin = await host.load(await Deno.readFile(hello!), { name: "hello", version: "1.0.0" });
-  console.log(`loaded hello (${helloPlugin.sha256.slice(0, 12)}) in ${(performance.now() - started).toFixed(1)} ms`);
-  const stampPlugin = await host.load(await Deno.readFile(stamp!), { name: "stamp", version: "1.0.0" });
-  console.log(`hello.greet -> ${decoder.decode(await host.invoke(helloPlugin, "greet", "keycard"))}`);
-  console.log(`stamp.stamp -> ${decoder.decode(await host.invoke(stampPlugin, "stamp", "demo"))}`);
-  try {
-    await host.invoke(stampPlugin, "kv_counter");
-  } catch (error) {
-    console.log(`stamp.kv_counter -> ${(error as Error).message}`);
+  for (const [index, name] of names.entries()) {
+    const manifest = manifests.get(name)!;
+    const plugin = await host.load(await Deno.readFile(paths[index]!), {
+      name,
+      version: manifest.version,
+      limits: manifest.limits,
+      config: manifest.config,
+    });
+    console.log(`loaded ${name} ${plugin.version} (sha256 ${plugin.sha256.slice(0, 12)}…)`);
   }
+
+  const run = async (plugin: string, exportName: string, input = "") => {
+    try {
+      const out = await host.invoke(plugin, exportName, input, { hostContext: { caller: "demo" } });
+      console.log(`${plugin}.${exportName}(${JSON.stringify(input)}) -> ${decoder.decode(out)}`);
+    } catch (error) {
+      if (!(error instanceof PluginRuntimeError)) throw error;
+      console.log(`${plugin}.${exportName}(${JSON.stringify(input)}) -> ${error.name}: ${error.message}`);
+    }
+  };
+  await run("hello", "greet", "keycard");
+  await run("stamp", "stamp", "demo");
+  await run("stamp", "kv_counter"); // durable: grows by one on every start
+  await run("stamp", "read_file", "data/stamp/hello.txt");
+  await run("stamp", "read_file", "../../../etc/passwd");
+  await run("stamp", "read_file", "data/other/secret.txt");
+
   await host.load(await watDemoLoop(), { name: "runaway" });
-  started = performance.now();
+  const started = performance.now();
   try {
     await host.invoke("runaway", "spin");
   } catch (error) {
     if (!(error instanceof PluginDeadlineError)) throw error;
     console.log(`runaway.spin -> stopped after ${(performance.now() - started).toFixed(0)} ms: ${error.message}`);
   }
-  console.log(`hello.greet still answers -> ${decoder.decode(await host.invoke(helloPlugin, "greet", "again"))}`);
-  console.log("stats:", host.stats());
+  await run("hello", "greet", "still answering");
+
+  console.log("\naudit (newest first):");
+  for (const event of audit.query({ limit: 12 })) {
+    const why = event.decision === "allow" ? event.policies.join(", ") : event.reason;
+    console.log(`  ${event.decision.padEnd(5)} ${event.plugin} ${event.action} ${event.resource} (${why})`);
+  }
+  console.log(`\nstate in ${state.pathname}: audit.jsonl, kv.sqlite, files/`);
 }
 
 if (import.meta.main) {

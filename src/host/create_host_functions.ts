@@ -58,6 +58,7 @@ export interface HostFunctionsOptions {
 }
 
 type Context = HostCallContext<CallerContext>;
+type Decide = (resource: Entity, extra?: Record<string, unknown>) => Decision;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -185,32 +186,75 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     return { namespace, key, entity: keyEntity(context.plugin.name, namespace, key) };
   }
 
+  /**
+   * Wraps a host function so that a request refused before it could become a
+   * Cedar request (malformed, or a path escaping the data root) is audited
+   * as a denial too: every host call leaves exactly one trace or more.
+   */
+  function audited(
+    action: string,
+    fn: (input: Uint8Array, context: Context, decide: Decide) => Uint8Array | Promise<Uint8Array>,
+  ): HostFunction<CallerContext> {
+    return (input, context) => {
+      let decided = false;
+      const decide: Decide = (resource, extra) => {
+        decided = true;
+        return authorize(context, action, resource, extra);
+      };
+      const refused = (error: unknown): never => {
+        if (!decided && error instanceof HostCallError) {
+          audit.record({
+            time: new Date().toISOString(),
+            callId: context.callId,
+            plugin: context.plugin.name,
+            version: context.plugin.version,
+            action,
+            resource: "(unresolved)",
+            decision: "deny",
+            policies: [],
+            errors: [],
+            caller: context.hostContext?.caller || null,
+            durationUs: 0,
+            reason: `refused before policy evaluation: ${error.message}`,
+          });
+        }
+        throw error;
+      };
+      try {
+        const result = fn(input, context, decide);
+        return result instanceof Uint8Array ? result : result.catch(refused);
+      } catch (error) {
+        return refused(error);
+      }
+    };
+  }
+
   return {
-    keycard_fs_read: async (input, context) => {
+    keycard_fs_read: audited("fs.read", async (input, _context, decide) => {
       const path = await dataPath(field(parseRequest(input).json, "path"));
-      authorize(context, "fs.read", pathEntity(path.id, "File"));
+      decide(pathEntity(path.id, "File"));
       return await fs.read(path.real, fsMaxReadBytes);
-    },
-    keycard_fs_write: async (input, context) => {
+    }),
+    keycard_fs_write: audited("fs.write", async (input, _context, decide) => {
       const { json, body } = parseRequest(input);
       const path = await dataPath(field(json, "path"));
-      authorize(context, "fs.write", pathEntity(path.id, "File"));
+      decide(pathEntity(path.id, "File"));
       const bytes = await fs.write(path.real, body);
       return encoder.encode(JSON.stringify({ bytes }));
-    },
-    keycard_fs_list: async (input, context) => {
+    }),
+    keycard_fs_list: audited("fs.list", async (input, _context, decide) => {
       const path = await dataPath(field(parseRequest(input).json, "path"));
-      authorize(context, "fs.list", pathEntity(path.id, "Dir"));
+      decide(pathEntity(path.id, "Dir"));
       const entries = await fs.list(path.real);
       return encoder.encode(JSON.stringify(entries.map(({ name, kind }) => ({ name, kind }))));
-    },
-    keycard_fs_delete: async (input, context) => {
+    }),
+    keycard_fs_delete: audited("fs.delete", async (input, _context, decide) => {
       const path = await dataPath(field(parseRequest(input).json, "path"));
-      authorize(context, "fs.delete", pathEntity(path.id, "File"));
+      decide(pathEntity(path.id, "File"));
       await fs.delete(path.real);
       return EMPTY;
-    },
-    keycard_http_request: async (input, context) => {
+    }),
+    keycard_http_request: audited("http.request", async (input, context, decide) => {
       const { json, body } = parseRequest(input);
       const headers = json.headers ?? {};
       if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
@@ -232,9 +276,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
             // that resolves to a private address never is.
             const id = hostId(target.host, target.port);
             const named = isIpLiteral(target.host) && engine.namedHost(id);
-            authorize(
-              context,
-              "http.request",
+            decide(
               hostEntity(
                 { host: target.host, port: target.port, scheme: target.scheme, ip: target.ip || "0.0.0.0" },
                 named,
@@ -249,10 +291,10 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       out.set(head);
       out.set(response.body, head.length + 1);
       return out;
-    },
-    keycard_kv_get: async (input, context) => {
+    }),
+    keycard_kv_get: audited("kv.get", async (input, context, decide) => {
       const target = kvTarget(context, parseRequest(input).json);
-      authorize(context, "kv.get", target.entity);
+      decide(target.entity);
       const value = await kv.get(context.plugin.name, target.namespace, target.key);
       if (value === undefined) {
         throw new HostCallError(
@@ -261,26 +303,26 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
         );
       }
       return value;
-    },
-    keycard_kv_set: async (input, context) => {
+    }),
+    keycard_kv_set: audited("kv.set", async (input, context, decide) => {
       const { json, body } = parseRequest(input);
       const target = kvTarget(context, json);
-      authorize(context, "kv.set", target.entity);
+      decide(target.entity);
       await kv.set(context.plugin.name, target.namespace, target.key, body);
       return EMPTY;
-    },
-    keycard_kv_delete: async (input, context) => {
+    }),
+    keycard_kv_delete: audited("kv.delete", async (input, context, decide) => {
       const target = kvTarget(context, parseRequest(input).json);
-      authorize(context, "kv.delete", target.entity);
+      decide(target.entity);
       await kv.delete(context.plugin.name, target.namespace, target.key);
       return EMPTY;
-    },
-    keycard_env_get: (input, context) => {
+    }),
+    keycard_env_get: audited("env.get", (input, context, decide) => {
       const name = field(parseRequest(input).json, "name");
       if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
         throw new HostCallError("invalid", `Variable name ${JSON.stringify(name)} is not valid`);
       }
-      authorize(context, "env.get", envVarEntity(context.plugin.name, name));
+      decide(envVarEntity(context.plugin.name, name));
       const value = env(context.plugin.name)[name];
       if (value === undefined) {
         throw new HostCallError(
@@ -289,8 +331,8 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
         );
       }
       return encoder.encode(value);
-    },
-    keycard_log_write: (input, context) => {
+    }),
+    keycard_log_write: audited("log.write", (input, context, decide) => {
       const json = parseRequest(input).json;
       const level = typeof json.level === "string" ? json.level : "info";
       if (!["trace", "debug", "info", "warn", "error"].includes(level)) {
@@ -301,7 +343,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       }
       const message = typeof json.message === "string" ? json.message : "";
       const bytes = encoder.encode(message).length;
-      authorize(context, "log.write", runtimeEntity("log"), { level, bytes });
+      decide(runtimeEntity("log"), { level, bytes });
       if (bytes > logMaxBytes) {
         throw new HostCallError("limit", `Log message of ${bytes} bytes exceeds the limit of ${logMaxBytes} bytes`);
       }
@@ -319,12 +361,12 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       }
       logSink({ time: new Date().toISOString(), plugin: context.plugin.name, callId: context.callId, level, message });
       return EMPTY;
-    },
-    keycard_clock_now: (_input, context) => {
-      authorize(context, "clock.now", runtimeEntity("clock"));
+    }),
+    keycard_clock_now: audited("clock.now", (_input, _context, decide) => {
+      decide(runtimeEntity("clock"));
       return encoder.encode(JSON.stringify({ unixMs: Date.now() }));
-    },
-    keycard_random_get: (input, context) => {
+    }),
+    keycard_random_get: audited("random.get", (input, _context, decide) => {
       const bytes = parseRequest(input).json.bytes;
       if (!Number.isInteger(bytes) || (bytes as number) < 0) {
         throw new HostCallError(
@@ -332,7 +374,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
           `Request needs "bytes" as a non-negative integer, got ${JSON.stringify(bytes)}`,
         );
       }
-      authorize(context, "random.get", runtimeEntity("random"));
+      decide(runtimeEntity("random"));
       if ((bytes as number) > randomMaxBytes) {
         throw new HostCallError(
           "limit",
@@ -340,6 +382,6 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
         );
       }
       return crypto.getRandomValues(new Uint8Array(bytes as number));
-    },
+    }),
   };
 }
