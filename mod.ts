@@ -3,7 +3,10 @@
  *
  * This module is the library surface. The runtime ({@linkcode PluginHost})
  * runs each plugin in its own permissionless isolate with deadlines, memory
- * caps and bounded concurrency.
+ * caps and bounded concurrency; {@linkcode createHostFunctions} gives it
+ * host functions that {@linkcode PolicyEngine} decides with Cedar (from
+ * grants compiled by {@linkcode compileGrants} and operator policies) and
+ * {@linkcode AuditLog} records.
  *
  * @example Run a plugin
  * ```ts ignore
@@ -47,3 +50,55 @@ export type {
   PluginInfo,
   PluginLimits,
 } from "./src/runtime/mod.ts";
+export {
+  clientEntity,
+  compileGrants,
+  envVarEntity,
+  grant,
+  GrantBuilder,
+  GrantError,
+  hostEntity,
+  keyEntity,
+  pathEntity,
+  pluginEntity,
+  PolicyEngine,
+  PolicyValidationError,
+  runtimeEntity,
+} from "./src/policy/mod.ts";
+export type {
+  AuthorizationRequest,
+  Decision,
+  Entity,
+  EntityUid,
+  Grant,
+  GrantKinds,
+  PluginPrincipal,
+  PolicyEngineOptions,
+  PolicyInfo,
+  PolicyProblem,
+  PolicySource,
+} from "./src/policy/mod.ts";
+export { authorizedFetch, createHostFunctions, FsCapability, KvStore } from "./src/host/mod.ts";
+export type {
+  AuthorizedFetchOptions,
+  CallerContext,
+  CanonicalizePathOptions,
+  FsEntry,
+  HostFunctionsOptions,
+  HttpRequest,
+  HttpResponse,
+  HttpTarget,
+  PluginLogEntry,
+} from "./src/host/mod.ts";
+export { AuditLog } from "./src/audit/mod.ts";
+export type {
+  AuditCounter,
+  AuditEvent,
+  AuditFileOptions,
+  AuditListener,
+  AuditLogOptions,
+  AuditQuery,
+  AuditStats,
+} from "./src/audit/mod.ts";
+export { ManifestError, parseManifest } from "./src/registry/mod.ts";
+export type { Manifest, ManifestExport } from "./src/registry/mod.ts";

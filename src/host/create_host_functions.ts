@@ -24,10 +24,15 @@ export interface CallerContext {
 
 /** A line a plugin wrote through `log.write`. */
 export interface PluginLogEntry {
+  /** When the host received the line, as an ISO 8601 timestamp. */
   time: string;
+  /** Name of the plugin that wrote it. */
   plugin: string;
+  /** The invocation it belongs to, as in the audit log. */
   callId: string;
+  /** `trace`, `debug`, `info`, `warn` or `error`; `info` when the plugin gave none. */
   level: string;
+  /** The text, at most `logMaxBytes` UTF-8 bytes. */
   message: string;
 }
 

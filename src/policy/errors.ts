@@ -14,6 +14,7 @@ export interface PolicyProblem {
   column?: number;
   /** The policy's id, when the problem belongs to one policy. */
   policyId?: string;
+  /** What is wrong, as the Cedar parser or validator put it. */
   message: string;
 }
 
@@ -39,7 +40,12 @@ export class PolicyValidationError extends SyntaxError {
   /** Column of the first problem, when known. */
   readonly column: number | undefined;
 
-  /** @param problems At least one problem. @param options The cause. */
+  /**
+   * Builds the error from the problems found; the message names the first.
+   *
+   * @param problems At least one problem.
+   * @param options The cause.
+   */
   constructor(problems: PolicyProblem[], options?: ErrorOptions) {
     const first = problems[0] ?? { source: "(unknown)", message: "Invalid policy set" };
     const where = first.line === undefined ? "" : ` at line ${first.line}, column ${first.column ?? 1}`;
@@ -68,7 +74,12 @@ export class GrantError extends TypeError {
   readonly plugin: string;
   /** 0-based position of the grant in the list. */
   readonly index: number;
-  /** @param message What is wrong, quoting the value. @param options Plugin and index. */
+  /**
+   * Builds the error for one grant of one plugin.
+   *
+   * @param message What is wrong, quoting the value.
+   * @param options Plugin and index, and the cause if any.
+   */
   constructor(message: string, options: { plugin: string; index: number; cause?: unknown }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "GrantError";

@@ -7,6 +7,7 @@ import type { Entity } from "./resources.ts";
 export interface PolicySource {
   /** `base.cedar`, `ops/http.cedar`, `grants/<plugin>`, ... Unique within a set. */
   name: string;
+  /** The Cedar policies, as written. */
   text: string;
 }
 
@@ -14,24 +15,31 @@ export interface PolicySource {
 export interface PolicyInfo {
   /** The `@id` annotation, or `<source>#<n>` when it has none. */
   id: string;
+  /** Whether the policy permits or forbids. */
   effect: "permit" | "forbid";
+  /** Name of the {@linkcode PolicySource} it came from. */
   source: string;
   /** 1-based line of the policy in its source. */
   line: number;
+  /** The policy's own Cedar text, as written in its source. */
   text: string;
 }
 
 /** A request to decide: principal and resource are full entities. */
 export interface AuthorizationRequest {
+  /** Who acts: a `Plugin` or `Client` entity. */
   principal: Entity;
   /** The action id, e.g. `fs.read`. */
   action: string;
+  /** What is acted on, with its ancestors as parents (e.g. a `File` in its `Dir`s). */
   resource: Entity;
+  /** Cedar's `context` record, such as `caller` or an HTTP `method`; must match the schema. */
   context: Record<string, unknown>;
 }
 
 /** The answer, with the policies that decided it. */
 export interface Decision {
+  /** The outcome: `allow` only when some permit matched and no forbid did. */
   decision: "allow" | "deny";
   /** Ids of the deciding policies: the permits of an allow, the forbids of a forbidden deny. */
   policies: string[];

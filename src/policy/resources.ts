@@ -4,22 +4,31 @@ import { ancestors } from "./_data_path.ts";
 
 /** A Cedar entity reference. */
 export interface EntityUid {
+  /** The entity type in keycard's schema: `Plugin`, `File`, `Dir`, `Host`, `Key`, ... */
   type: string;
+  /** The id within its type, such as a plugin name or a data-root path. */
   id: string;
 }
 
 /** A Cedar entity in cedar-wasm's JSON shape. */
 export interface Entity {
+  /** Which entity this is. */
   uid: EntityUid;
+  /** Attributes that policies read as `principal.<name>` or `resource.<name>`. */
   attrs: Record<string, unknown>;
+  /** The entities it is `in`, such as every ancestor `Dir` of a `File`. */
   parents: EntityUid[];
 }
 
 /** What a plugin principal carries. */
 export interface PluginPrincipal {
+  /** The plugin's name; the entity's id. */
   name: string;
+  /** The plugin's version, from its manifest. */
   version: string;
+  /** Hex SHA-256 of the plugin's `.wasm` module. */
   sha256: string;
+  /** The tenant that owns the plugin; Cedar sees `""` when there is none. */
   tenant?: string;
 }
 

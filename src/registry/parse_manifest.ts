@@ -4,7 +4,9 @@ import type { PluginLimits } from "../runtime/mod.ts";
 
 /** One export a manifest declares. */
 export interface ManifestExport {
+  /** The function name the `.wasm` module exports, as passed to `invoke`. */
   name: string;
+  /** What the function does, for people. */
   description?: string;
   /** Sample inputs the conformance suite runs. */
   samples: string[];
@@ -12,13 +14,19 @@ export interface ManifestExport {
 
 /** A plugin's `plugin.yaml`. */
 export interface Manifest {
+  /** The plugin's name: 1-128 letters, digits, `_`, `.` or `-`; its Cedar principal id. */
   name: string;
+  /** A semantic version; `0.0.0` when the file has none. */
   version: string;
+  /** What the plugin is for, for people. */
   description?: string;
+  /** The functions callers may invoke (a bare string in the YAML is a name); empty when absent. */
   exports: ManifestExport[];
   /** The Cedar actions the plugin says it may attempt. */
   capabilities: string[];
+  /** The grants to compile to Cedar, as written; {@linkcode compileGrants} checks them. */
   grants: Grant[];
+  /** Per-plugin overrides of the host's {@linkcode PluginLimits}, unchecked; empty when absent. */
   limits: Partial<PluginLimits>;
   /** Configuration variables (`env.get`, Extism `config_get`). */
   config: Record<string, string>;
@@ -35,10 +43,18 @@ export interface Manifest {
  * ```
  */
 export class ManifestError extends SyntaxError {
+  /** The manifest's file name, as given to {@linkcode parseManifest}. */
   readonly source: string;
+  /** 1-based line of the offending value, when known. */
   readonly line: number | undefined;
+  /** 1-based column of the offending value, when known. */
   readonly column: number | undefined;
-  /** @param message What is wrong. @param options Where. */
+  /**
+   * Builds the error; the message names the source and position.
+   *
+   * @param message What is wrong.
+   * @param options Where: the source, and line and column when known.
+   */
   constructor(message: string, options: { source: string; line?: number; column?: number }) {
     const where = options.line === undefined ? "" : ` at line ${options.line}, column ${options.column ?? 1}`;
     super(`Invalid manifest "${options.source}"${where}: ${message}`);

@@ -32,6 +32,8 @@ export class PluginRuntimeError extends Error {
   readonly export: string | undefined;
 
   /**
+   * Builds the error; `cause` in the options becomes the standard `cause`.
+   *
    * @param message Sentence-case message quoting the plugin and export.
    * @param options Plugin, export and cause.
    */
@@ -54,7 +56,12 @@ export class PluginRuntimeError extends Error {
  * ```
  */
 export class PluginLoadError extends PluginRuntimeError {
-  /** @param message What was refused and why. @param options Plugin and cause. */
+  /**
+   * Builds the error for a module refused at load.
+   *
+   * @param message What was refused and why.
+   * @param options Plugin and cause.
+   */
   constructor(message: string, options: PluginErrorOptions) {
     super(message, options);
     this.name = "PluginLoadError";
@@ -72,7 +79,12 @@ export class PluginLoadError extends PluginRuntimeError {
  * ```
  */
 export class PluginTrapError extends PluginRuntimeError {
-  /** @param message The trap, quoting plugin and export. @param options Plugin, export, cause. */
+  /**
+   * Builds the error for a trapped call.
+   *
+   * @param message The trap, quoting plugin and export.
+   * @param options Plugin, export, cause.
+   */
   constructor(message: string, options: PluginErrorOptions) {
     super(message, options);
     this.name = "PluginTrapError";
@@ -92,7 +104,12 @@ export class PluginTrapError extends PluginRuntimeError {
 export class PluginDeadlineError extends PluginRuntimeError {
   /** The deadline the call had, in milliseconds. */
   readonly deadlineMs: number;
-  /** @param message What timed out. @param options Plugin, export and the deadline. */
+  /**
+   * Builds the error for a call past its deadline.
+   *
+   * @param message What timed out.
+   * @param options Plugin, export and the deadline.
+   */
   constructor(message: string, options: PluginErrorOptions & { deadlineMs: number }) {
     super(message, options);
     this.name = "PluginDeadlineError";
@@ -113,7 +130,12 @@ export class PluginDeadlineError extends PluginRuntimeError {
 export class PluginMemoryError extends PluginRuntimeError {
   /** The cap that was hit, in bytes. */
   readonly limitBytes: number;
-  /** @param message What overran. @param options Plugin, export and the cap. */
+  /**
+   * Builds the error for a call past its memory cap.
+   *
+   * @param message What overran.
+   * @param options Plugin, export and the cap.
+   */
   constructor(message: string, options: PluginErrorOptions & { limitBytes: number }) {
     super(message, options);
     this.name = "PluginMemoryError";
@@ -134,7 +156,12 @@ export class PluginMemoryError extends PluginRuntimeError {
 export class PluginLimitError extends PluginRuntimeError {
   /** Which limit: `inputBytes` or `outputBytes`. */
   readonly limit: "inputBytes" | "outputBytes";
-  /** @param message Which limit and the sizes. @param options Plugin, export, limit. */
+  /**
+   * Builds the error for an input or output past its size limit.
+   *
+   * @param message Which limit and the sizes.
+   * @param options Plugin, export, limit.
+   */
   constructor(message: string, options: PluginErrorOptions & { limit: "inputBytes" | "outputBytes" }) {
     super(message, options);
     this.name = "PluginLimitError";
@@ -154,7 +181,12 @@ export class PluginLimitError extends PluginRuntimeError {
 export class PluginReportedError extends PluginRuntimeError {
   /** The plugin's own message. */
   readonly detail: string;
-  /** @param message Quoting plugin, export and detail. @param options Plugin, export, detail. */
+  /**
+   * Builds the error for a failure the plugin reported itself.
+   *
+   * @param message Quoting plugin, export and detail.
+   * @param options Plugin, export, detail.
+   */
   constructor(message: string, options: PluginErrorOptions & { detail: string }) {
     super(message, options);
     this.name = "PluginReportedError";
@@ -172,7 +204,12 @@ export class PluginReportedError extends PluginRuntimeError {
  * ```
  */
 export class PluginNotFoundError extends PluginRuntimeError {
-  /** @param message What is missing. @param options Plugin and export. */
+  /**
+   * Builds the error for a missing plugin or export.
+   *
+   * @param message What is missing.
+   * @param options Plugin and export.
+   */
   constructor(message: string, options: PluginErrorOptions) {
     super(message, options);
     this.name = "PluginNotFoundError";
@@ -194,7 +231,12 @@ export class SaturatedError extends PluginRuntimeError {
   readonly retryAfterMs: number;
   /** Which bound was full: this plugin's or the whole host's. */
   readonly scope: "plugin" | "global";
-  /** @param message Which queue was full. @param options Plugin, export, scope and the hint. */
+  /**
+   * Builds the error for a call refused because a queue was full.
+   *
+   * @param message Which queue was full.
+   * @param options Plugin, export, scope and the hint.
+   */
   constructor(
     message: string,
     options: PluginErrorOptions & { retryAfterMs: number; scope: "plugin" | "global" },
@@ -220,7 +262,13 @@ export class SaturatedError extends PluginRuntimeError {
 export class HostCallError extends Error {
   /** Stable code the plugin sees: `denied`, `invalid`, `not_found`, `limit`, `unavailable`, `io`, ... */
   readonly code: string;
-  /** @param code The error code. @param message The message the plugin sees. @param options The cause. */
+  /**
+   * Builds the error a host function throws; the plugin sees `code` and `message`.
+   *
+   * @param code The error code.
+   * @param message The message the plugin sees.
+   * @param options The cause.
+   */
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "HostCallError";

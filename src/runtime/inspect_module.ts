@@ -6,15 +6,21 @@ export interface MemoryInfo {
   min: number;
   /** Declared maximum in pages, absent when the module declares none. */
   max?: number;
+  /** Whether it is a shared memory (threads proposal). */
   shared: boolean;
+  /** Whether it is indexed with 64-bit addresses (memory64 proposal). */
   memory64: boolean;
+  /** Whether the module imports it rather than defining it. */
   imported: boolean;
 }
 
 /** What a WebAssembly module asks for and offers, read from its bytes. */
 export interface ModuleInfo {
+  /** Every import, in section order: `module`, `name` and what kind of thing it is. */
   imports: { module: string; name: string; kind: WebAssembly.ImportExportKind }[];
+  /** Every export, in section order: its name and kind. */
   exports: { name: string; kind: WebAssembly.ImportExportKind }[];
+  /** Imported memories first, then defined ones, as WebAssembly indexes them. */
   memories: MemoryInfo[];
   /** Whether a start section runs code at instantiation. */
   hasStart: boolean;

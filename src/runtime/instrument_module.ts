@@ -47,6 +47,7 @@ export interface InstrumentOptions {
 
 /** The rewritten module and what was changed. */
 export interface InstrumentedModule {
+  /** The rewritten module's binary, ready for `WebAssembly.compile`. */
   bytes: Uint8Array<ArrayBuffer>;
   /** Export names that keycard must call after instantiation, in order. */
   initExports: string[];

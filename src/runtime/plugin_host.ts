@@ -106,13 +106,17 @@ export interface LoadOptions {
 
 /** A loaded plugin, as handed to `invoke`. */
 export interface PluginInfo {
+  /** The name it was loaded under; unique within a host. */
   readonly name: string;
+  /** The version it was loaded with; `0.0.0` when none was given. */
   readonly version: string;
   /** Hex sha256 of the module as given. */
   readonly sha256: string;
   /** Exported function names. */
   readonly exports: readonly string[];
+  /** What the module imports, as {@linkcode inspectModule} reports it. */
   readonly imports: ModuleInfo["imports"];
+  /** The limits in force: the host's defaults with the load options' over them. */
   readonly limits: Readonly<PluginLimits>;
 }
 
@@ -128,15 +132,21 @@ export interface InvokeOptions<C = unknown> {
 
 /** Numbers for metrics and tests. */
 export interface HostStats {
+  /** Plugins loaded. */
   plugins: number;
+  /** Worker instances over all plugins, idle or busy. */
   instances: number;
+  /** Instances running a call now. */
   busy: number;
+  /** Booted workers kept warm for the next load or instance. */
   spares: number;
+  /** Calls waiting for a slot now, in the global and per-plugin queues. */
   queued: number;
   /** Workers that did not stop within the grace period after an interrupt; should stay 0. */
   stuckWorkers: number;
   /** Instances replaced after a trap, deadline or memory overrun. */
   replaced: number;
+  /** Calls refused with `SaturatedError` since the host started. */
   rejected: number;
 }
 
@@ -232,7 +242,12 @@ export class PluginHost<C = unknown> {
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
   #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
 
-  /** @param options Host functions, default limits, global bounds, spare workers. */
+  /**
+   * Creates a host and starts warming its spare workers; no plugin is loaded yet.
+   *
+   * @param options Host functions, default limits, global bounds, spare workers.
+   * @throws {RangeError} When a limit is out of range.
+   */
   constructor(options: PluginHostOptions<C> = {}) {
     const functions = options.hostFunctions ?? {};
     this.#hostFunctionNames = Object.keys(functions);
@@ -459,6 +474,7 @@ export class PluginHost<C = unknown> {
     for (const shell of this.#spares.splice(0)) shell.terminate();
   }
 
+  /** Closes the host, as {@linkcode PluginHost.close} does, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
