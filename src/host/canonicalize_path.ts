@@ -4,6 +4,8 @@ import { HostCallError } from "../runtime/mod.ts";
 export interface CanonicalizePathOptions {
   /** Refuse a path that does not exist with code `not_found`. @default {false} */
   mustExist?: boolean;
+  /** `root` is already its own real path (as `FsCapability` holds it): skip resolving it again. @default {false} */
+  rootIsReal?: boolean;
 }
 
 /** Longest plugin path accepted, in UTF-8 bytes (Linux `PATH_MAX`). */
@@ -51,15 +53,15 @@ export async function canonicalizePath(
   requested: string,
   options: CanonicalizePathOptions = {},
 ): Promise<string> {
-  const { mustExist = false } = options;
+  const { mustExist = false, rootIsReal = false } = options;
   if (!root.startsWith("/")) {
     throw new TypeError(`Data root "${root}" is not an absolute path: the data root must be absolute`);
   }
   _validate(requested);
   const segments = _lexicalSegments(requested);
-  let realRoot: string;
+  let realRoot = root;
   try {
-    realRoot = await Deno.realPath(root);
+    if (!rootIsReal) realRoot = await Deno.realPath(root);
   } catch (error) {
     // The plugin sees this message, so it must not name the host path.
     throw new HostCallError("io", `Cannot resolve ${_quote(requested)} as the data root is unavailable`, {

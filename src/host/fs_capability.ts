@@ -109,7 +109,7 @@ export class FsCapability {
    * ```
    */
   resolve(requested: string, options?: CanonicalizePathOptions): Promise<string> {
-    return canonicalizePath(this.#root, requested, options);
+    return canonicalizePath(this.#root, requested, { ...options, rootIsReal: true });
   }
 
   /**

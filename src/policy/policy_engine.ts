@@ -64,7 +64,10 @@ export interface PolicyEngineOptions {
 }
 
 interface ParsedSource {
+  name: string;
   text: string;
+  /** Offset of each policy in the source text, for error positions. */
+  offsets: number[];
   policies: PolicyInfo[];
   /** Per policy id: the principal it is scoped to (`Plugin::x`), or `*`. */
   scopes: Map<string, string>;
@@ -104,6 +107,25 @@ class State {
     this.policies = policies;
     this.namedHosts = named;
   }
+
+  /**
+   * Keeps the slices of `previous` that are unchanged (same unscoped policies,
+   * same own policies): their preparsed sets in cedar-wasm still hold exactly
+   * this content, so a reload that touches one plugin's grants does not make
+   * every other plugin preparse again.
+   */
+  inherit(previous: State): void {
+    if (signature(previous.global) !== signature(this.global)) return;
+    for (const [key, slice] of previous.prepared) {
+      const before = key === "*" ? {} : previous.slices.get(key) ?? {};
+      const after = key === "*" ? {} : this.slices.get(key);
+      if (after !== undefined && signature(before) === signature(after)) this.prepared.set(key, slice);
+    }
+  }
+}
+
+function signature(policies: Record<string, string>): string {
+  return Object.entries(policies).map(([id, text]) => `${id}\u0000${text}`).sort().join("\u0001");
 }
 
 let engines = 0;
@@ -189,6 +211,7 @@ export class PolicyEngine {
   load(sources: readonly PolicySource[]): number {
     const problems: PolicyProblem[] = [];
     const parsed: ParsedSource[] = [];
+    const fresh: ParsedSource[] = [];
     const names = new Set<string>();
     for (const source of sources) {
       if (names.has(source.name)) {
@@ -196,9 +219,17 @@ export class PolicyEngine {
         continue;
       }
       names.add(source.name);
+      const known = this.#parsed.get(source.name);
+      if (known && known.text === source.text) {
+        parsed.push(known);
+        continue;
+      }
       const result = this.#parse(source);
       if ("problems" in result) problems.push(...result.problems);
-      else parsed.push(result);
+      else {
+        parsed.push(result);
+        fresh.push(result);
+      }
     }
     const seen = new Map<string, string>();
     for (const source of parsed) {
@@ -216,10 +247,16 @@ export class PolicyEngine {
         seen.set(policy.id, policy.source);
       }
     }
+    // One strict validation of every new or changed source: the schema is
+    // parsed once per call, which dominates for many small sources.
+    if (problems.length === 0 && fresh.length > 0) problems.push(...this.#validate(fresh));
     if (problems.length > 0) throw new PolicyValidationError(problems);
+    for (const source of fresh) this.#parsed.set(source.name, source);
     // Forget parses of sources that left the set.
     for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    this.#state = new State(this.#state.version + 1, [...sources], parsed);
+    const state = new State(this.#state.version + 1, [...sources], parsed);
+    state.inherit(this.#state);
+    this.#state = state;
     return this.#state.version;
   }
 
@@ -328,9 +365,36 @@ export class PolicyEngine {
     return { decision, policies: sorted, errors, reason, version: state.version, cached };
   }
 
+  #validate(sources: ParsedSource[]): PolicyProblem[] {
+    const staticPolicies: Record<string, string> = {};
+    const where = new Map<string, { source: ParsedSource; index: number }>();
+    for (const source of sources) {
+      source.policies.forEach((policy, index) => {
+        staticPolicies[policy.id] = policy.text;
+        where.set(policy.id, { source, index });
+      });
+    }
+    const validation = cedar.validate({
+      schema: this.#schema,
+      policies: { staticPolicies },
+      validationSettings: { mode: "strict" },
+    } as unknown as cedar.ValidationCall);
+    if (validation.type !== "success") {
+      return validation.errors.map((e) => ({ source: "(policy set)", message: e.message }));
+    }
+    return validation.validationErrors.map((v) => {
+      const at = where.get(v.policyId);
+      if (!at) return { source: "(policy set)", policyId: v.policyId, message: v.error.message };
+      return {
+        source: at.source.name,
+        ...locate(at.source.text, v.error, at.source.offsets[at.index] ?? 0),
+        policyId: v.policyId,
+        message: v.error.message,
+      };
+    });
+  }
+
   #parse(source: PolicySource): ParsedSource | { problems: PolicyProblem[] } {
-    const known = this.#parsed.get(source.name);
-    if (known && known.text === source.text) return known;
     const fail = (errors: cedar.DetailedError[], base = 0, policyId?: string) => ({
       problems: errors.map((e) => ({
         source: source.name,
@@ -339,8 +403,6 @@ export class PolicyEngine {
         message: e.message,
       })),
     });
-    const check = cedar.checkParsePolicySet({ staticPolicies: source.text });
-    if (check.type !== "success") return fail(check.errors);
     const parts = cedar.policySetTextToParts(source.text);
     if (parts.type !== "success") return fail(parts.errors);
     const policies: PolicyInfo[] = [];
@@ -368,30 +430,7 @@ export class PolicyEngine {
       );
       collectHosts(est, namedHosts);
     }
-    const staticPolicies: Record<string, string> = {};
-    for (const policy of policies) staticPolicies[policy.id] = policy.text;
-    const validation = cedar.validate({
-      schema: this.#schema,
-      policies: { staticPolicies },
-      validationSettings: { mode: "strict" },
-    } as unknown as cedar.ValidationCall);
-    if (validation.type !== "success") return fail(validation.errors);
-    if (validation.validationErrors.length > 0) {
-      return {
-        problems: validation.validationErrors.map((v) => {
-          const index = policies.findIndex((p) => p.id === v.policyId);
-          return {
-            source: source.name,
-            ...locate(source.text, v.error, offsets[index] ?? 0),
-            policyId: v.policyId,
-            message: v.error.message,
-          };
-        }),
-      };
-    }
-    const result = { text: source.text, policies, scopes, namedHosts };
-    this.#parsed.set(source.name, result);
-    return result;
+    return { name: source.name, text: source.text, policies, scopes, namedHosts, offsets };
   }
 }
 

@@ -15,7 +15,7 @@ Deno.test("PolicyEngine.load() reports file, line and column, and keeps the runn
   const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
   const version = engine.version;
   const cases: [string, RegExp, number, number][] = [
-    ["// ops\npermit (principal, action,\n  resource) when { 1 + };", /failed to parse/, 3, 24],
+    ["// ops\npermit (principal, action,\n  resource) when { 1 + };", /unexpected token/, 3, 24],
     ['permit (principal, action == Action::"fs.read", resource)\nwhen { resource.owner == "me" };', /owner/, 2, 8],
     ['permit (principal == Plugin::"x", action == Action::"nope", resource);', /nope/, 1, 1],
   ];
@@ -166,4 +166,34 @@ Deno.test("PolicyEngine fast path (slices + cache) agrees with plain isAuthorize
   }
   // The generated mix exercises all three outcomes.
   assert.ok(allows > 150 && forbids > 100, `allows ${allows}, forbids ${forbids}`);
+});
+
+Deno.test("PolicyEngine.load() keeps unchanged slices and decides on the new set at once", async () => {
+  const sources = [
+    { name: "base.cedar", text: base },
+    { name: "grants/a", text: compileGrants("a", [{ "clock.now": {} }]) },
+    { name: "grants/b", text: compileGrants("b", [{ "clock.now": {} }]) },
+  ];
+  const engine = await PolicyEngine.create({ schema, sources });
+  const clock = (name: string): AuthorizationRequest => ({
+    principal: plugin(name),
+    action: "clock.now",
+    resource: runtimeEntity("clock"),
+    context: { caller: "" },
+  });
+  assert.equal(engine.authorize(clock("a")).decision, "allow");
+  assert.equal(engine.authorize(clock("b")).decision, "allow");
+  // Only b's grants change: a keeps its slice, b's new grants apply at once.
+  engine.load([sources[0]!, sources[1]!, { name: "grants/b", text: compileGrants("b", []) }]);
+  assert.deepEqual([engine.authorize(clock("a")).decision, engine.authorize(clock("a")).reason], [
+    "allow",
+    "permitted by grant.a.1",
+  ]);
+  assert.equal(engine.authorize(clock("b")).decision, "deny");
+  // A change to the unscoped policies reaches every slice.
+  engine.load([
+    ...sources.slice(0, 2),
+    { name: "ops.cedar", text: '@id("ops.quiet") forbid (principal, action == Action::"clock.now", resource);' },
+  ]);
+  assert.equal(engine.authorize(clock("a")).reason, "forbidden by ops.quiet");
 });

@@ -65,6 +65,8 @@ export interface InstanceSpec {
   hostFunctions: string[];
   config: Record<string, string>;
   limits: { allocBytes: number; inputBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
+  /** Shared by every worker of the host: see `ChannelServer.serve`. */
+  spin: { slots: SharedArrayBuffer; max: number };
   /** Answers one host call of this instance. */
   handleHostCall: (instance: Instance, fn: number, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 }
@@ -121,6 +123,8 @@ export class Instance {
       module: this.spec.module,
       bridge,
       channel,
+      spinSlots: this.spec.spin.slots,
+      maxSpinners: this.spec.spin.max,
       hostFunctions: this.spec.hostFunctions,
       initExports: this.spec.initExports,
       config: this.spec.config,

@@ -10,6 +10,10 @@ export type WorkerRequest =
     module: WebAssembly.Module;
     bridge: SharedArrayBuffer;
     channel: SharedArrayBuffer;
+    /** One Int32 shared by all workers of a host: how many are spinning idle. */
+    spinSlots: SharedArrayBuffer;
+    /** How many idle workers may spin at once. */
+    maxSpinners: number;
     hostFunctions: string[];
     initExports: string[];
     config: Record<string, string>;

@@ -240,6 +240,11 @@ export class PluginHost<C = unknown> {
   readonly #running = new Set<Promise<unknown>>();
   #closed = false;
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Idle workers may spin only on cores left over by the main thread and one running call. */
+  readonly #spin = {
+    slots: new SharedArrayBuffer(4),
+    max: Math.max(0, (navigator.hardwareConcurrency ?? 2) - 2),
+  };
   #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
 
   /**
@@ -319,6 +324,7 @@ export class PluginHost<C = unknown> {
         hostIoBytes: limits.hostIoBytes,
       },
       handleHostCall: (instance, fn, payload) => this.#handleHostCall(entry, instance, fn, payload),
+      spin: this.#spin,
     });
     const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
     const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
