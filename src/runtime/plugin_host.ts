@@ -240,10 +240,10 @@ export class PluginHost<C = unknown> {
   readonly #running = new Set<Promise<unknown>>();
   #closed = false;
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Idle workers may spin only on cores left over by the main thread and one running call. */
+  /** Idle workers may spin only on cores left over by the main thread (measured: one spinner on 2 cores is best). */
   readonly #spin = {
     slots: new SharedArrayBuffer(4),
-    max: Math.max(0, (navigator.hardwareConcurrency ?? 2) - 2),
+    max: Math.max(0, (navigator.hardwareConcurrency ?? 2) - 1),
   };
   #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
 
