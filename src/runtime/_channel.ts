@@ -7,10 +7,12 @@
 //   [0] request sequence (main)     [1] done sequence (worker)
 //   [2] command: 1 call, 2 leave     [3] export name length
 //   [4] input length                 [5] outcome code
-//   [6] result length                [7] doorbell: rung on results and host-call requests
+//   [6] result length
+// The worker rings its host's shared doorbell (see _dispatcher.ts) on results.
 //   bytes 32.. export name + input, then the result (output or message)
 
 import type { BridgeHandler, BridgeServer } from "./_bridge.ts";
+import { BELL, type Dispatcher } from "./_dispatcher.ts";
 import type { FailureKind } from "./_protocol.ts";
 
 const HEADER = 32;
@@ -21,9 +23,6 @@ const NAME_LENGTH = 3;
 const INPUT_LENGTH = 4;
 const OUTCOME = 5;
 const RESULT_LENGTH = 6;
-const DOORBELL = 7;
-/** How long the main thread polls before it sleeps, in ms: most calls end within it. */
-const SPIN_MS = 0.05;
 /**
  * How long an idle worker polls for the next call before it sleeps, in ms.
  * Only while a spin slot is free: idle spinners beyond the spare cores slow
@@ -71,16 +70,15 @@ export class ChannelClient {
 
   /**
    * Sends one call and resolves with the worker's result. While it runs,
-   * host-call requests are answered through `bridge` on this thread. When
-   * `spin` is set, the thread polls briefly before it sleeps: a fast call
-   * then costs no event-loop wake-up.
+   * host-call requests are answered through `bridge` on this thread; the
+   * dispatcher wakes this call whenever a worker rings.
    */
   async call(
     name: string,
     input: Uint8Array,
     bridge: BridgeServer,
     handler: BridgeHandler,
-    spin: () => boolean,
+    dispatcher: Dispatcher,
   ): Promise<ChannelResult> {
     const nameBytes = encoder.encode(name);
     fit(this.buffer, nameBytes.length + input.length);
@@ -92,20 +90,12 @@ export class ChannelClient {
     header[NAME_LENGTH] = nameBytes.length;
     header[INPUT_LENGTH] = input.length;
     const seq = this.#send();
-    for (;;) {
-      const bell = Atomics.load(header, DOORBELL);
-      const until = spin() ? performance.now() + SPIN_MS : 0;
-      do {
-        if (Atomics.load(header, DONE) === seq) return this.#result();
-        if (bridge.pending) break;
-      } while (performance.now() < until);
-      if (bridge.pending) {
-        await bridge.poll(handler);
-        continue;
-      }
-      const wait = Atomics.waitAsync(header, DOORBELL, bell);
-      if (wait.async) await wait.value;
-    }
+    await dispatcher.until(() => {
+      // A host call in flight answers the worker itself (sync handlers at once).
+      if (bridge.pending) void bridge.poll(handler);
+      return Atomics.load(header, DONE) === seq;
+    });
+    return this.#result();
   }
 
   #result(): ChannelResult {
@@ -134,6 +124,7 @@ export class ChannelClient {
 export class ChannelServer {
   #buffer: SharedArrayBuffer;
   #header: Int32Array;
+  #cells: Int32Array | undefined;
 
   constructor(buffer: SharedArrayBuffer) {
     this.#buffer = buffer;
@@ -146,18 +137,19 @@ export class ChannelServer {
    */
   async serve(
     handler: (name: string, input: Uint8Array) => Promise<ChannelResult & { stop?: boolean }>,
-    spinSlots: { counter: Int32Array; max: number },
+    shared: { cells: Int32Array; maxSpinners: number },
   ): Promise<void> {
     const header = this.#header;
+    this.#cells = shared.cells;
     // Start from the last request answered, not the last sent: the main
     // thread may send the first call before this loop starts.
     let seen = Atomics.load(header, DONE);
     for (;;) {
-      if (Atomics.add(spinSlots.counter, 0, 1) < spinSlots.max) {
+      if (Atomics.add(shared.cells, 0, 1) < shared.maxSpinners) {
         const until = performance.now() + WORKER_SPIN_MS;
         while (Atomics.load(header, REQUEST) === seen && performance.now() < until) { /* spin */ }
       }
-      Atomics.sub(spinSlots.counter, 0, 1);
+      Atomics.sub(shared.cells, 0, 1);
       Atomics.wait(header, REQUEST, seen);
       const seq = Atomics.load(header, REQUEST);
       if (seq === seen) continue;
@@ -186,9 +178,10 @@ export class ChannelServer {
     this.ring();
   }
 
-  /** Wakes the main thread. */
+  /** Wakes the main thread: rings the host's shared doorbell. */
   ring(): void {
-    Atomics.add(this.#header, DOORBELL, 1);
-    Atomics.notify(this.#header, DOORBELL);
+    if (!this.#cells) return;
+    Atomics.add(this.#cells, BELL, 1);
+    Atomics.notify(this.#cells, BELL);
   }
 }

@@ -3,6 +3,7 @@
 
 import { BridgeServer, createBridgeBuffer } from "./_bridge.ts";
 import { ChannelClient, createChannelBuffer } from "./_channel.ts";
+import type { Dispatcher } from "./_dispatcher.ts";
 import type { FailureKind, WorkerReply, WorkerRequest } from "./_protocol.ts";
 import { INTERRUPT } from "./instrument_module.ts";
 
@@ -65,8 +66,8 @@ export interface InstanceSpec {
   hostFunctions: string[];
   config: Record<string, string>;
   limits: { allocBytes: number; inputBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
-  /** Shared by every worker of the host: see `ChannelServer.serve`. */
-  spin: { slots: SharedArrayBuffer; max: number };
+  /** Shared by every worker of the host: idle spinners and the doorbell (see _dispatcher.ts). */
+  shared: { buffer: SharedArrayBuffer; maxSpinners: number; dispatcher: Dispatcher };
   /** Answers one host call of this instance. */
   handleHostCall: (instance: Instance, fn: number, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 }
@@ -123,8 +124,8 @@ export class Instance {
       module: this.spec.module,
       bridge,
       channel,
-      spinSlots: this.spec.spin.slots,
-      maxSpinners: this.spec.spin.max,
+      shared: this.spec.shared.buffer,
+      maxSpinners: this.spec.shared.maxSpinners,
       hostFunctions: this.spec.hostFunctions,
       initExports: this.spec.initExports,
       config: this.spec.config,
@@ -150,7 +151,6 @@ export class Instance {
     input: Uint8Array,
     deadlineMs: number,
     onDeadline: () => void,
-    spin: () => boolean,
   ): Promise<CallOutcome> {
     const channel = this.#channel;
     const server = this.#server;
@@ -162,7 +162,7 @@ export class Instance {
       onDeadline();
     }, Math.max(0, deadlineMs));
     try {
-      const result = await channel.call(name, input, server, this.#handler, spin);
+      const result = await channel.call(name, input, server, this.#handler, this.spec.shared.dispatcher);
       // After a trap the worker has left its call loop and waits for messages.
       if (!result.ok && result.kind !== "reported" && result.kind !== "output") this.#channel = undefined;
       return result;

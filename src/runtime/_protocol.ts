@@ -10,8 +10,8 @@ export type WorkerRequest =
     module: WebAssembly.Module;
     bridge: SharedArrayBuffer;
     channel: SharedArrayBuffer;
-    /** One Int32 shared by all workers of a host: how many are spinning idle. */
-    spinSlots: SharedArrayBuffer;
+    /** Int32 cells shared by all workers of a host: [0] idle spinners, [1] the doorbell. */
+    shared: SharedArrayBuffer;
     /** How many idle workers may spin at once. */
     maxSpinners: number;
     hostFunctions: string[];

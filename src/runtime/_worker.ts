@@ -96,7 +96,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     post({ type: "failed", kind: classify(), message: describe(error) });
     return;
   }
-  await channel.serve(call, { counter: new Int32Array(request.spinSlots), max: request.maxSpinners });
+  await channel.serve(call, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners });
 }
 
 /**

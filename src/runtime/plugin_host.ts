@@ -1,4 +1,5 @@
 import { errorResponse, okResponse } from "./_bridge.ts";
+import { Dispatcher } from "./_dispatcher.ts";
 import { type CallOutcome, Instance, type InstanceSpec, WorkerShell } from "./_instance.ts";
 import { type Release, Semaphore } from "./_semaphore.ts";
 import { WasmFormatError } from "./_wasm_binary.ts";
@@ -240,11 +241,21 @@ export class PluginHost<C = unknown> {
   readonly #running = new Set<Promise<unknown>>();
   #closed = false;
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Idle workers may spin only on cores left over by the main thread (measured: one spinner on 2 cores is best). */
-  readonly #spin = {
-    slots: new SharedArrayBuffer(4),
-    max: Math.max(0, (navigator.hardwareConcurrency ?? 2) - 1),
-  };
+  /**
+   * Cells shared by every worker: idle spinners and the doorbell. An idle
+   * worker may spin only on a core left over by the main thread (measured:
+   * one spinner on 2 cores is best), and the main thread spins only while
+   * fewer calls run than there are cores.
+   */
+  readonly #shared = (() => {
+    const buffer = new SharedArrayBuffer(8);
+    const cores = navigator.hardwareConcurrency ?? 2;
+    return {
+      buffer,
+      maxSpinners: Math.max(0, cores - 1),
+      dispatcher: new Dispatcher(new Int32Array(buffer), (inFlight) => inFlight < cores),
+    };
+  })();
   #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
 
   /**
@@ -324,7 +335,7 @@ export class PluginHost<C = unknown> {
         hostIoBytes: limits.hostIoBytes,
       },
       handleHostCall: (instance, fn, payload) => this.#handleHostCall(entry, instance, fn, payload),
-      spin: this.#spin,
+      shared: this.#shared,
     });
     const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
     const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
@@ -650,7 +661,7 @@ export class PluginHost<C = unknown> {
           entry.instances.delete(instance);
           instance.terminate();
         }, STOP_GRACE_MS);
-      }, () => this.#global.active <= 1).then((result) => {
+      }).then((result) => {
         clearTimeout(stopTimer);
         instance.current = undefined;
         if (result.ok || result.kind === "reported" || result.kind === "output") {
