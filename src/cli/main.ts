@@ -1,7 +1,6 @@
 /**
- * keycard's command line. Until the HTTP gateway lands, `start` runs a
- * demonstration: the example plugins in their isolates, every host call
- * decided by Cedar (policies/ plus each plugin.yaml's grants) and audited.
+ * keycard's command line: `start` serves the gateway from keycard.yaml;
+ * `demo` runs the example plugins in-process and prints the audit trail.
  *
  * @module
  */
@@ -12,6 +11,7 @@ import { compileGrants, PolicyEngine, type PolicySource } from "../policy/mod.ts
 import { type Manifest, parseManifest } from "../registry/mod.ts";
 import { PluginDeadlineError, PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { watDemoLoop } from "./_demo_loop.ts";
+import { serve } from "./serve.ts";
 
 const decoder = new TextDecoder();
 const repo = new URL("../../", import.meta.url);
@@ -31,7 +31,7 @@ async function readPolicies(): Promise<{ schema: string; sources: PolicySource[]
 
 /** Runs the demonstration and prints what happens. */
 export async function demo(): Promise<void> {
-  const state = new URL(".keycard/", repo);
+  const state = new URL(".keycard/demo/", repo);
   const root = new URL("files/", state);
   await Deno.mkdir(new URL("data/stamp/", root), { recursive: true });
   await Deno.writeTextFile(new URL("data/stamp/hello.txt", root), "a file the stamp plugin may read\n");
@@ -109,11 +109,13 @@ export async function demo(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const [command = "start"] = Deno.args;
-  if (command === "start" || command === "demo") {
+  const [command = "start", ...rest] = Deno.args;
+  if (command === "start") {
+    await serve(rest[0] ? { configPath: rest[0] } : {});
+  } else if (command === "demo") {
     await demo();
   } else {
-    console.error(`Unknown command "${command}": expected start`);
+    console.error(`Unknown command "${command}": expected start [config.yaml] or demo`);
     Deno.exit(2);
   }
 }

@@ -209,6 +209,28 @@ export class PolicyEngine {
    * @throws {PolicyValidationError} With source, line and column; the running set stays in force.
    */
   load(sources: readonly PolicySource[]): number {
+    const { parsed, fresh, names } = this.#prepare(sources);
+    for (const source of fresh) this.#parsed.set(source.name, source);
+    // Forget parses of sources that left the set.
+    for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
+    const state = new State(this.#state.version + 1, [...sources], parsed);
+    state.inherit(this.#state);
+    this.#state = state;
+    return this.#state.version;
+  }
+
+  /**
+   * Validates a complete set of sources as {@linkcode PolicyEngine.load}
+   * would, without swapping it in: nothing changes either way.
+   *
+   * @param sources Every source of a candidate set.
+   * @throws {PolicyValidationError} With source, line and column.
+   */
+  check(sources: readonly PolicySource[]): void {
+    this.#prepare(sources);
+  }
+
+  #prepare(sources: readonly PolicySource[]): { parsed: ParsedSource[]; fresh: ParsedSource[]; names: Set<string> } {
     const problems: PolicyProblem[] = [];
     const parsed: ParsedSource[] = [];
     const fresh: ParsedSource[] = [];
@@ -251,13 +273,7 @@ export class PolicyEngine {
     // parsed once per call, which dominates for many small sources.
     if (problems.length === 0 && fresh.length > 0) problems.push(...this.#validate(fresh));
     if (problems.length > 0) throw new PolicyValidationError(problems);
-    for (const source of fresh) this.#parsed.set(source.name, source);
-    // Forget parses of sources that left the set.
-    for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    const state = new State(this.#state.version + 1, [...sources], parsed);
-    state.inherit(this.#state);
-    this.#state = state;
-    return this.#state.version;
+    return { parsed, fresh, names };
   }
 
   /** Whether `Host::"<id>"` is named by some policy of the set in force (see base.cedar). */

@@ -30,6 +30,10 @@ export interface Manifest {
   limits: Partial<PluginLimits>;
   /** Configuration variables (`env.get`, Extism `config_get`). */
   config: Record<string, string>;
+  /** The expected SHA-256 of the `.wasm` module: 64 hex digits, lower-cased; {@linkcode Registry.install} checks it. */
+  sha256?: string;
+  /** A base64 Ed25519 signature of the `.wasm` module's bytes; {@linkcode Registry.install} verifies it. */
+  signature?: string;
 }
 
 /**
@@ -67,6 +71,8 @@ export class ManifestError extends SyntaxError {
 
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+const SHA256 = /^[0-9A-Fa-f]{64}$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
  * Parses and checks a `plugin.yaml`.
@@ -136,6 +142,16 @@ export function parseManifest(text: string, source: string): Manifest {
       : fail(key, "must be a map");
   };
   const config = Object.fromEntries(Object.entries(map("config")).map(([k, v]) => [k, String(v)]));
+  // A hash of digits only (or digits and one "e") reads as a YAML number, hence the hint to quote it.
+  if (data.sha256 !== undefined && (typeof data.sha256 !== "string" || !SHA256.test(data.sha256))) {
+    fail("sha256", `must be 64 hexadecimal digits in quotes, got ${JSON.stringify(data.sha256)}`);
+  }
+  if (
+    data.signature !== undefined &&
+    (typeof data.signature !== "string" || data.signature === "" || !BASE64.test(data.signature))
+  ) {
+    fail("signature", `must be base64 text, got ${JSON.stringify(data.signature)}`);
+  }
   return {
     name: name as string,
     version,
@@ -145,6 +161,8 @@ export function parseManifest(text: string, source: string): Manifest {
     grants: list("grants") as Grant[],
     limits: map("limits") as Partial<PluginLimits>,
     config,
+    ...(typeof data.sha256 === "string" ? { sha256: data.sha256.toLowerCase() } : {}),
+    ...(typeof data.signature === "string" ? { signature: data.signature } : {}),
   };
 }
 

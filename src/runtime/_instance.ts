@@ -88,6 +88,7 @@ export class Instance {
   #pending: ((reply: WorkerReply) => void) | undefined;
   #channel: ChannelClient | undefined;
   #expired = false;
+  #terminated = false;
   readonly #handler = (fn: number, payload: Uint8Array) => this.spec.handleHostCall(this, fn, payload);
 
   constructor(shell: WorkerShell, spec: InstanceSpec) {
@@ -109,6 +110,8 @@ export class Instance {
    */
   async instantiate(deadlineMs: number): Promise<CallOutcome> {
     await this.shell.booted;
+    // The host may have closed while the worker booted: start nothing then.
+    if (this.#terminated) return { ok: false, kind: "trap", message: "The plugin instance was terminated" };
     // A worker that is serving calls takes no messages until it leaves.
     this.#channel?.leave();
     this.#channel = undefined;
@@ -178,6 +181,7 @@ export class Instance {
 
   /** Stops the worker and the bridge for good. */
   terminate(): void {
+    this.#terminated = true;
     this.interrupt();
     this.#channel?.leave();
     this.#channel = undefined;

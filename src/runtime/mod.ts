@@ -8,6 +8,7 @@
  */
 export {
   DEFAULT_LIMITS,
+  EXTISM_HOST_FUNCTIONS,
   type HostCallContext,
   type HostFunction,
   type HostStats,

@@ -151,7 +151,8 @@ export interface HostStats {
   rejected: number;
 }
 
-const EXTISM_ENV = new Set([
+/** The functions of Extism's `extism:host/env` ABI that keycard provides to plugins. */
+export const EXTISM_HOST_FUNCTIONS: ReadonlySet<string> = new Set([
   "alloc",
   "free",
   "load_u8",
@@ -179,7 +180,7 @@ const EXTISM_ENV = new Set([
   "log_error",
   "log_trace",
   "get_log_level",
-]); // deno-fmt-ignore
+]);
 
 /** Delay before a taken spare worker is replaced. */
 const REFILL_DELAY_MS = 50;
@@ -301,7 +302,7 @@ export class PluginHost<C = unknown> {
     }
     for (const imported of info.imports) {
       const known = imported.kind === "function" &&
-        ((imported.module === "extism:host/env" && EXTISM_ENV.has(imported.name)) ||
+        ((imported.module === "extism:host/env" && EXTISM_HOST_FUNCTIONS.has(imported.name)) ||
           (imported.module === "extism:host/user" && this.#hostFunctionNames.includes(imported.name)));
       if (!known) {
         fail(

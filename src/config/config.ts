@@ -1,0 +1,118 @@
+import { DEFAULT_LIMITS, type PluginLimits } from "../runtime/mod.ts";
+
+/** Where the HTTP gateway listens and what it accepts. */
+export interface ServerConfig {
+  /** Interface to bind; loopback unless configured otherwise. @default {"127.0.0.1"} */
+  host: string;
+  /** TCP port, 1-65535. @default {8080} */
+  port: number;
+  /** Largest request body accepted, in bytes. @default {16777216} */
+  maxBodyBytes: number;
+}
+
+/** A plugin loaded at start. */
+export interface PluginConfig {
+  /**
+   * Absolute path of the plugin: a directory with `plugin.yaml` (and `assembly/` source built by
+   * `plugins/build.ts`), or a built `.wasm` file. In the file, relative to the config file's directory.
+   */
+  path: string;
+}
+
+/** An API client. Its token is stored only as a SHA-256 hash. */
+export interface TokenConfig {
+  /** The client's id (its Cedar `Client` principal): 1-128 letters, digits, `_`, `.` or `-`. */
+  id: string;
+  /** Lower-case hex SHA-256 of the token, 64 digits. */
+  sha256: string;
+  /** Roles of the client, e.g. `caller`; at least one. */
+  roles: string[];
+}
+
+/** Rules of the plugin registry. */
+export interface RegistryConfig {
+  /** Refuse plugin installs without a signature by one of `trustedKeys`. @default {false} */
+  requireSignature: boolean;
+  /** Public keys whose signatures the registry accepts, as written (the registry defines their format). @default {[]} */
+  trustedKeys: string[];
+}
+
+/** Bounds over all plugins together, as {@linkcode PluginHost} takes them. */
+export interface ConcurrencyConfig {
+  /** Calls running at once over all plugins. @default {16} */
+  maxCalls: number;
+  /** Calls waiting for a global slot; beyond, `SaturatedError`. @default {256} */
+  queue: number;
+}
+
+/** The audit log's JSON-lines file and in-memory ring. */
+export interface AuditConfig {
+  /** Absolute path of the JSONL file. In the file, relative to `dataDir`. @default {"audit.jsonl"} */
+  file: string;
+  /** Size at which the file is rotated. @default {10485760} */
+  maxBytes: number;
+  /** Rotated files kept. @default {5} */
+  maxFiles: number;
+  /** Events kept in memory for queries. @default {10000} */
+  ringSize: number;
+}
+
+/**
+ * The gateway configuration, fully resolved: every setting present, every
+ * path absolute. {@linkcode loadConfig} builds it from `keycard.yaml`, the
+ * defaults and `KEYCARD_*` overrides.
+ */
+export interface KeycardConfig {
+  /** The HTTP listener. */
+  server: ServerConfig;
+  /** Absolute path of the state directory: registry, kv, audit, admin token, plugin data root. @default {".keycard"} */
+  dataDir: string;
+  /** Absolute path of the policy directory (`keycard.cedarschema` and operator `*.cedar` files). @default {"policies"} */
+  policies: string;
+  /** Plugins loaded at start, in order. @default {[]} */
+  plugins: PluginConfig[];
+  /** API clients. @default {[]} */
+  tokens: TokenConfig[];
+  /** Plugin registry rules. */
+  registry: RegistryConfig;
+  /** Default limits of every plugin: {@linkcode DEFAULT_LIMITS} with the file's settings over them. */
+  limits: PluginLimits;
+  /** Bounds over all plugins together. */
+  concurrency: ConcurrencyConfig;
+  /** Audit log settings. */
+  audit: AuditConfig;
+}
+
+/**
+ * The built-in defaults, used for every setting the config file leaves out
+ * and as the whole configuration when the default `keycard.yaml` is absent.
+ * Paths here are relative: `dataDir` and `policies` to the config file's
+ * directory, `audit.file` to `dataDir`; {@linkcode loadConfig} makes them
+ * absolute. No plugins and no tokens: the shipped `keycard.yaml` lists the
+ * example plugins, and a missing file should not load code nobody named.
+ *
+ * @example Read a default
+ * ```ts
+ * import { DEFAULT_CONFIG } from "./config.ts";
+ * DEFAULT_CONFIG.server.host; // "127.0.0.1"
+ * ```
+ */
+export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
+  server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 16 << 20 },
+  dataDir: ".keycard",
+  policies: "policies",
+  plugins: [],
+  tokens: [],
+  registry: { requireSignature: false, trustedKeys: [] },
+  limits: { ...DEFAULT_LIMITS },
+  concurrency: { maxCalls: 16, queue: 256 },
+  audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
+});
+
+function _deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const item of Object.values(value)) _deepFreeze(item);
+    Object.freeze(value);
+  }
+  return value;
+}

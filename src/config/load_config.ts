@@ -1,0 +1,272 @@
+import { dirname, resolve } from "node:path";
+import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
+import { CONFIG_FILE_SCHEMA, type ConfigFile, host, show } from "./_schema.ts";
+import { DEFAULT_CONFIG, type KeycardConfig } from "./config.ts";
+import { ConfigError } from "./config_error.ts";
+
+/**
+ * The environment variables {@linkcode loadConfig} reads, for a task's
+ * `--allow-env` list. Without permission for one, it is treated as unset.
+ */
+export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
+  "KEYCARD_CONFIG",
+  "KEYCARD_HOST",
+  "KEYCARD_PORT",
+  "KEYCARD_DATA_DIR",
+  "KEYCARD_ADMIN_TOKEN",
+]);
+
+/** What `source` is when the default config file is absent. */
+const BUILT_IN = "(built-in defaults)";
+const DEFAULT_FILE = "keycard.yaml";
+/** Shortest admin token accepted from `KEYCARD_ADMIN_TOKEN`. */
+const MIN_ADMIN_TOKEN = 16;
+
+/** Options of {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * The config file, relative to `cwd`. A file named here or by `KEYCARD_CONFIG` must exist.
+   *
+   * @default {env.KEYCARD_CONFIG, else "keycard.yaml" (built-in defaults when that is absent)}
+   */
+  path?: string;
+  /**
+   * The `KEYCARD_*` variables. Tests pass an object; the default reads only
+   * {@linkcode CONFIG_ENV_VARS}, each only when this process may (no prompt).
+   *
+   * @default {the process environment}
+   */
+  env?: Record<string, string | undefined>;
+  /** Directory that `path` and `KEYCARD_DATA_DIR` are relative to. @default {Deno.cwd()} */
+  cwd?: string;
+}
+
+/** What {@linkcode loadConfig} returns. */
+export interface LoadedConfig {
+  /** The resolved configuration. */
+  config: KeycardConfig;
+  /** The admin token from `KEYCARD_ADMIN_TOKEN`, when set; never written anywhere by this module. */
+  adminToken?: string;
+  /** Absolute path of the file read, or `"(built-in defaults)"` when the default file is absent. */
+  source: string;
+}
+
+/**
+ * Loads the gateway configuration: reads `keycard.yaml`, validates it, fills
+ * in {@linkcode DEFAULT_CONFIG}, applies the `KEYCARD_*` overrides and makes
+ * every path absolute.
+ *
+ * - Relative `dataDir`, `policies` and plugin paths resolve against the config
+ *   file's directory, not the working directory; `audit.file` against `dataDir`.
+ * - When no file is named (no `path`, no `KEYCARD_CONFIG`) and `keycard.yaml`
+ *   is absent from `cwd`, the result is the built-in defaults resolved
+ *   against `cwd`. A file that is named must exist.
+ * - Overrides: `KEYCARD_CONFIG` (the file, when `path` is not given),
+ *   `KEYCARD_HOST`, `KEYCARD_PORT` (an integer from 1 to 65535),
+ *   `KEYCARD_DATA_DIR` (relative to `cwd`), `KEYCARD_ADMIN_TOKEN` (at least
+ *   16 characters; returned as `adminToken`). Empty values count as unset.
+ *
+ * @param options The file, the environment and the working directory.
+ * @returns The resolved configuration, the admin token when set, and where the configuration came from.
+ * @throws {ConfigError} On YAML syntax errors, unknown keys, settings of the wrong type or range (with line,
+ * column and path), and bad `KEYCARD_*` values (naming the variable).
+ * @throws {Deno.errors.NotFound} When the file named by `path` or `KEYCARD_CONFIG` does not exist.
+ *
+ * @example Load a config file with an override
+ * ```ts
+ * import { loadConfig } from "./load_config.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/keycard.yaml`, "server:\n  port: 9090\ndataDir: state\n");
+ * const { config } = await loadConfig({ path: `${dir}/keycard.yaml`, env: { KEYCARD_HOST: "0.0.0.0" } });
+ * config.server; // { host: "0.0.0.0", port: 9090, maxBodyBytes: 16777216 }
+ * config.audit.file; // `${dir}/state/audit.jsonl`
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const env = options.env ?? _processEnv();
+  const cwd = options.cwd ?? Deno.cwd();
+  const named = options.path ?? _value(env.KEYCARD_CONFIG);
+  const file = named ?? DEFAULT_FILE;
+  const absolute = resolve(cwd, file);
+  let text: string | undefined;
+  try {
+    text = await Deno.readTextFile(absolute);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || named !== undefined) {
+      const by = options.path === undefined ? "KEYCARD_CONFIG" : "the path option";
+      throw error instanceof Deno.errors.NotFound
+        ? new Deno.errors.NotFound(`Cannot read config "${file}" named by ${by}: no such file`, { cause: error })
+        : error;
+    }
+  }
+  const shown = text === undefined ? BUILT_IN : file;
+  const input: ConfigFile = text === undefined ? {} : _parse(text, file);
+
+  const host = _value(env.KEYCARD_HOST);
+  if (host !== undefined) input.server = { ...input.server, host: _checkHost(host, shown) };
+  const port = _value(env.KEYCARD_PORT);
+  if (port !== undefined) input.server = { ...input.server, port: _checkPort(port, shown) };
+  const dataDir = _value(env.KEYCARD_DATA_DIR);
+  if (dataDir !== undefined) input.dataDir = resolve(cwd, dataDir);
+  const adminToken = _value(env.KEYCARD_ADMIN_TOKEN);
+  if (adminToken !== undefined) _checkAdminToken(adminToken, shown);
+
+  return {
+    config: _resolve(input, dirname(absolute)),
+    ...(adminToken === undefined ? {} : { adminToken }),
+    source: text === undefined ? BUILT_IN : absolute,
+  };
+}
+
+/** Parses and validates the YAML text, mapping every problem to its node's line and column. */
+function _parse(text: string, file: string): ConfigFile {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return {};
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const syntax = document.errors[0];
+  if (syntax) {
+    const detail = `not valid YAML: ${syntax.message.split("\n")[0]}`;
+    throw new ConfigError(detail, { file, ...at(syntax.pos[0]), cause: syntax });
+  }
+  let data: unknown;
+  try {
+    data = document.toJS() ?? {};
+  } catch (error) {
+    // Alias bombs and the like: yaml refuses them while building values.
+    throw new ConfigError(`not usable YAML: ${(error as Error).message}`, { file, cause: error });
+  }
+  const result = CONFIG_FILE_SCHEMA.safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({
+        path: [...issue.path, key],
+        offset: _keyOffset(document, issue.path, key),
+        detail: `is not a known key ${issue.message}`,
+      }))
+      : [{
+        path: issue.path,
+        offset: _nodeOffset(document, issue.path),
+        detail: issue.path.length === 0 ? `the file must be a map of settings, got ${show(data)}` : issue.message,
+      }]
+  );
+  problems.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
+  const first = problems[0]!;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
+  const path = _dotted(first.path);
+  throw new ConfigError(`${first.detail}${more}`, { file, ...at(first.offset), ...(path ? { path } : {}) });
+}
+
+/** Offset of the node at `path`, or of its nearest ancestor that exists (for a missing key). */
+function _nodeOffset(document: Document, path: readonly PropertyKey[]): number | undefined {
+  for (let length = path.length; length >= 0; length--) {
+    const node = document.getIn(path.slice(0, length), true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return undefined;
+}
+
+/** Offset of `key` itself in the map at `path`. */
+function _keyOffset(document: Document, path: readonly PropertyKey[], key: string): number | undefined {
+  const parent = document.getIn(path, true);
+  if (isMap(parent)) {
+    const pair = parent.items.find((item) => String(isScalar(item.key) ? item.key.value : item.key) === key);
+    if (isNode(pair?.key) && pair.key.range) return pair.key.range[0];
+  }
+  return _nodeOffset(document, path);
+}
+
+/** `["tokens", 0, "sha256"]` as `tokens[0].sha256`. */
+function _dotted(path: readonly PropertyKey[]): string {
+  return path.map((part, index) => typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)
+    .join("");
+}
+
+function _checkHost(value: string, file: string): string {
+  const result = host().safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues[0]?.message ?? "invalid", {
+      file,
+      variable: "KEYCARD_HOST",
+      path: "server.host",
+    });
+  }
+  return result.data;
+}
+
+function _checkPort(value: string, file: string): number {
+  const port = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    throw new ConfigError(`expected an integer from 1 to 65535, got ${JSON.stringify(value)}`, {
+      file,
+      variable: "KEYCARD_PORT",
+      path: "server.port",
+    });
+  }
+  return port;
+}
+
+function _checkAdminToken(value: string, file: string): void {
+  // The token itself never appears in a message.
+  if (value.length < MIN_ADMIN_TOKEN || /\s/.test(value)) {
+    throw new ConfigError(
+      `expected at least ${MIN_ADMIN_TOKEN} characters without spaces, got ${value.length} characters`,
+      { file, variable: "KEYCARD_ADMIN_TOKEN" },
+    );
+  }
+}
+
+/** Empty environment values count as unset. */
+function _value(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Reads the variables of {@linkcode CONFIG_ENV_VARS} this process may read, without prompting for the others. */
+function _processEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const variable of CONFIG_ENV_VARS) {
+    try {
+      if (Deno.permissions.querySync({ name: "env", variable }).state === "granted") {
+        env[variable] = Deno.env.get(variable);
+      }
+    } catch {
+      // No access: the variable is treated as unset.
+    }
+  }
+  return env;
+}
+
+/** The validated file over the defaults, with every path made absolute. */
+function _resolve(input: ConfigFile, baseDir: string): KeycardConfig {
+  const defaults = DEFAULT_CONFIG;
+  const dataDir = resolve(baseDir, input.dataDir ?? defaults.dataDir);
+  const audit = { ...defaults.audit, ..._defined(input.audit) };
+  return {
+    server: { ...defaults.server, ..._defined(input.server) },
+    dataDir,
+    policies: resolve(baseDir, input.policies ?? defaults.policies),
+    plugins: (input.plugins ?? []).map((plugin) => ({ path: resolve(baseDir, plugin.path) })),
+    tokens: (input.tokens ?? []).map((token) => ({ id: token.id, sha256: token.sha256, roles: [...token.roles] })),
+    registry: {
+      requireSignature: input.registry?.requireSignature ?? defaults.registry.requireSignature,
+      trustedKeys: [...(input.registry?.trustedKeys ?? defaults.registry.trustedKeys)],
+    },
+    limits: { ...defaults.limits, ..._defined(input.limits) },
+    concurrency: { ...defaults.concurrency, ..._defined(input.concurrency) },
+    audit: { ...audit, file: resolve(dataDir, audit.file) },
+  };
+}
+
+/** The entries of a section that are set; `null` (an empty YAML section) sets nothing. */
+function _defined<T extends object>(
+  section: T | null | undefined,
+): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> {
+  return Object.fromEntries(Object.entries(section ?? {}).filter(([, value]) => value !== undefined)) as Partial<
+    { [K in keyof T]: Exclude<T[K], undefined> }
+  >;
+}

@@ -1,0 +1,324 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { buildPlugins } from "../../plugins/build.ts";
+import { AuditLog } from "../audit/mod.ts";
+import type { KeycardConfig } from "../config/mod.ts";
+import { runConformance } from "../conformance/mod.ts";
+import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
+import {
+  type Client,
+  createApp,
+  type GatewayServices,
+  type Metrics,
+  type PluginView,
+  type PolicySourceView,
+  ProblemError,
+} from "../http/mod.ts";
+import { compileGrants, type Entity, pluginEntity, PolicyEngine, type PolicySource } from "../policy/mod.ts";
+import {
+  FileStore,
+  type Manifest,
+  parseManifest,
+  Registry,
+  RegistryError,
+  type StoredPlugin,
+} from "../registry/mod.ts";
+import { PluginHost } from "../runtime/mod.ts";
+import type { Hono } from "hono";
+
+/** Options of {@linkcode createGateway}. */
+export interface GatewayOptions {
+  /** The admin token (from `KEYCARD_ADMIN_TOKEN` or the data dir); its client is `admin` with role `admin`. */
+  adminToken?: string;
+  /** Spare workers kept warm by the plugin host. @default {1} */
+  spareWorkers?: number;
+}
+
+/** A running gateway's parts. */
+export interface Gateway {
+  /** The Hono app: serve `app.fetch`. */
+  app: Hono<{ Variables: { client: Client } }>;
+  /** What the app serves (also handy in tests). */
+  services: GatewayServices;
+  /** Call counters and histograms behind /metrics. */
+  metrics: Metrics;
+  /** Stops the plugin host (running calls finish), flushes the audit log, closes the store. */
+  close(): Promise<void>;
+}
+
+function sha256Hex(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Serializes mutations (installs, removals, policy writes): each sees the previous one's result. */
+function serial() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(task: () => Promise<T>): Promise<T> => {
+    const run = tail.then(task, task);
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
+/**
+ * Assembles keycard from its configuration: the registry (seeded with the
+ * configured plugins), the Cedar engine (operator policies plus every
+ * installed plugin's grants), the audit log, the host functions, the plugin
+ * host, and the HTTP app over them.
+ *
+ * @param config The loaded configuration.
+ * @param options The admin token and runtime options.
+ * @returns The gateway; serve `gateway.app.fetch`.
+ * @throws {PolicyValidationError} When the policies or grants are invalid.
+ * @throws {ManifestError} When a configured plugin's manifest is invalid.
+ *
+ * @example Start a gateway
+ * ```ts ignore
+ * import { loadConfig } from "../config/mod.ts";
+ * import { createGateway } from "./create_gateway.ts";
+ * const { config, adminToken } = await loadConfig();
+ * const gateway = await createGateway(config, { adminToken });
+ * Deno.serve({ hostname: config.server.host, port: config.server.port }, gateway.app.fetch);
+ * ```
+ */
+export async function createGateway(config: KeycardConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const dataRoot = join(config.dataDir, "files");
+  await Deno.mkdir(dataRoot, { recursive: true });
+  const audit = new AuditLog({
+    ringSize: config.audit.ringSize,
+    file: { path: config.audit.file, maxBytes: config.audit.maxBytes, maxFiles: config.audit.maxFiles },
+  });
+  const kv = await KvStore.open(join(config.dataDir, "kv.sqlite"));
+  const registry = new Registry(new FileStore(config.dataDir), config.registry);
+  let ready = false;
+
+  // Clients: configured tokens (stored hashed) and the admin token.
+  const clients = new Map<string, Client>();
+  for (const token of config.tokens) clients.set(token.sha256.toLowerCase(), { id: token.id, roles: token.roles });
+  if (options.adminToken) clients.set(sha256Hex(options.adminToken), { id: "admin", roles: ["admin"] });
+
+  // Seed the registry with the configured plugins (operator-trusted: no conformance run).
+  for (const plugin of config.plugins) await seed(registry, plugin.path);
+
+  const schema = await Deno.readTextFile(join(config.policies, "keycard.cedarschema"));
+  const operatorSources = await readPolicyFiles(config.policies);
+  const manifests = new Map<string, Manifest>();
+  for (const summary of await registry.list()) {
+    const stored = await registry.get(summary.name);
+    if (stored) manifests.set(stored.manifest.name, stored.manifest);
+  }
+  const grantSources = (list: Map<string, Manifest>): PolicySource[] =>
+    [...list.values()].map((m) => ({ name: `grants/${m.name}`, text: compileGrants(m.name, m.grants) }));
+  let files = operatorSources;
+  const engine = await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
+
+  const host = new PluginHost<CallerContext>({
+    limits: config.limits,
+    concurrency: config.concurrency,
+    spareWorkers: options.spareWorkers ?? 1,
+    hostFunctions: createHostFunctions({
+      engine,
+      audit,
+      kv,
+      fs: await FsCapability.open(dataRoot),
+      env: (plugin) => manifests.get(plugin)?.config ?? {},
+    }),
+  });
+
+  async function load(stored: StoredPlugin): Promise<void> {
+    const m = stored.manifest;
+    await host.load(stored.wasm, { name: m.name, version: m.version, limits: m.limits, config: m.config });
+  }
+  for (const name of manifests.keys()) {
+    const stored = await registry.get(name);
+    if (stored) await load(stored);
+  }
+
+  async function view(name: string, version?: string): Promise<PluginView | undefined> {
+    const stored = await registry.get(name, version);
+    if (!stored) return undefined;
+    const summary = (await registry.list()).find((s) => s.name === name);
+    const loaded = host.plugins().find((p) => p.name === name && p.sha256 === stored.sha256);
+    const m = stored.manifest;
+    return {
+      name,
+      version: m.version,
+      versions: summary?.versions ?? [m.version],
+      sha256: stored.sha256,
+      ...(m.description ? { description: m.description } : {}),
+      exports: loaded ? [...loaded.exports] : m.exports.map((e) => e.name),
+      grants: m.grants,
+      capabilities: m.capabilities,
+      installedAt: stored.installedAt,
+    };
+  }
+
+  /** Makes the host and the engine follow the registry's latest version of `name`. */
+  async function follow(name: string): Promise<void> {
+    const latest = await registry.get(name);
+    const next = new Map(manifests);
+    if (latest) next.set(name, latest.manifest);
+    else next.delete(name);
+    engine.load([...files, ...grantSources(next)]);
+    manifests.clear();
+    for (const [k, v] of next) manifests.set(k, v);
+    const loaded = host.plugins().find((p) => p.name === name);
+    if (loaded && loaded.sha256 !== latest?.sha256) await host.unload(name);
+    if (latest && loaded?.sha256 !== latest.sha256) await load(latest);
+  }
+
+  const mutate = serial();
+  const services: GatewayServices = {
+    authenticate: (token) => clients.get(sha256Hex(token)),
+    authorize: (request) => engine.authorize(request),
+    pluginResource(name): Entity {
+      const loaded = host.plugins().find((p) => p.name === name);
+      return pluginEntity({ name, version: loaded?.version ?? "", sha256: loaded?.sha256 ?? "" });
+    },
+    invoke: (plugin, exportName, input, invokeOptions) => host.invoke(plugin, exportName, input, invokeOptions),
+    plugins: {
+      async list() {
+        const out: PluginView[] = [];
+        for (const summary of await registry.list()) {
+          const v = await view(summary.name);
+          if (v) out.push(v);
+        }
+        return out;
+      },
+      get: (name, version) => view(name, version),
+      install: (name, wasm, manifestText) =>
+        mutate(async () => {
+          const manifest = parseManifest(manifestText, "manifest");
+          if (manifest.name !== name) {
+            throw new ProblemError(
+              "bad-request",
+              `Manifest names plugin "${manifest.name}" but the URL names "${name}"`,
+            );
+          }
+          // Grants must compile and validate before anything runs or is stored.
+          engine.check([...files, ...grantSources(new Map(manifests).set(name, manifest))]);
+          const report = await runConformance(wasm, { manifest, limits: config.limits });
+          if (!report.passed) {
+            throw new ProblemError("not-conformant", `Plugin "${name}" failed conformance`, { report });
+          }
+          let stored: StoredPlugin;
+          try {
+            stored = await registry.install(wasm, manifest);
+          } catch (error) {
+            if (error instanceof RegistryError) {
+              throw new ProblemError(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, {
+                code: error.code,
+              });
+            }
+            throw error;
+          }
+          try {
+            await follow(name);
+          } catch (error) {
+            await registry.remove(name, stored.manifest.version);
+            await follow(name);
+            throw error;
+          }
+          return { plugin: (await view(name, manifest.version))!, report };
+        }),
+      remove: (name, version) =>
+        mutate(async () => {
+          const removed = await registry.remove(name, version);
+          if (removed.length > 0) await follow(name);
+          return removed;
+        }),
+    },
+    policies: {
+      version: () => engine.version,
+      sources: (): PolicySourceView[] =>
+        engine.sources().map((s) => ({
+          name: s.name,
+          kind: s.name.startsWith("grants/") ? "grant" : "file",
+          text: s.text,
+        })),
+      list: () => engine.policies(),
+      put: (name, text) =>
+        mutate(async () => {
+          const next = [...files.filter((f) => f.name !== name), { name, text }];
+          engine.check([...next, ...grantSources(manifests)]); // throws on invalid: nothing changed
+          await writeAtomically(join(config.policies, name), text);
+          const version = engine.load([...next, ...grantSources(manifests)]);
+          files = next;
+          return version;
+        }),
+      remove: (name) =>
+        mutate(async () => {
+          if (!files.some((f) => f.name === name)) return false;
+          const next = files.filter((f) => f.name !== name);
+          engine.check([...next, ...grantSources(manifests)]);
+          await Deno.remove(join(config.policies, name));
+          engine.load([...next, ...grantSources(manifests)]);
+          files = next;
+          return true;
+        }),
+    },
+    conformance: async (wasm, manifestText) =>
+      await runConformance(wasm, {
+        ...(manifestText ? { manifest: parseManifest(manifestText, "manifest") } : {}),
+        limits: config.limits,
+      }),
+    audit,
+    stats: () => host.stats(),
+    ready: () => ready,
+    maxBodyBytes: config.server.maxBodyBytes,
+  };
+  const { app, metrics } = createApp(services);
+  ready = true;
+  return {
+    app,
+    services,
+    metrics,
+    async close() {
+      ready = false;
+      await host.close();
+      await audit.close();
+      kv.close();
+    },
+  };
+}
+
+async function readPolicyFiles(dir: string): Promise<PolicySource[]> {
+  const sources: PolicySource[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.endsWith(".cedar")) {
+      sources.push({ name: entry.name, text: await Deno.readTextFile(join(dir, entry.name)) });
+    }
+  }
+  return sources.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(temp, text, { mode: 0o644 });
+  await Deno.rename(temp, path);
+}
+
+/** Installs a configured plugin (a directory with plugin.yaml, built from source when needed, or a .wasm). */
+async function seed(registry: Registry, path: string): Promise<void> {
+  let wasmPath: string;
+  let manifestText: string;
+  let manifestSource: string;
+  if (path.endsWith(".wasm")) {
+    wasmPath = path;
+    manifestSource = path.replace(/\.wasm$/, ".yaml");
+    manifestText = await Deno.readTextFile(manifestSource).catch(() =>
+      `name: ${path.split("/").at(-1)!.slice(0, -5)}\n`
+    );
+  } else {
+    manifestSource = join(path, "plugin.yaml");
+    manifestText = await Deno.readTextFile(manifestSource);
+    const name = path.split("/").filter(Boolean).at(-1)!;
+    const built = await buildPlugins({ only: [name] }).catch(() => undefined);
+    wasmPath = built?.[0] ?? join(path, "build", "plugin.wasm");
+  }
+  const manifest = parseManifest(manifestText, manifestSource);
+  const wasm = await Deno.readFile(wasmPath);
+  const current = await registry.get(manifest.name, manifest.version);
+  if (current?.sha256 === sha256Hex(wasm)) return;
+  await registry.install(wasm, manifest, { overwrite: true });
+}

@@ -1,0 +1,12 @@
+/**
+ * keycard's HTTP API: a Hono app over {@linkcode GatewayServices}, with
+ * problem+json errors, bearer-token clients decided by Cedar, metrics and the
+ * OpenAPI document. It knows nothing of Extism or storage.
+ *
+ * @module
+ */
+export { createApp } from "./create_app.ts";
+export { Metrics, type MetricsSnapshot } from "./metrics.ts";
+export { OPENAPI } from "./openapi.ts";
+export { type Problem, problem, ProblemError, PROBLEMS, type ProblemType, toProblem } from "./problem.ts";
+export type { Client, GatewayServices, PluginView, PolicySourceView, ReportLike } from "./services.ts";

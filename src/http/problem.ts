@@ -1,0 +1,158 @@
+import { PolicyValidationError } from "../policy/mod.ts";
+import {
+  PluginDeadlineError,
+  PluginLimitError,
+  PluginLoadError,
+  PluginMemoryError,
+  PluginNotFoundError,
+  PluginReportedError,
+  PluginRuntimeError,
+  PluginTrapError,
+  SaturatedError,
+} from "../runtime/mod.ts";
+
+/**
+ * The stable problem types of the API (RFC 9457 `type`, relative to the
+ * server), with their status and title.
+ */
+export const PROBLEMS = {
+  "bad-request": { status: 400, title: "Bad request" },
+  "invalid-policy": { status: 400, title: "Invalid policy" },
+  "invalid-manifest": { status: 400, title: "Invalid manifest" },
+  "invalid-module": { status: 400, title: "Invalid WebAssembly module" },
+  unauthenticated: { status: 401, title: "Authentication required" },
+  forbidden: { status: 403, title: "Forbidden by policy" },
+  "not-found": { status: 404, title: "Not found" },
+  conflict: { status: 409, title: "Conflict" },
+  "payload-too-large": { status: 413, title: "Payload too large" },
+  "unsupported-media-type": { status: 415, title: "Unsupported media type" },
+  "not-conformant": { status: 422, title: "Plugin is not conformant" },
+  "plugin-error": { status: 422, title: "Plugin reported an error" },
+  saturated: { status: 429, title: "Too many requests" },
+  "internal-error": { status: 500, title: "Internal error" },
+  "plugin-failed": { status: 502, title: "Plugin failed" },
+  "not-ready": { status: 503, title: "Not ready" },
+  "deadline-exceeded": { status: 504, title: "Deadline exceeded" },
+} as const;
+
+/** One of {@linkcode PROBLEMS}' keys. */
+export type ProblemType = keyof typeof PROBLEMS;
+
+/** An `application/problem+json` body. */
+export interface Problem {
+  /** `/problems/<kind>`: stable, one per kind of failure. */
+  type: string;
+  /** Short summary of the kind. */
+  title: string;
+  /** HTTP status code. */
+  status: number;
+  /** What happened in this case. */
+  detail: string;
+  /** Extension members: plugin, export, line, column, retryAfterSeconds, report, ... */
+  [extension: string]: unknown;
+}
+
+/**
+ * An error to answer as a problem; thrown by handlers, translated in the one
+ * error handler.
+ *
+ * @example
+ * ```ts
+ * import { ProblemError } from "./problem.ts";
+ * new ProblemError("not-found", 'Plugin "x" is not installed').status; // 404
+ * ```
+ */
+export class ProblemError extends Error {
+  /** The problem kind. */
+  readonly kind: ProblemType;
+  /** Extension members added to the body. */
+  readonly extensions: Record<string, unknown>;
+
+  /**
+   * Creates a problem error.
+   * @param kind The problem kind.
+   * @param detail The detail message.
+   * @param extensions Extra members of the body.
+   */
+  constructor(kind: ProblemType, detail: string, extensions: Record<string, unknown> = {}) {
+    super(detail);
+    this.name = "ProblemError";
+    this.kind = kind;
+    this.extensions = extensions;
+  }
+
+  /** The HTTP status of this kind. */
+  get status(): number {
+    return PROBLEMS[this.kind].status;
+  }
+}
+
+/**
+ * Builds a problem body.
+ * @param kind The problem kind.
+ * @param detail The detail message.
+ * @param extensions Extra members.
+ * @returns The body.
+ */
+export function problem(kind: ProblemType, detail: string, extensions: Record<string, unknown> = {}): Problem {
+  const { status, title } = PROBLEMS[kind];
+  return { type: `/problems/${kind}`, title, status, detail, ...extensions };
+}
+
+/**
+ * Translates any error to a problem: domain errors by class, anything else
+ * as a 500 that does not leak the message.
+ *
+ * @param error What a handler threw.
+ * @returns The problem and the headers it needs (Retry-After).
+ */
+export function toProblem(error: unknown): { body: Problem; headers: Record<string, string> } {
+  if (error instanceof ProblemError) return { body: problem(error.kind, error.message, error.extensions), headers: {} };
+  if (error instanceof PolicyValidationError) {
+    return {
+      body: problem("invalid-policy", error.message, {
+        source: error.source,
+        line: error.line,
+        column: error.column,
+        problems: error.problems,
+      }),
+      headers: {},
+    };
+  }
+  if (error instanceof PluginRuntimeError) {
+    const where = { plugin: error.plugin, export: error.export };
+    if (error instanceof SaturatedError) {
+      const seconds = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
+      return {
+        body: problem("saturated", error.message, { ...where, retryAfterSeconds: seconds }),
+        headers: { "retry-after": String(seconds) },
+      };
+    }
+    if (error instanceof PluginNotFoundError) return { body: problem("not-found", error.message, where), headers: {} };
+    if (error instanceof PluginLimitError) {
+      const kind = error.limit === "inputBytes" ? "payload-too-large" : "plugin-failed";
+      return { body: problem(kind, error.message, { ...where, limit: error.limit }), headers: {} };
+    }
+    if (error instanceof PluginDeadlineError) {
+      return {
+        body: problem("deadline-exceeded", error.message, { ...where, deadlineMs: error.deadlineMs }),
+        headers: {},
+      };
+    }
+    if (error instanceof PluginTrapError || error instanceof PluginMemoryError) {
+      return { body: problem("plugin-failed", error.message, { ...where, cause: error.name }), headers: {} };
+    }
+    if (error instanceof PluginReportedError) {
+      return { body: problem("plugin-error", error.message, { ...where, pluginDetail: error.detail }), headers: {} };
+    }
+    if (error instanceof PluginLoadError) return { body: problem("invalid-module", error.message, where), headers: {} };
+    return { body: problem("not-ready", error.message, where), headers: {} };
+  }
+  if (error instanceof SyntaxError && "line" in error) {
+    // A manifest or config parse failure (ManifestError): line and column of the value.
+    const { line, column } = error as SyntaxError & { line?: number; column?: number };
+    return { body: problem("invalid-manifest", error.message, { line, column }), headers: {} };
+  }
+  console.error(error);
+  return { body: problem("internal-error", "The server failed; see its log"), headers: {} };
+}

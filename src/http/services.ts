@@ -1,0 +1,87 @@
+import type { AuditLog } from "../audit/mod.ts";
+import type { AuthorizationRequest, Decision, PolicyInfo } from "../policy/mod.ts";
+import type { HostStats, InvokeOptions } from "../runtime/mod.ts";
+
+/** An authenticated API client. */
+export interface Client {
+  /** The client's id: Cedar's `Client::"<id>"` and `context.caller` of its plugin calls. */
+  id: string;
+  /** Roles, read by `policies/api.cedar` (`admin`, `caller`, ...). */
+  roles: readonly string[];
+}
+
+/** An installed plugin as the API shows it. */
+export interface PluginView {
+  name: string;
+  /** The version shown (the latest unless asked for another). */
+  version: string;
+  /** Every installed version, highest first. */
+  versions: string[];
+  sha256: string;
+  description?: string;
+  /** Exported functions. */
+  exports: string[];
+  /** Grants from its manifest, as written there. */
+  grants: unknown[];
+  /** Actions its manifest says it may attempt. */
+  capabilities: string[];
+  installedAt: string;
+}
+
+/** A conformance report (see src/conformance). */
+export interface ReportLike {
+  /** Whether every check passed. */
+  passed: boolean;
+}
+
+/** A policy source as the API shows it. */
+export interface PolicySourceView {
+  /** `base.cedar`, or `grants/<plugin>` for compiled grants. */
+  name: string;
+  /** `file` for operator files under policies/, `grant` for compiled grants. */
+  kind: "file" | "grant";
+  text: string;
+}
+
+/**
+ * What the HTTP layer needs from the rest of keycard. The gateway provides
+ * it; the HTTP layer knows nothing of Extism, registry storage or files.
+ */
+export interface GatewayServices {
+  /** Resolves a bearer token to its client, or undefined. */
+  authenticate(token: string): Client | undefined;
+  /** Decides an API action (or any dry-run request) with the Cedar engine. */
+  authorize(request: AuthorizationRequest): Decision;
+  /** The Cedar entity of a plugin as an API resource, if installed. */
+  pluginResource(name: string): AuthorizationRequest["resource"];
+  /** Runs an export. */
+  invoke(plugin: string, exportName: string, input: Uint8Array, options: InvokeOptions<{ caller?: string }>): Promise<
+    Uint8Array
+  >;
+  plugins: {
+    list(): Promise<PluginView[]>;
+    get(name: string, version?: string): Promise<PluginView | undefined>;
+    /** Runs conformance, then installs: `{ plugin, report }`; throws a 422 problem with the report when not conformant. */
+    install(name: string, wasm: Uint8Array, manifestText: string): Promise<{ plugin: PluginView; report: ReportLike }>;
+    /** Removes all versions or one; returns the removed versions. */
+    remove(name: string, version?: string): Promise<string[]>;
+  };
+  policies: {
+    version(): number;
+    sources(): PolicySourceView[];
+    list(): PolicyInfo[];
+    /** Validates and swaps in an operator policy file; returns the new version. */
+    put(name: string, text: string): Promise<number>;
+    /** Removes an operator policy file; false when there is none. */
+    remove(name: string): Promise<boolean>;
+  };
+  /** Runs the conformance suite without installing. */
+  conformance(wasm: Uint8Array, manifestText?: string): Promise<ReportLike>;
+  audit: AuditLog;
+  /** Runtime gauges for /metrics. */
+  stats(): HostStats;
+  /** Policies and configured plugins loaded. */
+  ready(): boolean;
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes: number;
+}

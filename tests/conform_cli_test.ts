@@ -1,0 +1,154 @@
+// `deno task conform`: in process through main(), and once as the real
+// command in a subprocess, for its exit codes.
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { buildPlugins } from "../plugins/build.ts";
+import { main } from "../src/cli/conform.ts";
+import { watFixture } from "./_test_utils.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const TESTDATA = fileURLToPath(new URL("./testdata/", import.meta.url));
+
+/** The flags of the `conform` task in deno.json. */
+const TASK_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=CI,LOG_TOKENS,LOG_STREAM",
+  "--v8-flags=--wasm-max-mem-pages=16384",
+];
+
+interface Fixtures {
+  dir: string;
+  hello: string;
+  helloManifest: string;
+  trap: string;
+  trapManifest: string;
+  badManifest: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function fixtures(): Promise<Fixtures> {
+  const dir = await Deno.makeTempDir({ prefix: "keycard-conform-cli-" });
+  const [hello] = await buildPlugins({ only: ["hello"] });
+  const trap = `${dir}/trap.wasm`;
+  await Deno.writeFile(trap, await watFixture("trap"));
+  return {
+    dir,
+    hello: hello!,
+    helloManifest: `${ROOT}plugins/hello/plugin.yaml`,
+    trap,
+    trapManifest: `${TESTDATA}conform_trap.yaml`,
+    badManifest: `${TESTDATA}conform_bad.yaml`,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/** Runs main() with its output captured. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  const stderr: string[] = [];
+  const code = await main(args, { stdout: (text) => void (stdout += text), stderr: (line) => stderr.push(line) });
+  return { code, stdout, stderr: stderr.join("\n") };
+}
+
+Deno.test("main() exits 0 for hello and writes the JSON report to --out", async () => {
+  await using f = await fixtures();
+  const out = `${f.dir}/report.json`;
+  const result = await run([f.hello, "--manifest", f.helloManifest, "--format", "json", "--out", out]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "");
+  const report = JSON.parse(await Deno.readTextFile(out));
+  assert.equal(report.plugin, "hello");
+  assert.equal(report.passed, true);
+  assert.equal(report.checks.length, 9);
+});
+
+Deno.test("main() exits 1 for a trapping plugin and prints the text report", async () => {
+  await using f = await fixtures();
+  const result = await run([f.trap, "-m", f.trapManifest]);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stdout, /^FAIL exports\.run +"unreachable" on sample "" failed: PluginTrapError/m);
+  assert.match(result.stdout, /trap 1\.0\.0 is not conformant: 7 passed, 1 failed, 1 skipped/);
+  assert.equal(result.stderr, "");
+});
+
+Deno.test("main() writes JUnit to stdout", async () => {
+  await using f = await fixtures();
+  const result = await run([f.trap, "--manifest", f.trapManifest, "--format", "junit"]);
+  assert.equal(result.code, 1);
+  assert.match(result.stdout, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites /);
+  assert.match(
+    result.stdout,
+    /<testsuite name="keycard conformance: trap" tests="9" failures="1" errors="0" skipped="1"/,
+  );
+});
+
+Deno.test("main() exits 2 on bad usage and unreadable input, naming the problem", async () => {
+  await using f = await fixtures();
+  const cases: [string[], RegExp][] = [
+    [[], /^Missing the plugin module/],
+    [[f.hello, f.trap], /^Expected one plugin module, got 2/],
+    [[f.hello, "--bogus"], /Unknown option '--bogus'/],
+    [[f.hello, "--format", "xml"], /^Unknown format "xml": expected one of text, json, junit/],
+    [[`${f.dir}/missing.wasm`], /^Cannot read plugin module ".*missing\.wasm": No such file/],
+    [[f.hello, "--manifest", `${f.dir}/missing.yaml`], /^Cannot read manifest ".*missing\.yaml": No such file/],
+    [[f.hello, "--manifest", f.badManifest], /^Invalid manifest ".*conform_bad\.yaml" at line 7, column 1: /],
+    [[f.hello, "--out", `${f.dir}/no/such/dir/report.txt`], /^Cannot write the report to ".*report\.txt"/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await run(args);
+    assert.equal(result.code, 2, `${JSON.stringify(args)}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.equal(result.stdout, "");
+  }
+});
+
+Deno.test("main() prints usage for --help", async () => {
+  const result = await run(["--help"]);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /^Usage: deno task conform <plugin\.wasm> \[--manifest plugin\.yaml\]/);
+});
+
+// The subprocess needs run permission for this Deno: `--allow-run=deno` in the
+// test task grants the `deno` on PATH (Deno.execPath() is the resolved binary,
+// which a name grant does not cover when `deno` is a symlink).
+const DENO = [Deno.execPath(), "deno"].find((command) =>
+  Deno.permissions.querySync({ name: "run", command }).state === "granted"
+);
+
+Deno.test({
+  name: "deno run src/cli/conform.ts exits 0, 1 and 2 as a real command" +
+    (DENO ? "" : " (ignored: needs --allow-run=deno)"),
+  ignore: DENO === undefined,
+  async fn() {
+    await using f = await fixtures();
+    const command = async (...args: string[]) => {
+      const output = await new Deno.Command(DENO!, {
+        args: ["run", ...TASK_FLAGS, "src/cli/conform.ts", ...args],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const decoder = new TextDecoder();
+      return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+    };
+    const [hello, trap, missing, flag, yaml] = await Promise.all([
+      command(f.hello, "--manifest", f.helloManifest),
+      command(f.trap, "--manifest", f.trapManifest, "--format", "junit"),
+      command(`${f.dir}/missing.wasm`),
+      command(f.hello, "--bogus"),
+      command(f.hello, "--manifest", f.badManifest),
+    ]);
+    assert.equal(hello.code, 0, hello.stderr);
+    assert.match(hello.stdout, /hello 1\.0\.0 is conformant: 9 passed, 0 failed, 0 skipped/);
+    assert.equal(trap.code, 1, trap.stderr);
+    assert.match(trap.stdout, /<failure message="&quot;unreachable&quot; on sample &quot;&quot; failed: /);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /Cannot read plugin module ".*missing\.wasm"/);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /Unknown option '--bogus'/);
+    assert.equal(yaml.code, 2);
+    assert.match(yaml.stderr, /Invalid manifest ".*conform_bad\.yaml" at line 7, column 1/);
+  },
+});
