@@ -53,6 +53,12 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const admin = await adminToken(config.dataDir, fromEnv);
   const gateway = await createGateway(config, { adminToken: admin.token });
   const stop = new AbortController();
+  // Listen for the stop signal before anything slow, and honour one that came early.
+  const shutdown = () => stop.abort();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, shutdown);
+  options.signal?.addEventListener("abort", shutdown, { once: true });
+  if (options.signal?.aborted) shutdown();
   const closed = Promise.withResolvers<void>();
   const listen = new Promise<Deno.NetAddr>((resolve) => {
     const server = Deno.serve({
@@ -71,10 +77,6 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
     log(`admin token (shown once; kept in ${join(config.dataDir, "admin-token")}, mode 0600):`);
     log(`  ${admin.token}`);
   }
-  const shutdown = () => stop.abort();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, shutdown);
-  options.signal?.addEventListener("abort", shutdown, { once: true });
   try {
     await closed.promise; // Deno.serve drains in-flight requests before `finished` settles
   } finally {

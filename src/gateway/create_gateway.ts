@@ -14,7 +14,14 @@ import {
   type PolicySourceView,
   ProblemError,
 } from "../http/mod.ts";
-import { compileGrants, type Entity, pluginEntity, PolicyEngine, type PolicySource } from "../policy/mod.ts";
+import {
+  clientEntity,
+  compileGrants,
+  type Entity,
+  pluginEntity,
+  PolicyEngine,
+  type PolicySource,
+} from "../policy/mod.ts";
 import {
   FileStore,
   type Manifest,
@@ -143,7 +150,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     return {
       name,
       version: m.version,
-      versions: summary?.versions ?? [m.version],
+      versions: [...(summary?.versions ?? [m.version])].reverse(), // highest first
       sha256: stored.sha256,
       ...(m.description ? { description: m.description } : {}),
       exports: loaded ? [...loaded.exports] : m.exports.map((e) => e.name),
@@ -168,6 +175,27 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   }
 
   const mutate = serial();
+
+  /**
+   * Refuses a new set of operator files that is invalid, or that would leave
+   * no admin able to write policies (nobody could undo it over the API). The
+   * set is tried on the side: the set in force is untouched.
+   */
+  function trial(next: PolicySource[]): void {
+    const [decision] = engine.check([...next, ...grantSources(manifests)], [{
+      principal: clientEntity({ id: "admin", roles: ["admin"] }),
+      action: "policy.write",
+      resource: { uid: { type: "Api", id: "keycard" }, attrs: {}, parents: [] },
+      context: {},
+    }]);
+    if (decision?.decision !== "allow") {
+      throw new ProblemError(
+        "conflict",
+        `The change would leave no admin able to write policies (${decision?.reason}): keep a permit for policy.write`,
+      );
+    }
+  }
+
   const services: GatewayServices = {
     authenticate: (token) => clients.get(sha256Hex(token)),
     authorize: (request) => engine.authorize(request),
@@ -240,7 +268,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       put: (name, text) =>
         mutate(async () => {
           const next = [...files.filter((f) => f.name !== name), { name, text }];
-          engine.check([...next, ...grantSources(manifests)]); // throws on invalid: nothing changed
+          trial(next); // throws on an invalid set or a lock-out: nothing changed
           await writeAtomically(join(config.policies, name), text);
           const version = engine.load([...next, ...grantSources(manifests)]);
           files = next;
@@ -250,7 +278,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         mutate(async () => {
           if (!files.some((f) => f.name === name)) return false;
           const next = files.filter((f) => f.name !== name);
-          engine.check([...next, ...grantSources(manifests)]);
+          trial(next);
           await Deno.remove(join(config.policies, name));
           engine.load([...next, ...grantSources(manifests)]);
           files = next;

@@ -129,8 +129,15 @@ export function createApp(services: GatewayServices): { app: Hono<Env>; metrics:
   app.get("/v1/plugins/:name", async (c) => {
     const name = pluginName(c);
     allow(c, "plugin.read", services.pluginResource(name));
-    const plugin = await services.plugins.get(name, c.req.query("version"));
-    if (!plugin) throw new ProblemError("not-found", `Plugin "${name}" is not installed`, { plugin: name });
+    const version = c.req.query("version");
+    const plugin = await services.plugins.get(name, version);
+    if (!plugin) {
+      throw new ProblemError(
+        "not-found",
+        version ? `Plugin "${name}" has no version "${version}" installed` : `Plugin "${name}" is not installed`,
+        { plugin: name },
+      );
+    }
     return c.json(plugin);
   });
 
@@ -171,7 +178,10 @@ export function createApp(services: GatewayServices): { app: Hono<Env>; metrics:
       return c.body(output as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
     } catch (error) {
       const ms = performance.now() - started;
-      metrics.observeCall(name, exportName, toProblem(error).body.type.slice("/problems/".length), ms / 1000);
+      const kind = toProblem(error).body.type.slice("/problems/".length);
+      // Names from the URL become labels only when they exist: a caller must not grow /metrics at will.
+      if (kind === "not-found") metrics.observeCall("(unknown)", "(unknown)", kind, ms / 1000);
+      else metrics.observeCall(name, exportName, kind, ms / 1000);
       c.header("server-timing", `plugin;dur=${ms.toFixed(3)}`);
       throw error;
     }
@@ -264,10 +274,12 @@ export function createApp(services: GatewayServices): { app: Hono<Env>; metrics:
         await stream.writeSSE({ event: "ready", data: "{}" });
         while (!closed) {
           if (queue.length === 0) {
+            let timer: ReturnType<typeof setTimeout> | undefined;
             await new Promise<void>((resolve) => {
               wake = resolve;
-              setTimeout(resolve, 15_000); // keep-alive
+              timer = setTimeout(resolve, 15_000); // keep-alive
             });
+            clearTimeout(timer);
             wake = undefined;
             if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
           }

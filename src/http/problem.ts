@@ -1,4 +1,4 @@
-import { PolicyValidationError } from "../policy/mod.ts";
+import { GrantError, PolicyValidationError } from "../policy/mod.ts";
 import {
   PluginDeadlineError,
   PluginLimitError,
@@ -116,6 +116,12 @@ export function toProblem(error: unknown): { body: Problem; headers: Record<stri
         column: error.column,
         problems: error.problems,
       }),
+      headers: {},
+    };
+  }
+  if (error instanceof GrantError) {
+    return {
+      body: problem("invalid-manifest", error.message, { plugin: error.plugin, grant: error.index + 1 }),
       headers: {},
     };
   }

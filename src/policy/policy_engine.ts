@@ -221,13 +221,19 @@ export class PolicyEngine {
 
   /**
    * Validates a complete set of sources as {@linkcode PolicyEngine.load}
-   * would, without swapping it in: nothing changes either way.
+   * would, without swapping it in, and decides `probes` on it: nothing
+   * changes either way.
    *
    * @param sources Every source of a candidate set.
+   * @param probes Requests to decide on the candidate set (e.g. "can an admin still write policies?").
+   * @returns The probes' decisions, in order.
    * @throws {PolicyValidationError} With source, line and column.
    */
-  check(sources: readonly PolicySource[]): void {
-    this.#prepare(sources);
+  check(sources: readonly PolicySource[], probes: readonly AuthorizationRequest[] = []): Decision[] {
+    const { parsed } = this.#prepare(sources);
+    // A trial state with its own preparsed sets: the set in force is untouched.
+    const trial = new State(this.#state.version + 1, [...sources], parsed);
+    return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
   }
 
   #prepare(sources: readonly PolicySource[]): { parsed: ParsedSource[]; fresh: ParsedSource[]; names: Set<string> } {
@@ -287,13 +293,16 @@ export class PolicyEngine {
    * @returns The decision with its deciding policies.
    */
   authorize(request: AuthorizationRequest): Decision {
-    const state = this.#state;
+    return this.#evaluate(this.#state, request, this.#prefix);
+  }
+
+  #evaluate(state: State, request: AuthorizationRequest, prefix: string): Decision {
     const key = JSON.stringify([request.principal, request.action, request.resource, request.context]);
     const hit = state.cache.get(key);
     if (hit) return { ...hit, cached: true };
     const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
     const sliceKey = state.slices.has(scope) ? scope : "*";
-    const setId = `${this.#prefix}:${sliceKey}`;
+    const setId = `${prefix}:${sliceKey}`;
     let slice = state.prepared.get(sliceKey);
     if (!slice) {
       const policies = sliceKey === "*" ? state.global : { ...state.global, ...state.slices.get(sliceKey) };

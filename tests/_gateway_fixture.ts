@@ -1,0 +1,203 @@
+// A gateway over a temp dir for the HTTP suites: its own policies/ (PUT and
+// DELETE write there), data dir and keycard.yaml, the repo's hello and stamp
+// plugins, and two hostile plugins seeded from .wasm + .yaml (trap, memory
+// bomb) that conformance would refuse to install through the API.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { loadConfig } from "../src/config/mod.ts";
+import { createGateway, type Gateway } from "../src/gateway/mod.ts";
+import { examplePlugin, watFixture } from "./_test_utils.ts";
+
+const repo = new URL("../", import.meta.url);
+
+/** Base URL of in-process requests. */
+export const BASE = "http://keycard.test";
+
+/** Options of {@linkcode startGateway}. */
+export interface StartGatewayOptions {
+  /** `server.maxBodyBytes`. @default {1048576} */
+  maxBodyBytes?: number;
+  /** `server.port` (only the e2e suite listens). @default {8080} */
+  port?: number;
+  /** Plugin limits over the fixture's (deadlineMs 500, instances 1, queue 2, inputBytes 65536). */
+  limits?: Record<string, number>;
+  /** Create the gateway (false: only write the files, for `serve()`). @default {true} */
+  create?: boolean;
+}
+
+/** A running fixture gateway. */
+export interface GatewayFixture {
+  /** The gateway; undefined when `create: false`. */
+  gateway: Gateway;
+  /** `gateway.app.request` against {@linkcode BASE}. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+  /** Token of the `admin` client (role admin). */
+  adminToken: string;
+  /** Token of the `app` client (role caller). */
+  callerToken: string;
+  /** Token of the `viewer` client (role viewer, granted nothing by api.cedar). */
+  viewerToken: string;
+  /** The temp dir holding keycard.yaml, policies/, data/ and wasm/. */
+  dir: string;
+  /** Path of the fixture's keycard.yaml. */
+  configPath: string;
+  /** Closes the gateway and removes the temp dir. */
+  close(): Promise<void>;
+}
+
+/** Hex SHA-256 of a token (as keycard.yaml stores it) or of bytes. */
+export function sha256Hex(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+function randomToken(prefix: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Authorization header for a token. */
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Starts a gateway over a fresh temp dir.
+ *
+ * @param options Server and limit settings.
+ * @returns The gateway, a request helper, the tokens and the dir.
+ */
+export async function startGateway(options: StartGatewayOptions = {}): Promise<GatewayFixture> {
+  // Build the example plugins first (no-op when up to date) so that seeding is quick.
+  await examplePlugin("hello");
+  await examplePlugin("stamp");
+  const dir = await Deno.makeTempDir({ prefix: "keycard-http-" });
+  try {
+    const policies = join(dir, "policies");
+    await Deno.mkdir(policies);
+    for await (const entry of Deno.readDir(new URL("policies/", repo))) {
+      if (entry.isFile && (entry.name.endsWith(".cedar") || entry.name === "keycard.cedarschema")) {
+        await Deno.copyFile(new URL(`policies/${entry.name}`, repo), join(policies, entry.name));
+      }
+    }
+    const wasmDir = join(dir, "wasm");
+    await Deno.mkdir(wasmDir);
+    await Deno.writeFile(join(wasmDir, "trap.wasm"), await watFixture("trap"));
+    await Deno.writeTextFile(
+      join(wasmDir, "trap.yaml"),
+      "name: trap\nversion: 1.0.0\nexports:\n  - name: unreachable\n  - name: out_of_bounds\ncapabilities: []\n",
+    );
+    await Deno.writeFile(join(wasmDir, "bomb.wasm"), await watFixture("memory_grow_bomb"));
+    await Deno.writeTextFile(
+      join(wasmDir, "bomb.yaml"),
+      "name: bomb\nversion: 1.0.0\nexports:\n  - name: grow\ncapabilities: []\nlimits: { memoryPages: 64 }\n",
+    );
+
+    const adminToken = randomToken("admin");
+    const callerToken = randomToken("caller");
+    const viewerToken = randomToken("viewer");
+    const limits = { deadlineMs: 500, instances: 1, queue: 2, inputBytes: 65536, ...options.limits };
+    const plugin = (name: string) => new URL(`plugins/${name}`, repo).pathname;
+    const yaml = [
+      "server:",
+      "  host: 127.0.0.1",
+      `  port: ${options.port ?? 8080}`,
+      `  maxBodyBytes: ${options.maxBodyBytes ?? 1048576}`,
+      `dataDir: ${JSON.stringify(join(dir, "data"))}`,
+      `policies: ${JSON.stringify(policies)}`,
+      "plugins:",
+      `  - path: ${JSON.stringify(plugin("hello"))}`,
+      `  - path: ${JSON.stringify(plugin("stamp"))}`,
+      `  - path: ${JSON.stringify(join(wasmDir, "trap.wasm"))}`,
+      `  - path: ${JSON.stringify(join(wasmDir, "bomb.wasm"))}`,
+      "tokens:",
+      `  - { id: app, sha256: "${sha256Hex(callerToken)}", roles: [caller] }`,
+      `  - { id: viewer, sha256: "${sha256Hex(viewerToken)}", roles: [viewer] }`,
+      "limits:",
+      ...Object.entries(limits).map(([key, value]) => `  ${key}: ${value}`),
+      "",
+    ].join("\n");
+    const configPath = join(dir, "keycard.yaml");
+    await Deno.writeTextFile(configPath, yaml);
+
+    let gateway: Gateway | undefined;
+    if (options.create !== false) {
+      const { config } = await loadConfig({ path: configPath, env: {} });
+      gateway = await createGateway(config, { adminToken });
+    }
+    let closed = false;
+    return {
+      gateway: gateway!,
+      request: async (path, init) => await gateway!.app.request(new URL(path, BASE).href, init),
+      adminToken,
+      callerToken,
+      viewerToken,
+      dir,
+      configPath,
+      async close() {
+        if (closed) return;
+        closed = true;
+        try {
+          await gateway?.close();
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    };
+  } catch (error) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw error;
+  }
+}
+
+/** A multipart body with `wasm` and (optional) `manifest`, as curl -F would send it. */
+export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
+  const form = new FormData();
+  form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>], { type: "application/wasm" }), "plugin.wasm");
+  if (manifest !== undefined) form.append("manifest", manifest);
+  return form;
+}
+
+/** Manifest text of tests/testdata/http_echo.wat under a name and version. */
+export function echoManifest(name: string, version = "1.0.0"): string {
+  return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
+}
+
+/**
+ * Awaits `promise`, failing after `ms`; the timer is always cleared (no leaked op).
+ *
+ * @param ms Time bound.
+ * @param what Named in the failure.
+ * @param promise What to await.
+ * @returns Its value.
+ */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads a problem+json response, checking its status, content type and `type`. */
+export async function expectProblem(
+  response: Response,
+  status: number,
+  type: string,
+): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  const where = `${response.status} ${text.slice(0, 300)}`;
+  if (response.status !== status) throw new Error(`Expected status ${status}, got ${where}`);
+  const contentType = response.headers.get("content-type") ?? "";
+  if (!contentType.startsWith("application/problem+json")) {
+    throw new Error(`Expected application/problem+json, got ${JSON.stringify(contentType)}: ${where}`);
+  }
+  const body = JSON.parse(text) as Record<string, unknown>;
+  if (body.type !== `/problems/${type}` || body.status !== status || typeof body.detail !== "string") {
+    throw new Error(`Expected a /problems/${type} problem, got ${where}`);
+  }
+  return body;
+}
