@@ -8,6 +8,7 @@ import {
   isIpLiteral,
   keyEntity,
   pathEntity,
+  pluginEntity,
   type PolicyEngine,
   runtimeEntity,
 } from "../policy/mod.ts";
@@ -119,6 +120,30 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
   const randomMaxBytes = options.randomMaxBytes ?? 4096;
   const logWindows = new Map<string, { second: number; count: number }>();
 
+  /** Records one decision of a host call (by Cedar, or a refusal before it). */
+  function record(
+    context: Context,
+    action: string,
+    resource: string,
+    outcome: Pick<Decision, "decision" | "policies" | "errors" | "reason">,
+    durationUs: number,
+  ): void {
+    audit.record({
+      time: new Date().toISOString(),
+      callId: context.callId,
+      plugin: context.plugin.name,
+      version: context.plugin.version,
+      action,
+      resource,
+      decision: outcome.decision,
+      policies: outcome.policies,
+      errors: outcome.errors,
+      caller: context.hostContext?.caller || null,
+      durationUs,
+      ...(outcome.decision === "deny" ? { reason: outcome.reason } : {}),
+    });
+  }
+
   /** Decides, audits, and throws a denial the plugin can read. */
   function authorize(
     context: Context,
@@ -127,37 +152,14 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     extra: Record<string, unknown> = {},
   ): Decision {
     const started = performance.now();
-    const caller = context.hostContext?.caller ?? "";
     const decision = engine.authorize({
-      principal: {
-        uid: { type: "Plugin", id: context.plugin.name },
-        attrs: {
-          name: context.plugin.name,
-          version: context.plugin.version,
-          sha256: context.plugin.sha256,
-          tenant: "",
-        },
-        parents: [],
-      },
+      principal: pluginEntity(context.plugin),
       action,
       resource,
-      context: { caller, ...extra },
+      context: { caller: context.hostContext?.caller ?? "", ...extra },
     });
     const resourceText = `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`;
-    audit.record({
-      time: new Date().toISOString(),
-      callId: context.callId,
-      plugin: context.plugin.name,
-      version: context.plugin.version,
-      action,
-      resource: resourceText,
-      decision: decision.decision,
-      policies: decision.policies,
-      errors: decision.errors,
-      caller: caller || null,
-      durationUs: Math.round((performance.now() - started) * 1000),
-      ...(decision.decision === "deny" ? { reason: decision.reason } : {}),
-    });
+    record(context, action, resourceText, decision, Math.round((performance.now() - started) * 1000));
     if (decision.decision === "deny") {
       const why = decision.policies.length > 0
         ? `policy ${decision.policies.map((id) => `"${id}"`).join(", ")} forbids`
@@ -208,20 +210,8 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       };
       const refused = (error: unknown): never => {
         if (!decided && error instanceof HostCallError) {
-          audit.record({
-            time: new Date().toISOString(),
-            callId: context.callId,
-            plugin: context.plugin.name,
-            version: context.plugin.version,
-            action,
-            resource: "(unresolved)",
-            decision: "deny",
-            policies: [],
-            errors: [],
-            caller: context.hostContext?.caller || null,
-            durationUs: 0,
-            reason: `refused before policy evaluation: ${error.message}`,
-          });
+          const reason = `refused before policy evaluation: ${error.message}`;
+          record(context, action, "(unresolved)", { decision: "deny", policies: [], errors: [], reason }, 0);
         }
         throw error;
       };

@@ -323,15 +323,7 @@ export class PolicyEngine {
       context: request.context,
       entities: slice.principalAttrs ? [request.principal, request.resource] : [request.resource],
     } as unknown as cedar.StatefulAuthorizationCall);
-    const decision = answer.type === "success"
-      ? this.#decide(
-        state,
-        answer.response.decision,
-        answer.response.diagnostics.reason,
-        answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
-        false,
-      )
-      : this.#decide(state, "deny", [], answer.errors.map((e) => e.message), false);
+    const decision = this.#fromAnswer(state, answer);
     if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
     state.cache.set(key, decision);
     return decision;
@@ -353,15 +345,15 @@ export class PolicyEngine {
       policies: { staticPolicies },
       entities: [request.principal, request.resource],
     } as unknown as cedar.AuthorizationCall);
-    return answer.type === "success"
-      ? this.#decide(
-        state,
-        answer.response.decision,
-        answer.response.diagnostics.reason,
-        answer.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
-        false,
-      )
-      : this.#decide(state, "deny", [], answer.errors.map((e) => e.message), false);
+    return this.#fromAnswer(state, answer);
+  }
+
+  /** A decision from cedar-wasm's answer; a failed evaluation denies, with its errors. */
+  #fromAnswer(state: State, answer: cedar.AuthorizationAnswer): Decision {
+    if (answer.type !== "success") return this.#decide(state, "deny", [], answer.errors.map((e) => e.message), false);
+    const { decision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+    return this.#decide(state, decision, diagnostics.reason, errors, false);
   }
 
   /**
