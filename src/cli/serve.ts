@@ -77,10 +77,23 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
     log(`admin token (shown once; kept in ${join(config.dataDir, "admin-token")}, mode 0600):`);
     log(`  ${admin.token}`);
   }
+  // SIGHUP re-reads keycard.yaml's routes and swaps them in without dropping a request.
+  const reload = async () => {
+    try {
+      const next = await loadConfig(options.configPath ? { path: options.configPath } : {});
+      gateway.setRoutes(next.config.routes);
+      log(`routes reloaded: ${next.config.routes.map((r) => r.name).join(", ") || "none"}`);
+    } catch (error) {
+      log(`routes not reloaded, the running ones stay: ${(error as Error).message}`);
+    }
+  };
+  const onHup = () => void reload();
+  Deno.addSignalListener("SIGHUP", onHup);
   try {
     await closed.promise; // Deno.serve drains in-flight requests before `finished` settles
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, shutdown);
+    Deno.removeSignalListener("SIGHUP", onHup);
     await gateway.close();
     log("keycard stopped");
   }

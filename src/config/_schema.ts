@@ -4,6 +4,7 @@
  */
 import { normalize } from "node:path";
 import { z } from "zod";
+import type { HandlerConfig, HookConfig, RouteConfig, RouteMatchConfig } from "./config.ts";
 
 /** Renders a value for an error message: strings quoted, collections named. */
 export function show(value: unknown): string {
@@ -72,7 +73,11 @@ function map<S extends z.ZodRawShape>(shape: S) {
   const keys = Object.keys(shape).map((key) => `"${key}"`).join(", ");
   return z.strictObject(shape, {
     error: (issue) =>
-      issue.code === "unrecognized_keys" ? `(expected one of ${keys})` : `expected a map, got ${show(issue.input)}`,
+      issue.code === "unrecognized_keys"
+        ? `(expected one of ${keys})`
+        : issue.input === undefined
+        ? "is required: expected a map"
+        : `expected a map, got ${show(issue.input)}`,
   });
 }
 
@@ -122,6 +127,179 @@ const token = map({
     .min(1, expect("at least one role")),
 });
 
+const ROUTE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A plugin name as the registry takes it: it becomes a directory name, so no leading ".". */
+const PLUGIN_NAME = /^(?!\.)[A-Za-z0-9_.-]{1,128}$/;
+const METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/** The gateway's own paths, each with everything below it. */
+const RESERVED = ["/v1", "/healthz", "/readyz", "/metrics", "/openapi.json"];
+const RESERVED_SHOWN = '"/v1/", "/healthz", "/readyz", "/metrics" and "/openapi.json"';
+
+/** An issue for a value that fails a check after its type was accepted. */
+function invalid(ctx: z.RefinementCtx, input: unknown, message: string): void {
+  ctx.addIssue({ code: "custom", input, message });
+}
+
+/** A route's path pattern: exact, or a prefix ending in `/*`. */
+function routePath() {
+  const expected = 'a path starting with "/", optionally ending in "/*"';
+  return z.string(expect(expected)).superRefine((path, ctx) => {
+    const got = `got ${show(path)}`;
+    if (!path.startsWith("/")) return invalid(ctx, path, `expected ${expected}, ${got}`);
+    if (/[\s?#]/.test(path)) return invalid(ctx, path, `expected a path without spaces, "?" or "#", ${got}`);
+    const prefix = path.endsWith("/*");
+    const dir = prefix ? path.slice(0, -2) : path;
+    if (dir.includes("*")) return invalid(ctx, path, `expected "*" only in a trailing "/*", ${got}`);
+    if (/\/\/|\/\.\.?(?:\/|$)/.test(dir + (prefix ? "/" : ""))) {
+      return invalid(ctx, path, `expected a path without empty, "." or ".." segments, ${got}`);
+    }
+    const taken = RESERVED.find((own) =>
+      dir === own || dir.startsWith(`${own}/`) || (prefix && own.startsWith(`${dir}/`))
+    );
+    if (taken !== undefined) {
+      const how = dir === taken || dir.startsWith(`${taken}/`) ? "under" : "it takes";
+      invalid(ctx, path, `expected a path outside the gateway's own ${RESERVED_SHOWN}, ${got} (${how} "${taken}")`);
+    }
+  });
+}
+
+/** HTTP methods, any case; upper-cased, repeats dropped. */
+function methods() {
+  const expected = `a method (${METHODS.join(", ")})`;
+  const method = z.string(expect(expected)).transform((name, ctx) => {
+    const upper = name.toUpperCase();
+    if (METHODS.includes(upper)) return upper;
+    invalid(ctx, name, `expected ${expected}, got ${show(name)}`);
+    return z.NEVER;
+  });
+  return z.array(method, expect("a list of methods"))
+    .min(1, expect("at least one method (leave out methods for any)"))
+    .transform((list) => [...new Set(list)]);
+}
+
+/** An `http:` or `https:` URL to append request paths to; kept without a trailing "/". */
+function upstream() {
+  const expected = "an http or https URL without query or fragment";
+  return z.string(expect(expected)).transform((value, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      // Reported below.
+    }
+    const got = `got ${show(value)}`;
+    if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || /\s/.test(value)) {
+      invalid(ctx, value, `expected ${expected}, ${got}`);
+    } else if (value.includes("?") || value.includes("#")) {
+      invalid(ctx, value, `expected ${expected} (the request's own query is passed on), ${got}`);
+    } else if (url.username !== "" || url.password !== "") {
+      // A password here would sit in plain text in the config and the logs.
+      invalid(ctx, value, `expected ${expected} and without user or password, got a URL with credentials`);
+    } else return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+    return z.NEVER;
+  });
+}
+
+function pluginName() {
+  return text("a plugin name (1-128 letters, digits, '_', '.' or '-', not starting with '.')", PLUGIN_NAME);
+}
+
+function exportName() {
+  return text("an export name", /^\S+$/);
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, expect(values.map((value) => JSON.stringify(value)).join(" or ")));
+}
+
+const hook = map({
+  plugin: pluginName(),
+  on: oneOf(["request", "response"]),
+  priority: z.int(expect("an integer")).optional(),
+  failure: oneOf(["closed", "open"]).optional(),
+  export: exportName().optional(),
+  config: z.record(
+    z.string(),
+    z.string({
+      error: (issue) => `expected a string (quote numbers and true/false), got ${show(issue.input)}`,
+    }),
+    expect("a map of names to strings"),
+  ).nullish(),
+}).transform((hook): HookConfig => ({
+  plugin: hook.plugin,
+  on: hook.on,
+  priority: hook.priority ?? 0,
+  failure: hook.failure ?? "closed",
+  export: hook.export ?? (hook.on === "request" ? "on_request" : "on_response"),
+  config: { ...hook.config },
+}));
+
+const handler = map({
+  plugin: pluginName(),
+  export: exportName().optional(),
+}).transform((handler): HandlerConfig => ({ plugin: handler.plugin, export: handler.export ?? "handle" }));
+
+const route = map({
+  name: text("a name of 1-64 letters, digits, '_', '.' or '-'", ROUTE_NAME),
+  match: map({ path: routePath(), methods: methods().optional() }),
+  upstream: upstream().optional(),
+  handler: handler.optional(),
+  auth: oneOf(["token", "public"]).optional(),
+  timeouts: map({
+    connectMs: integer(1, 600_000).optional(),
+    responseMs: integer(1, 3_600_000).optional(),
+  }).nullish(),
+  hooks: list(hook).optional(),
+}).transform((route, ctx): RouteConfig => {
+  if ((route.upstream === undefined) === (route.handler === undefined)) {
+    const problem = route.upstream === undefined ? 'neither "upstream" nor "handler"' : 'both "upstream" and "handler"';
+    invalid(ctx, route, `sets ${problem}: a route either proxies to an upstream or calls a plugin handler`);
+    return z.NEVER;
+  }
+  const match: RouteMatchConfig = { path: route.match.path };
+  if (route.match.methods !== undefined) match.methods = route.match.methods;
+  return {
+    name: route.name,
+    match,
+    ...(route.upstream === undefined ? {} : { upstream: route.upstream }),
+    ...(route.handler === undefined ? {} : { handler: route.handler }),
+    auth: route.auth ?? "token",
+    timeouts: { connectMs: route.timeouts?.connectMs ?? 2000, responseMs: route.timeouts?.responseMs ?? 10_000 },
+    hooks: route.hooks ?? [],
+  };
+});
+
+/** Flags a route that takes requests an earlier route already takes: same path pattern, a shared method. */
+function distinctMatches(routes: RouteConfig[], ctx: z.RefinementCtx): void {
+  for (const [index, later] of routes.entries()) {
+    for (const [first, earlier] of routes.slice(0, index).entries()) {
+      if (earlier.match.path !== later.match.path) continue;
+      const shared = earlier.match.methods === undefined
+        ? later.match.methods
+        : earlier.match.methods.filter((m) => later.match.methods?.includes(m) ?? true);
+      if (shared?.length === 0) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [index, "match"],
+        message: `route "${later.name}" takes the same requests as route "${earlier.name}" of entry ${first}: ` +
+          `path ${JSON.stringify(later.match.path)}, ${shared ? `methods ${shared.join(", ")}` : "any method"}`,
+      });
+      break;
+    }
+  }
+}
+
+/** A list of routes: names unique, no two taking the same requests. */
+function routes() {
+  return list(route).superRefine((list, ctx) => {
+    unique(list, (r) => r.name, "name", ctx, "route names are unique");
+    distinctMatches(list, ctx);
+  });
+}
+
+/** The shape of a routes document, e.g. the body of a routes reload. */
+export const ROUTES_FILE_SCHEMA = map({ routes: routes() });
+
 /** The shape of `keycard.yaml`. */
 export const CONFIG_FILE_SCHEMA = map({
   server: map({
@@ -153,6 +331,7 @@ export const CONFIG_FILE_SCHEMA = map({
     maxFiles: integer(1, 1000).optional(),
     ringSize: integer(1, 10_000_000).optional(),
   }).nullish(),
+  routes: routes().optional(),
 });
 
 /** `keycard.yaml` as validated: every key optional. */

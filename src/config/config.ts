@@ -57,6 +57,74 @@ export interface AuditConfig {
   ringSize: number;
 }
 
+/** The requests a route takes. */
+export interface RouteMatchConfig {
+  /**
+   * The path: exact (`/quote`), or a prefix ending in `/*` (`/api/orders/*` takes `/api/orders` and
+   * everything below). Starts with `/`, has no other `*`, and lies outside the gateway's own paths
+   * (`/v1/`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
+   */
+  path: string;
+  /** The methods taken, upper-case, of GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS, without repeats; absent for any. */
+  methods?: string[];
+}
+
+/** How long a route waits for its upstream. */
+export interface RouteTimeoutsConfig {
+  /** Time to connect to the upstream, in milliseconds, 1-600000. @default {2000} */
+  connectMs: number;
+  /** Time from sending the request to the response head, in milliseconds, 1-3600000. @default {10000} */
+  responseMs: number;
+}
+
+/** A plugin export called on a route's request before it is served, or on its response after. */
+export interface HookConfig {
+  /** The plugin's name: 1-128 letters, digits, `_`, `.` or `-`, not starting with `.`. */
+  plugin: string;
+  /** Whether the hook sees the request (`"request"`) or the response (`"response"`). */
+  on: "request" | "response";
+  /** Order among the route's hooks on the same side: lower runs first. @default {0} */
+  priority: number;
+  /** When the hook fails: `"closed"` refuses the request, `"open"` goes on without it. @default {"closed"} */
+  failure: "closed" | "open";
+  /** The export called. @default {"on_request" or "on_response", after `on`} */
+  export: string;
+  /** Config passed to the plugin for this hook. @default {{}} */
+  config: Record<string, string>;
+}
+
+/** A plugin export that serves a route's requests itself. */
+export interface HandlerConfig {
+  /** The plugin's name: 1-128 letters, digits, `_`, `.` or `-`, not starting with `.`. */
+  plugin: string;
+  /** The export called. @default {"handle"} */
+  export: string;
+}
+
+/**
+ * A route: requests matching `match` go to an upstream URL or to a plugin
+ * handler (exactly one of `upstream` and `handler` is set), through the hooks.
+ */
+export interface RouteConfig {
+  /** The route's name, unique among routes: 1-64 letters, digits, `_`, `.` or `-`. */
+  name: string;
+  /** The requests the route takes. */
+  match: RouteMatchConfig;
+  /**
+   * The upstream, an `http:` or `https:` URL without a trailing `/`, query or fragment; the matched request
+   * path is appended as is (`http://127.0.0.1:9001` + `/api/orders/7`). Absent when `handler` is set.
+   */
+  upstream?: string;
+  /** The plugin export that serves the route. Absent when `upstream` is set. */
+  handler?: HandlerConfig;
+  /** `"token"` requires an API client's bearer token, `"public"` serves anyone. @default {"token"} */
+  auth: "token" | "public";
+  /** Upstream timeouts. */
+  timeouts: RouteTimeoutsConfig;
+  /** Hooks in the order written; callers order them by `priority`. @default {[]} */
+  hooks: HookConfig[];
+}
+
 /**
  * The gateway configuration, fully resolved: every setting present, every
  * path absolute. {@linkcode loadConfig} builds it from `keycard.yaml`, the
@@ -81,6 +149,8 @@ export interface KeycardConfig {
   concurrency: ConcurrencyConfig;
   /** Audit log settings. */
   audit: AuditConfig;
+  /** Routes served by proxying to an upstream or calling a plugin, in the order written. @default {[]} */
+  routes: RouteConfig[];
 }
 
 /**
@@ -88,7 +158,7 @@ export interface KeycardConfig {
  * and as the whole configuration when the default `keycard.yaml` is absent.
  * Paths here are relative: `dataDir` and `policies` to the config file's
  * directory, `audit.file` to `dataDir`; {@linkcode loadConfig} makes them
- * absolute. No plugins and no tokens: the shipped `keycard.yaml` lists the
+ * absolute. No plugins, tokens or routes: the shipped `keycard.yaml` lists the
  * example plugins, and a missing file should not load code nobody named.
  *
  * @example Read a default
@@ -107,6 +177,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   limits: { ...DEFAULT_LIMITS },
   concurrency: { maxCalls: 16, queue: 256 },
   audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
+  routes: [],
 });
 
 function _deepFreeze<T>(value: T): T {

@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
-import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
-import { CONFIG_FILE_SCHEMA, type ConfigFile, host, show } from "./_schema.ts";
+import { parseYaml } from "./_parse_yaml.ts";
+import { CONFIG_FILE_SCHEMA, type ConfigFile, host } from "./_schema.ts";
 import { DEFAULT_CONFIG, type KeycardConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
 
@@ -68,8 +68,9 @@ export interface LoadedConfig {
  *
  * @param options The file, the environment and the working directory.
  * @returns The resolved configuration, the admin token when set, and where the configuration came from.
- * @throws {ConfigError} On YAML syntax errors, unknown keys, settings of the wrong type or range (with line,
- * column and path), and bad `KEYCARD_*` values (naming the variable).
+ * @throws {ConfigError} On YAML syntax errors, unknown keys, settings of the wrong type or range, routes that
+ * break a rule of `parseRoutes` (all with line, column and path), and bad `KEYCARD_*` values (naming
+ * the variable).
  * @throws {Deno.errors.NotFound} When the file named by `path` or `KEYCARD_CONFIG` does not exist.
  *
  * @example Load a config file with an override
@@ -101,7 +102,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     }
   }
   const shown = text === undefined ? BUILT_IN : file;
-  const input: ConfigFile = text === undefined ? {} : _parse(text, file);
+  const input: ConfigFile = text === undefined
+    ? {}
+    : parseYaml(text, file, CONFIG_FILE_SCHEMA, "the file must be a map of settings");
 
   const host = _value(env.KEYCARD_HOST);
   if (host !== undefined) input.server = { ...input.server, host: _checkHost(host, shown) };
@@ -117,74 +120,6 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     ...(adminToken === undefined ? {} : { adminToken }),
     source: text === undefined ? BUILT_IN : absolute,
   };
-}
-
-/** Parses and validates the YAML text, mapping every problem to its node's line and column. */
-function _parse(text: string, file: string): ConfigFile {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false });
-  const at = (offset: number | undefined) => {
-    if (offset === undefined) return {};
-    const { line, col } = lineCounter.linePos(offset);
-    return { line, column: col };
-  };
-  const syntax = document.errors[0];
-  if (syntax) {
-    const detail = `not valid YAML: ${syntax.message.split("\n")[0]}`;
-    throw new ConfigError(detail, { file, ...at(syntax.pos[0]), cause: syntax });
-  }
-  let data: unknown;
-  try {
-    data = document.toJS() ?? {};
-  } catch (error) {
-    // Alias bombs and the like: yaml refuses them while building values.
-    throw new ConfigError(`not usable YAML: ${(error as Error).message}`, { file, cause: error });
-  }
-  const result = CONFIG_FILE_SCHEMA.safeParse(data);
-  if (result.success) return result.data;
-  const problems = result.error.issues.flatMap((issue) =>
-    issue.code === "unrecognized_keys"
-      ? issue.keys.map((key) => ({
-        path: [...issue.path, key],
-        offset: _keyOffset(document, issue.path, key),
-        detail: `is not a known key ${issue.message}`,
-      }))
-      : [{
-        path: issue.path,
-        offset: _nodeOffset(document, issue.path),
-        detail: issue.path.length === 0 ? `the file must be a map of settings, got ${show(data)}` : issue.message,
-      }]
-  );
-  problems.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
-  const first = problems[0]!;
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
-  const path = _dotted(first.path);
-  throw new ConfigError(`${first.detail}${more}`, { file, ...at(first.offset), ...(path ? { path } : {}) });
-}
-
-/** Offset of the node at `path`, or of its nearest ancestor that exists (for a missing key). */
-function _nodeOffset(document: Document, path: readonly PropertyKey[]): number | undefined {
-  for (let length = path.length; length >= 0; length--) {
-    const node = document.getIn(path.slice(0, length), true);
-    if (isNode(node) && node.range) return node.range[0];
-  }
-  return undefined;
-}
-
-/** Offset of `key` itself in the map at `path`. */
-function _keyOffset(document: Document, path: readonly PropertyKey[], key: string): number | undefined {
-  const parent = document.getIn(path, true);
-  if (isMap(parent)) {
-    const pair = parent.items.find((item) => String(isScalar(item.key) ? item.key.value : item.key) === key);
-    if (isNode(pair?.key) && pair.key.range) return pair.key.range[0];
-  }
-  return _nodeOffset(document, path);
-}
-
-/** `["tokens", 0, "sha256"]` as `tokens[0].sha256`. */
-function _dotted(path: readonly PropertyKey[]): string {
-  return path.map((part, index) => typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)
-    .join("");
 }
 
 function _checkHost(value: string, file: string): string {
@@ -259,6 +194,7 @@ function _resolve(input: ConfigFile, baseDir: string): KeycardConfig {
     limits: { ...defaults.limits, ..._defined(input.limits) },
     concurrency: { ...defaults.concurrency, ..._defined(input.concurrency) },
     audit: { ...audit, file: resolve(dataDir, audit.file) },
+    routes: input.routes ?? [],
   };
 }
 

@@ -53,6 +53,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
       },
       concurrency: { maxCalls: 16, queue: 256 },
       audit: { file: join(dir, ".keycard", "audit.jsonl"), maxBytes: 10485760, maxFiles: 5, ringSize: 10000 },
+      routes: [],
     });
     assert.ok(Object.isFrozen(DEFAULT_CONFIG.server));
   });
@@ -65,7 +66,10 @@ Deno.test("loadConfig() loads the shipped keycard.yaml and resolves paths agains
     assert.equal(source, join(repo, "keycard.yaml"));
     assert.equal(config.dataDir, join(repo, ".keycard"));
     assert.equal(config.policies, join(repo, "policies"));
-    assert.deepEqual(config.plugins, [{ path: join(repo, "plugins/hello") }, { path: join(repo, "plugins/stamp") }]);
+    assert.deepEqual(
+      config.plugins,
+      ["hello", "stamp", "header-guard", "redact", "quoter"].map((name) => ({ path: join(repo, "plugins", name) })),
+    );
     assert.equal(config.audit.file, join(repo, ".keycard", "audit.jsonl"));
     assert.deepEqual(config.tokens, []);
     assert.deepEqual(config.server, DEFAULT_CONFIG.server);

@@ -2,7 +2,8 @@
  * The gateway configuration: `keycard.yaml` loaded, validated (unknown keys
  * and bad values refused with line and column), completed with defaults,
  * overridden by `KEYCARD_*` environment variables, and resolved to absolute
- * paths.
+ * paths. {@linkcode parseRoutes} validates a routes document by the same
+ * rules as the file's `routes`.
  *
  * @example Load the configuration
  * ```ts
@@ -25,12 +26,18 @@ export {
   type AuditConfig,
   type ConcurrencyConfig,
   DEFAULT_CONFIG,
+  type HandlerConfig,
+  type HookConfig,
   type KeycardConfig,
   type PluginConfig,
   type RegistryConfig,
+  type RouteConfig,
+  type RouteMatchConfig,
+  type RouteTimeoutsConfig,
   type ServerConfig,
   type TokenConfig,
 } from "./config.ts";
 export { ConfigError, type ConfigErrorOptions } from "./config_error.ts";
 export { CONFIG_ENV_VARS, loadConfig, type LoadConfigOptions, type LoadedConfig } from "./load_config.ts";
+export { parseRoutes } from "./parse_routes.ts";
 export type { PluginLimits } from "../runtime/mod.ts";

@@ -2,14 +2,14 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { buildPlugins } from "../../plugins/build.ts";
 import { AuditLog } from "../audit/mod.ts";
-import type { KeycardConfig } from "../config/mod.ts";
+import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
 import {
   type Client,
   createApp,
   type GatewayServices,
-  type Metrics,
+  Metrics,
   type PluginView,
   type PolicySourceView,
   ProblemError,
@@ -31,6 +31,7 @@ import {
   type StoredPlugin,
 } from "../registry/mod.ts";
 import { PluginHost } from "../runtime/mod.ts";
+import { RouteRunner } from "./route_runner.ts";
 import type { Hono } from "hono";
 
 /** Options of {@linkcode createGateway}. */
@@ -49,6 +50,13 @@ export interface Gateway {
   services: GatewayServices;
   /** Call counters and histograms behind /metrics. */
   metrics: Metrics;
+  /**
+   * Replaces the route table at once (requests in flight finish on theirs).
+   * @throws {TypeError} When a hook or handler names a plugin or export that is not loaded; nothing changes.
+   */
+  setRoutes(routes: readonly RouteConfig[]): void;
+  /** The route table in force. */
+  routes(): readonly RouteConfig[];
   /** Stops the plugin host (running calls finish), flushes the audit log, closes the store. */
   close(): Promise<void>;
 }
@@ -174,6 +182,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     if (latest && loaded?.sha256 !== latest.sha256) await load(latest);
   }
 
+  const metrics = new Metrics();
   const mutate = serial();
 
   /**
@@ -295,12 +304,38 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     ready: () => ready,
     maxBodyBytes: config.server.maxBodyBytes,
   };
-  const { app, metrics } = createApp(services);
+  const runner = new RouteRunner({
+    authenticate: services.authenticate,
+    authorize: services.authorize,
+    invoke: services.invoke,
+    audit,
+    metrics,
+  });
+  /** Checks that every hook and handler names a loaded plugin and export, then swaps the table in. */
+  const setRoutes = (routes: readonly RouteConfig[]): void => {
+    for (const route of routes) {
+      for (const step of [...route.hooks, ...(route.handler ? [route.handler] : [])]) {
+        const plugin = host.plugins().find((p) => p.name === step.plugin);
+        if (!plugin) throw new TypeError(`Route "${route.name}" uses plugin "${step.plugin}", which is not installed`);
+        if (!plugin.exports.includes(step.export)) {
+          throw new TypeError(
+            `Route "${route.name}" uses export "${step.export}", which plugin "${step.plugin}" lacks`,
+          );
+        }
+      }
+    }
+    runner.setRoutes(routes);
+  };
+  setRoutes(config.routes);
+  services.route = (request, remote) => runner.handle(request, remote);
+  const { app } = createApp(services, metrics);
   ready = true;
   return {
     app,
     services,
     metrics,
+    setRoutes,
+    routes: () => runner.routes(),
     async close() {
       ready = false;
       await host.close();

@@ -1,8 +1,9 @@
 /**
  * The gateway: keycard assembled from its configuration (registry, Cedar
- * engine, audit, host functions, plugin host) behind the HTTP app. Routes and
- * hook chains arrive here later.
+ * engine, audit, host functions, plugin host) behind the HTTP app, and the
+ * routes that put plugin hook chains in front of upstream services.
  *
  * @module
  */
 export { createGateway, type Gateway, type GatewayOptions } from "./create_gateway.ts";
+export { HOOK_BODY_BYTES, type HookInput, type HookOutput, RouteRunner, type RouteRunnerDeps } from "./route_runner.ts";

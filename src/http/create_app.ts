@@ -20,6 +20,7 @@ const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
  * translated in one error handler.
  *
  * @param services What the API serves (see {@linkcode GatewayServices}).
+ * @param metrics Where calls are counted (shared with the route runner).
  * @returns The app and its metrics.
  *
  * @example Serve the API
@@ -29,8 +30,10 @@ const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
  * Deno.serve({ hostname: "127.0.0.1", port: 8080 }, app.fetch);
  * ```
  */
-export function createApp(services: GatewayServices): { app: Hono<Env>; metrics: Metrics } {
-  const metrics = new Metrics();
+export function createApp(
+  services: GatewayServices,
+  metrics: Metrics = new Metrics(),
+): { app: Hono<Env>; metrics: Metrics } {
   const app = new Hono<Env>();
 
   app.onError((error, c) => {
@@ -291,6 +294,14 @@ export function createApp(services: GatewayServices): { app: Hono<Env>; metrics:
         unsubscribe();
       }
     });
+  });
+
+  // Everything else: the configured routes (plugin hook chains in front of upstreams).
+  app.all("*", async (c) => {
+    const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
+    const response = await services.route?.(c.req.raw, info?.remoteAddr?.hostname ?? "");
+    if (response) return response;
+    throw new ProblemError("not-found", `No route ${c.req.method} ${c.req.path}`);
   });
 
   return { app, metrics };

@@ -31,6 +31,8 @@ export const PROBLEMS = {
   saturated: { status: 429, title: "Too many requests" },
   "internal-error": { status: 500, title: "Internal error" },
   "plugin-failed": { status: 502, title: "Plugin failed" },
+  "upstream-failed": { status: 502, title: "Upstream failed" },
+  "hook-failed": { status: 503, title: "Route hook failed" },
   "not-ready": { status: 503, title: "Not ready" },
   "deadline-exceeded": { status: 504, title: "Deadline exceeded" },
 } as const;

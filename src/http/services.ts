@@ -84,4 +84,6 @@ export interface GatewayServices {
   ready(): boolean;
   /** Largest request body accepted, in bytes. */
   maxBodyBytes: number;
+  /** Answers a request through a configured route (hooks, upstream, handler), or undefined when none matches. */
+  route?(request: Request, remote: string): Promise<Response | undefined>;
 }

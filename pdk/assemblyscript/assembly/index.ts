@@ -552,3 +552,304 @@ export function clockNow(): HostResult {
 export function randomGet(n: i32): HostResult {
   return callHostJson(keycard_random_get, "{\"bytes\":" + n.toString() + "}");
 }
+
+// ---------------------------------------------------------------------------
+// Base64, hashing and a small structural JSON reader (used by route-hook
+// plugins: HookInput/HookOutput carry bodies as base64 inside JSON).
+// ---------------------------------------------------------------------------
+
+/** Standard base64 (RFC 4648, with `=` padding) of bytes. */
+export function base64Encode(b: Uint8Array): string {
+  const n = b.length;
+  const out = new Uint8Array(((n + 2) / 3) * 4);
+  // Static UTF-16 string data (a literal here, not a module global, so that
+  // plugins that never encode carry none of it): symbol k at alphabet + 2k.
+  const alphabet = changetype<usize>("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+  let o = 0;
+  let i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const v = (<u32>unchecked(b[i]) << 16) | (<u32>unchecked(b[i + 1]) << 8) | <u32>unchecked(b[i + 2]);
+    unchecked((out[o] = <u8>load<u16>(alphabet + (<usize>((v >> 18) & 63) << 1))));
+    unchecked((out[o + 1] = <u8>load<u16>(alphabet + (<usize>((v >> 12) & 63) << 1))));
+    unchecked((out[o + 2] = <u8>load<u16>(alphabet + (<usize>((v >> 6) & 63) << 1))));
+    unchecked((out[o + 3] = <u8>load<u16>(alphabet + (<usize>(v & 63) << 1))));
+    o += 4;
+  }
+  const rest = n - i;
+  if (rest > 0) {
+    const v = (<u32>unchecked(b[i]) << 16) | (rest == 2 ? <u32>unchecked(b[i + 1]) << 8 : 0);
+    out[o] = <u8>load<u16>(alphabet + (<usize>((v >> 18) & 63) << 1));
+    out[o + 1] = <u8>load<u16>(alphabet + (<usize>((v >> 12) & 63) << 1));
+    out[o + 2] = rest == 2 ? <u8>load<u16>(alphabet + (<usize>((v >> 6) & 63) << 1)) : 0x3d;
+    out[o + 3] = 0x3d;
+  }
+  return fromBytes(out);
+}
+
+/** Standard base64 of a string's UTF-8 bytes. */
+export function base64EncodeString(s: string): string {
+  return base64Encode(toBytes(s));
+}
+
+function b64Value(c: i32): i32 {
+  if (c >= 0x41 && c <= 0x5a) return c - 0x41; // A-Z
+  if (c >= 0x61 && c <= 0x7a) return c - 0x61 + 26; // a-z
+  if (c >= 0x30 && c <= 0x39) return c - 0x30 + 52; // 0-9
+  if (c == 0x2b || c == 0x2d) return 62; // + (or URL-safe -)
+  if (c == 0x2f || c == 0x5f) return 63; // / (or URL-safe _)
+  return -1;
+}
+
+/**
+ * Decodes base64 (standard or URL-safe alphabet; `=` padding optional; ASCII
+ * whitespace ignored). Returns null on any other character or a dangling
+ * single trailing symbol.
+ */
+export function base64Decode(s: string): Uint8Array | null {
+  const n = s.length;
+  const out = new Uint8Array((n * 3) >> 2);
+  let o = 0;
+  let acc = 0;
+  let bits = 0;
+  let symbols = 0;
+  let padded = false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (isSpace(c)) continue;
+    if (c == 0x3d) { // '='
+      padded = true;
+      continue;
+    }
+    if (padded) return null; // data after padding
+    const v = b64Value(c);
+    if (v < 0) return null;
+    symbols++;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = <u8>((acc >> bits) & 0xff);
+    }
+  }
+  if ((symbols & 3) == 1) return null;
+  return out.slice(0, o);
+}
+
+/** 64-bit FNV-1a hash of bytes. */
+export function fnv1a64(b: Uint8Array): u64 {
+  let h: u64 = 0xcbf29ce484222325;
+  for (let i = 0; i < b.length; i++) {
+    h ^= <u64>unchecked(b[i]);
+    h *= 0x100000001b3;
+  }
+  return h;
+}
+
+/** A u64 as 16 lower-case hex digits (zero-padded). */
+export function hex64(v: u64): string {
+  let s = "";
+  for (let shift = 60; shift >= 0; shift -= 4) {
+    s += HEX.charAt(<i32>((v >> <u64>shift) & 15));
+  }
+  return s;
+}
+
+function jsonSkipSpace(json: string, i: i32): i32 {
+  const n = json.length;
+  while (i < n && isSpace(json.charCodeAt(i))) i++;
+  return i;
+}
+
+/** Index just after the JSON string literal whose opening quote is at `i`, or -1 if unterminated. */
+function jsonStringEnd(json: string, i: i32): i32 {
+  const n = json.length;
+  i++;
+  while (i < n) {
+    const c = json.charCodeAt(i);
+    if (c == 0x22) return i + 1;
+    i += c == 0x5c ? 2 : 1;
+  }
+  return -1;
+}
+
+/**
+ * Index just after the JSON value starting at (or after whitespace from) `i`,
+ * or -1. Strings are scanned with their escapes; objects and arrays by
+ * bracket depth (string-aware, structure not validated); scalars up to the
+ * next `,` `}` `]` or whitespace.
+ */
+export function jsonSkipValue(json: string, i: i32): i32 {
+  const n = json.length;
+  i = jsonSkipSpace(json, i);
+  if (i >= n) return -1;
+  const c = json.charCodeAt(i);
+  if (c == 0x22) return jsonStringEnd(json, i);
+  if (c == 0x7b || c == 0x5b) {
+    let depth = 0;
+    while (i < n) {
+      const d = json.charCodeAt(i);
+      if (d == 0x22) {
+        i = jsonStringEnd(json, i);
+        if (i < 0) return -1;
+        continue;
+      }
+      if (d == 0x7b || d == 0x5b) depth++;
+      else if (d == 0x7d || d == 0x5d) {
+        depth--;
+        if (depth == 0) return i + 1;
+      }
+      i++;
+    }
+    return -1;
+  }
+  const start = i;
+  while (i < n) {
+    const d = json.charCodeAt(i);
+    if (d == 0x2c || d == 0x7d || d == 0x5d || isSpace(d)) break;
+    i++;
+  }
+  return i > start ? i : -1;
+}
+
+/**
+ * Decodes the JSON string literal `raw` (surrounding whitespace allowed), or
+ * returns null when `raw` is not a string literal.
+ */
+export function jsonParseString(raw: string): string | null {
+  const n = raw.length;
+  let i = jsonSkipSpace(raw, 0);
+  if (i >= n || raw.charCodeAt(i) != 0x22) return null;
+  i++;
+  let out = "";
+  let start = i;
+  while (i < n) {
+    const c = raw.charCodeAt(i);
+    if (c == 0x22) return out + raw.substring(start, i);
+    if (c != 0x5c) {
+      i++;
+      continue;
+    }
+    out += raw.substring(start, i);
+    if (i + 1 >= n) return null;
+    const e = raw.charCodeAt(i + 1);
+    i += 2;
+    if (e == 0x6e) out += "\n";
+    else if (e == 0x72) out += "\r";
+    else if (e == 0x74) out += "\t";
+    else if (e == 0x62) out += "\b";
+    else if (e == 0x66) out += "\f";
+    else if (e == 0x75) {
+      if (i + 4 > n) return null;
+      let code = 0;
+      for (let k = 0; k < 4; k++) {
+        const h = hexValue(raw.charCodeAt(i + k));
+        if (h < 0) return null;
+        code = (code << 4) | h;
+      }
+      out += String.fromCharCode(code);
+      i += 4;
+    } else out += String.fromCharCode(e); // \" \\ \/
+    start = i;
+  }
+  return null;
+}
+
+/**
+ * Reads the top-level members of a JSON object one at a time (no module
+ * globals, no closures). `next()` returns false at the end or at the first
+ * malformed part (then `malformed` is true).
+ */
+class JsonMembers {
+  i: i32 = 0;
+  started: bool = false;
+  done: bool = false;
+  malformed: bool = false;
+  key: string = "";
+  raw: string = "";
+
+  constructor(public json: string) {}
+
+  private fail(): bool {
+    this.done = true;
+    this.malformed = true;
+    return false;
+  }
+
+  next(): bool {
+    if (this.done) return false;
+    const json = this.json;
+    const n = json.length;
+    let i = this.i;
+    if (!this.started) {
+      this.started = true;
+      i = jsonSkipSpace(json, 0);
+      if (i >= n || json.charCodeAt(i) != 0x7b) return this.fail();
+      i = jsonSkipSpace(json, i + 1);
+      if (i < n && json.charCodeAt(i) == 0x7d) {
+        this.done = true;
+        return false;
+      }
+    } else {
+      i = jsonSkipSpace(json, i);
+      if (i >= n) return this.fail();
+      const c = json.charCodeAt(i);
+      if (c == 0x7d) {
+        this.done = true;
+        return false;
+      }
+      if (c != 0x2c) return this.fail();
+      i = jsonSkipSpace(json, i + 1);
+    }
+    if (i >= n || json.charCodeAt(i) != 0x22) return this.fail();
+    const ke = jsonStringEnd(json, i);
+    if (ke < 0) return this.fail();
+    const key = jsonParseString(json.substring(i, ke));
+    if (key === null) return this.fail();
+    i = jsonSkipSpace(json, ke);
+    if (i >= n || json.charCodeAt(i) != 0x3a) return this.fail();
+    const vs = jsonSkipSpace(json, i + 1);
+    const ve = jsonSkipValue(json, vs);
+    if (ve < 0) return this.fail();
+    this.key = changetype<string>(key);
+    this.raw = json.substring(vs, ve);
+    this.i = ve;
+    return true;
+  }
+}
+
+/**
+ * The raw JSON text of the top-level member `key` of the object `json` (first
+ * occurrence), or null when absent or `json` is not an object. Unlike
+ * `jsonGetString` this respects nesting: a key inside a nested object or a
+ * string value never matches.
+ */
+export function jsonGetRaw(json: string, key: string): string | null {
+  const members = new JsonMembers(json);
+  while (members.next()) {
+    if (members.key == key) return members.raw;
+  }
+  return null;
+}
+
+/** The top-level member `key` of `json` decoded as a string, or null when absent or not a string. */
+export function jsonGetStringField(json: string, key: string): string | null {
+  const raw = jsonGetRaw(json, key);
+  return raw === null ? null : jsonParseString(changetype<string>(raw));
+}
+
+/** The top-level member `key` of `json` as a boolean: `fallback` when absent or not `true`/`false`. */
+export function jsonGetBool(json: string, key: string, fallback: bool): bool {
+  const raw = jsonGetRaw(json, key);
+  if (raw === null) return fallback;
+  if (raw == "true") return true;
+  if (raw == "false") return false;
+  return fallback;
+}
+
+/** The decoded keys of the object `json`'s top-level members, in order (those read before any malformed part; empty when not an object). */
+export function jsonObjectKeys(json: string): Array<string> {
+  const keys = new Array<string>();
+  const members = new JsonMembers(json);
+  while (members.next()) keys.push(members.key);
+  return keys;
+}

@@ -1,0 +1,81 @@
+/**
+ * YAML text validated by a zod schema, every problem mapped to the line and
+ * column of its node. Shared by the config file and the routes document.
+ */
+import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { show } from "./_schema.ts";
+import { ConfigError } from "./config_error.ts";
+
+/**
+ * Parses `text` and validates it with `schema`; an empty document counts as an empty map.
+ *
+ * @param root The message when the document is not a map: `the file must be a map of settings`.
+ * @throws {ConfigError} The first problem in document order, counting the others.
+ */
+export function parseYaml<S extends z.ZodType>(text: string, file: string, schema: S, root: string): z.output<S> {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return {};
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  const syntax = document.errors[0];
+  if (syntax) {
+    const detail = `not valid YAML: ${syntax.message.split("\n")[0]}`;
+    throw new ConfigError(detail, { file, ...at(syntax.pos[0]), cause: syntax });
+  }
+  let data: unknown;
+  try {
+    data = document.toJS() ?? {};
+  } catch (error) {
+    // Alias bombs and the like: yaml refuses them while building values.
+    throw new ConfigError(`not usable YAML: ${(error as Error).message}`, { file, cause: error });
+  }
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const problems = result.error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({
+        path: [...issue.path, key],
+        offset: _keyOffset(document, issue.path, key),
+        detail: `is not a known key ${issue.message}`,
+      }))
+      : [{
+        path: issue.path,
+        offset: _nodeOffset(document, issue.path),
+        detail: issue.path.length === 0 ? `${root}, got ${show(data)}` : issue.message,
+      }]
+  );
+  problems.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
+  const first = problems[0]!;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : "";
+  const path = _dotted(first.path);
+  throw new ConfigError(`${first.detail}${more}`, { file, ...at(first.offset), ...(path ? { path } : {}) });
+}
+
+/** Offset of the node at `path`, or of its nearest ancestor that exists (for a missing key). */
+function _nodeOffset(document: Document, path: readonly PropertyKey[]): number | undefined {
+  for (let length = path.length; length >= 0; length--) {
+    const node = document.getIn(path.slice(0, length), true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return undefined;
+}
+
+/** Offset of `key` itself in the map at `path`. */
+function _keyOffset(document: Document, path: readonly PropertyKey[], key: string): number | undefined {
+  const parent = document.getIn(path, true);
+  if (isMap(parent)) {
+    const pair = parent.items.find((item) => String(isScalar(item.key) ? item.key.value : item.key) === key);
+    if (isNode(pair?.key) && pair.key.range) return pair.key.range[0];
+  }
+  return _nodeOffset(document, path);
+}
+
+/** `["tokens", 0, "sha256"]` as `tokens[0].sha256`. */
+function _dotted(path: readonly PropertyKey[]): string {
+  return path.map((part, index) => typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)
+    .join("");
+}
