@@ -168,6 +168,7 @@ function parseOutput(hook: HookConfig | HandlerConfig, bytes: Uint8Array): HookO
     throw new HookFailure(hook, "Hook output must be a JSON object");
   }
   const o = output as HookOutput;
+  if (o.status === 0) delete o.status; // 0 means "no override"
   if (o.status !== undefined && (!Number.isInteger(o.status) || o.status < 100 || o.status > 599)) {
     throw new HookFailure(hook, `Hook output status ${JSON.stringify(o.status)} is not an HTTP status`);
   }
