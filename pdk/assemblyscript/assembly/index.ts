@@ -258,41 +258,7 @@ export function jsonGetString(json: string, key: string): string | null {
     i++;
     while (i < n && isSpace(json.charCodeAt(i))) i++;
     if (i >= n || json.charCodeAt(i) != 0x22) return null; // not a string value
-    i++;
-    let out = "";
-    let start = i;
-    while (i < n) {
-      const c = json.charCodeAt(i);
-      if (c == 0x22) {
-        return out + json.substring(start, i);
-      }
-      if (c != 0x5c) {
-        i++;
-        continue;
-      }
-      out += json.substring(start, i);
-      if (i + 1 >= n) return null;
-      const e = json.charCodeAt(i + 1);
-      i += 2;
-      if (e == 0x6e) out += "\n";
-      else if (e == 0x72) out += "\r";
-      else if (e == 0x74) out += "\t";
-      else if (e == 0x62) out += "\b";
-      else if (e == 0x66) out += "\f";
-      else if (e == 0x75) {
-        if (i + 4 > n) return null;
-        let code = 0;
-        for (let k = 0; k < 4; k++) {
-          const h = hexValue(json.charCodeAt(i + k));
-          if (h < 0) return null;
-          code = (code << 4) | h;
-        }
-        out += String.fromCharCode(code);
-        i += 4;
-      } else out += String.fromCharCode(e); // \" \\ \/
-      start = i;
-    }
-    return null;
+    return jsonDecodeStringAt(json, i + 1);
   }
 }
 
@@ -716,22 +682,29 @@ export function jsonSkipValue(json: string, i: i32): i32 {
  * returns null when `raw` is not a string literal.
  */
 export function jsonParseString(raw: string): string | null {
-  const n = raw.length;
-  let i = jsonSkipSpace(raw, 0);
-  if (i >= n || raw.charCodeAt(i) != 0x22) return null;
-  i++;
+  const i = jsonSkipSpace(raw, 0);
+  if (i >= raw.length || raw.charCodeAt(i) != 0x22) return null;
+  return jsonDecodeStringAt(raw, i + 1);
+}
+
+/**
+ * Decodes a JSON string's contents starting just after its opening quote at
+ * `i`, up to the closing quote; null when it is unterminated or malformed.
+ */
+function jsonDecodeStringAt(text: string, i: i32): string | null {
+  const n = text.length;
   let out = "";
   let start = i;
   while (i < n) {
-    const c = raw.charCodeAt(i);
-    if (c == 0x22) return out + raw.substring(start, i);
+    const c = text.charCodeAt(i);
+    if (c == 0x22) return out + text.substring(start, i);
     if (c != 0x5c) {
       i++;
       continue;
     }
-    out += raw.substring(start, i);
+    out += text.substring(start, i);
     if (i + 1 >= n) return null;
-    const e = raw.charCodeAt(i + 1);
+    const e = text.charCodeAt(i + 1);
     i += 2;
     if (e == 0x6e) out += "\n";
     else if (e == 0x72) out += "\r";
@@ -742,7 +715,7 @@ export function jsonParseString(raw: string): string | null {
       if (i + 4 > n) return null;
       let code = 0;
       for (let k = 0; k < 4; k++) {
-        const h = hexValue(raw.charCodeAt(i + k));
+        const h = hexValue(text.charCodeAt(i + k));
         if (h < 0) return null;
         code = (code << 4) | h;
       }
