@@ -341,3 +341,55 @@ Deno.test("Extism's built-in http_request goes through the same authorized fetch
     await server.shutdown();
   }
 });
+
+Deno.test("Extism's host ABI works, and its log_* calls are decided and audited as log.write", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("ok", { headers: { "x-from": "upstream" } }),
+  );
+  const port = server.addr.port;
+  const w = await world([], {
+    extra: [{
+      name: "grants/abi",
+      text: compileGrants("abi", [{ "log.write": {} }, { "http.request": { host: "127.0.0.1", port } }]),
+    }],
+  });
+  try {
+    await w.host.load(await watFixture("extism_abi"), { name: "abi", config: { region: "eu-west-1" } });
+    const call = async (name: string, input: string) => decoder.decode(await w.host.invoke("abi", name, input));
+    assert.equal(await call("config", "region"), "eu-west-1");
+    // A key that is not configured: config_get returns 0 (Extism's JS SDK ignores the export's return code).
+    assert.equal(await call("config", "missing"), "");
+    assert.equal(await call("vars", "remember me"), "remember me");
+    assert.equal(await call("var_read", "remember me"), "remember me"); // vars outlive a call
+    assert.equal(await call("echo_unsafe", "unsafe echo"), "unsafe echo");
+    await assert.rejects(() => w.host.invoke("abi", "error", "plugin says no"), /plugin says no/);
+    await call("log", "hello from the ABI");
+    assert.deepEqual(w.logs, ["warn:hello from the ABI", "info:hello from the ABI"]);
+    const logs = w.audit.query({ plugin: "abi", action: "log.write" });
+    assert.deepEqual(logs.map((e) => e.decision), ["allow", "allow"]);
+    const headers = JSON.parse(
+      await call("headers", JSON.stringify({ url: `http://127.0.0.1:${port}/`, method: "GET", headers: {} })),
+    );
+    assert.equal(headers["x-from"], "upstream");
+  } finally {
+    await w.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("Extism's log_* calls of a plugin without a log grant are denied and audited, and the call goes on", async () => {
+  const w = await world([]);
+  try {
+    await w.host.load(await watFixture("extism_abi"), { name: "abi" });
+    await w.host.invoke("abi", "log", "not allowed");
+    assert.deepEqual(w.logs, []);
+    const logs = w.audit.query({ plugin: "abi", action: "log.write" });
+    assert.deepEqual(logs.map((e) => [e.decision, e.reason]), [
+      ["deny", "denied by default"],
+      ["deny", "denied by default"],
+    ]);
+  } finally {
+    await w.close();
+  }
+});

@@ -17,7 +17,7 @@ export type WorkerRequest =
     hostFunctions: string[];
     initExports: string[];
     config: Record<string, string>;
-    limits: { allocBytes: number; outputBytes: number; hostCalls: number };
+    limits: { allocBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
   }
   | { type: "selfcheck" };
 

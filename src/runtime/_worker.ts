@@ -18,11 +18,17 @@ type Plugin = Awaited<ReturnType<typeof createPlugin>>;
 
 let plugin: Plugin | undefined;
 let interrupt: Int32Array | undefined;
-let limits = { allocBytes: 0, outputBytes: 0, hostCalls: 0 };
+let limits = { allocBytes: 0, outputBytes: 0, hostCalls: 0, hostIoBytes: 0 };
 // Per-call state, reset by every call.
 let allocated = 0;
 let memoryOverrun = "";
 let hostCalls = 0;
+
+/** A console that prints nothing: Extism's SDK logs its own complaints to it. */
+type Logger = NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>;
+const SILENT = Object.fromEntries(
+  ["trace", "debug", "info", "warn", "error", "log"].map((name) => [name, () => {}]),
+) as unknown as Logger;
 
 function post(reply: WorkerReply): void {
   self.postMessage(reply);
@@ -71,6 +77,18 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     },
   };
   const http = request.hostFunctions.indexOf("keycard_http_request");
+  const log = request.hostFunctions.indexOf("keycard_log_write");
+  for (const level of ["trace", "debug", "info", "warn", "error"]) {
+    // Extism's log_<level>(message block): through keycard_log_write, so that
+    // it is decided, audited and rate-capped like the plugin's other logs.
+    env[`log_${level}`] = (ctx: CallContext, offset: bigint): bigint => {
+      const message = ctx.read(offset)?.string() ?? "";
+      if (log >= 0 && ++hostCalls <= limits.hostCalls) {
+        bridge.call(log, new TextEncoder().encode(JSON.stringify({ level, message })), interrupted);
+      }
+      return 0n;
+    };
+  }
   try {
     plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
       useWasi: false,
@@ -81,7 +99,11 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
         "extism:host/env": env,
         [HTTP_IMPORT_MODULE]: extismHttp(bridge, http, interrupted),
       },
-      logLevel: "silent",
+      // Extism's own logger stays silent; the log_* imports go to keycard's
+      // log.write (decided and audited). "trace" makes PDKs send every level.
+      logLevel: "trace",
+      logger: SILENT,
+      memory: { maxVarBytes: limits.hostIoBytes },
     });
     const instance = await plugin.getInstance();
     const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
