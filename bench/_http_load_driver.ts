@@ -260,3 +260,15 @@ export async function runFetch(target: LoadTarget, options: LoadOptions): Promis
     client.close();
   }
 }
+
+/**
+ * Reads the integer of a `--key=value` flag.
+ * @throws {RangeError} When the value is not an integer in [min, max].
+ */
+export function intFlag(key: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new RangeError(`${key} expects an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}

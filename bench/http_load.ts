@@ -38,6 +38,7 @@ import { createApp } from "../src/http/mod.ts";
 import type { Decision } from "../src/policy/mod.ts";
 import {
   ensureWrk,
+  intFlag,
   type LoadOptions,
   type LoadResult,
   type LoadTarget,
@@ -80,13 +81,7 @@ function parseFlags(args: string[]): Flags {
   };
   for (const arg of args) {
     const [key, value] = arg.split("=", 2) as [string, string | undefined];
-    const int = (min: number, max: number): number => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        throw new RangeError(`${key} expects an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-      }
-      return n;
-    };
+    const int = (min: number, max: number): number => intFlag(key, value, min, max);
     if (key === "--duration") flags.seconds = int(1, 60);
     else if (key === "--connections") flags.connections = int(1, 1024);
     else if (key === "--threads") flags.threads = int(1, 64);

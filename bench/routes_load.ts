@@ -29,6 +29,7 @@ import { createGateway, type Gateway } from "../src/gateway/mod.ts";
 import { compileWat } from "../tests/_wat.ts";
 import {
   ensureWrk,
+  intFlag,
   type LoadOptions,
   type LoadResult,
   type LoadTarget,
@@ -55,13 +56,7 @@ function parseFlags(args: string[]): Flags {
   const flags: Flags = { seconds: 5, seqSeconds: 3, connections: 32, threads: 2, fetch: false };
   for (const arg of args) {
     const [key, value] = arg.split("=", 2) as [string, string | undefined];
-    const int = (min: number, max: number): number => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        throw new RangeError(`${key} expects an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-      }
-      return n;
-    };
+    const int = (min: number, max: number): number => intFlag(key, value, min, max);
     if (key === "--duration") flags.seconds = int(1, 30);
     else if (key === "--seq") flags.seqSeconds = int(1, 30);
     else if (key === "--connections") flags.connections = int(1, 512);

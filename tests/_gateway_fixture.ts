@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
 import { createGateway, type Gateway } from "../src/gateway/mod.ts";
-import { examplePlugin, watFixture } from "./_test_utils.ts";
+import { copyPolicies, examplePlugin, watFixture } from "./_test_utils.ts";
 
 const repo = new URL("../", import.meta.url);
 
@@ -72,13 +72,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   await examplePlugin("stamp");
   const dir = await Deno.makeTempDir({ prefix: "keycard-http-" });
   try {
-    const policies = join(dir, "policies");
-    await Deno.mkdir(policies);
-    for await (const entry of Deno.readDir(new URL("policies/", repo))) {
-      if (entry.isFile && (entry.name.endsWith(".cedar") || entry.name === "keycard.cedarschema")) {
-        await Deno.copyFile(new URL(`policies/${entry.name}`, repo), join(policies, entry.name));
-      }
-    }
+    const policies = await copyPolicies(dir);
     const wasmDir = join(dir, "wasm");
     await Deno.mkdir(wasmDir);
     await Deno.writeFile(join(wasmDir, "trap.wasm"), await watFixture("trap"));

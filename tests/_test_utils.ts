@@ -36,3 +36,19 @@ export async function idleCpuShare(ms = 300): Promise<number> {
 
 export const encoder = new TextEncoder();
 export const decoder = new TextDecoder();
+
+/**
+ * Copies the repo's `policies/` (schema and `.cedar` files) into `<dir>/policies`, where a gateway may write.
+ * @returns The new policies directory.
+ */
+export async function copyPolicies(dir: string): Promise<string> {
+  const policies = `${dir}/policies`;
+  await Deno.mkdir(policies);
+  const source = new URL("../policies/", import.meta.url);
+  for await (const entry of Deno.readDir(source)) {
+    if (entry.isFile && (entry.name.endsWith(".cedar") || entry.name === "keycard.cedarschema")) {
+      await Deno.copyFile(new URL(entry.name, source), `${policies}/${entry.name}`);
+    }
+  }
+  return policies;
+}

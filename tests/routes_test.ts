@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { loadConfig, parseRoutes, type RouteConfig } from "../src/config/mod.ts";
 import { createGateway, type Gateway } from "../src/gateway/mod.ts";
 import { bearer, expectProblem, sha256Hex, within } from "./_gateway_fixture.ts";
-import { examplePlugin, watFixture } from "./_test_utils.ts";
+import { copyPolicies, examplePlugin, watFixture } from "./_test_utils.ts";
 
 const repo = new URL("../", import.meta.url);
 const BASE = "http://keycard.test";
@@ -270,13 +270,7 @@ async function startFixture(): Promise<Fixture> {
   const upstream = startUpstream();
   const dir = await Deno.makeTempDir({ prefix: "keycard-routes-" });
   try {
-    const policies = join(dir, "policies");
-    await Deno.mkdir(policies);
-    for await (const entry of Deno.readDir(new URL("policies/", repo))) {
-      if (entry.isFile && (entry.name.endsWith(".cedar") || entry.name === "keycard.cedarschema")) {
-        await Deno.copyFile(new URL(`policies/${entry.name}`, repo), join(policies, entry.name));
-      }
-    }
+    const policies = await copyPolicies(dir);
     const wasmDir = join(dir, "wasm");
     await Deno.mkdir(wasmDir);
     for (const name of HOOK_PLUGINS) {
