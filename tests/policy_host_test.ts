@@ -64,7 +64,8 @@ async function world(
       audit,
       fs: await FsCapability.open(root),
       kv,
-      env: (plugin): Record<string, string> => plugin === "relay" ? { REGION: "eu-west-1" } : {},
+      env: (plugin): Record<string, string> =>
+        plugin === "relay" ? { REGION: "eu-west-1" } : plugin === "wasi" ? { REGION: "eu-west-1", SECRET: "x" } : {},
       logSink: (entry) => logs.push(`${entry.level}:${entry.message}`),
       http: { timeoutMs: 2000, ...(options.resolve ? { resolve: options.resolve } : {}) },
     }),
@@ -389,6 +390,65 @@ Deno.test("Extism's log_* calls of a plugin without a log grant are denied and a
       ["deny", "denied by default"],
       ["deny", "denied by default"],
     ]);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("WASI preview 1 calls are keycard host calls: granted ones work, the rest are errnos", async () => {
+  const w = await world([], {
+    extra: [{
+      name: "grants/wasi",
+      text: compileGrants("wasi", [
+        { "log.write": {} },
+        { "clock.now": {} },
+        { "random.get": {} },
+        { "env.get": { names: ["REGION"] } },
+      ]),
+    }],
+  });
+  try {
+    await w.host.load(await watFixture("wasi_basic"), { name: "wasi", config: { REGION: "eu-west-1", SECRET: "x" } });
+    const call = async (name: string) => await w.host.invoke("wasi", name);
+    const hello = await call("hello");
+    assert.deepEqual([hello[0], new DataView(hello.buffer, hello.byteOffset + 1).getUint32(0, true)], [0, 11]);
+    assert.deepEqual(w.logs, ["info:hello wasi"]);
+    const clock = await call("clock");
+    assert.equal(clock[0], 0);
+    const ms = Number(new DataView(clock.buffer, clock.byteOffset + 1).getBigUint64(0, true) / 1_000_000n);
+    assert.ok(Math.abs(ms - Date.now()) < 60_000, `clock says ${ms}`);
+    const random = await call("random");
+    assert.equal(random[0], 0);
+    assert.notDeepEqual(random.subarray(1), new Uint8Array(16));
+    // Only the granted variable is in the environment.
+    assert.equal(decoder.decode((await call("environ_text")).subarray(1)), "REGION=eu-west-1\0");
+    assert.deepEqual([...await call("args")], [0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.equal((await call("open"))[0], 76); // ENOTCAPABLE: no preopened directories
+    assert.equal((await call("exit0")).length, 0);
+    await assert.rejects(() => w.host.invoke("wasi", "exit3"), /exited with code 3/);
+    // Every decision was audited, the SECRET lookup denied.
+    const env = w.audit.query({ plugin: "wasi", action: "env.get", limit: 100 });
+    assert.ok(env.some((e) => e.decision === "deny" && e.resource === 'EnvVar::"wasi/SECRET"'));
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("WASI calls of a plugin with an empty grant are all denied errnos, audited, never traps", async () => {
+  const w = await world([]);
+  try {
+    await w.host.load(await watFixture("wasi_basic"), { name: "wasi", config: { REGION: "eu-west-1" } });
+    for (const name of ["hello", "clock", "random"]) {
+      assert.equal((await w.host.invoke("wasi", name))[0], 2, name); // EACCES
+    }
+    assert.equal(decoder.decode((await w.host.invoke("wasi", "environ_text")).subarray(1)), "");
+    assert.deepEqual(w.logs, []);
+    const decisions = w.audit.query({ plugin: "wasi", limit: 100 });
+    assert.deepEqual([...new Set(decisions.map((e) => e.decision))], ["deny"]);
+    assert.deepEqual(
+      [...new Set(decisions.map((e) => e.action))].sort(),
+      ["clock.now", "env.get", "log.write", "random.get"],
+    );
   } finally {
     await w.close();
   }

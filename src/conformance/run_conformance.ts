@@ -7,6 +7,7 @@ import {
   type PluginLimits,
   PluginReportedError,
   PluginRuntimeError,
+  WASI_FUNCTIONS,
 } from "../runtime/mod.ts";
 import { _openSandbox, type _Sandbox } from "./_sandbox.ts";
 
@@ -236,6 +237,7 @@ function _checkImports(info: ModuleInfo, hostFunctionNames: readonly string[]): 
   const unknown = info.imports.filter((i) =>
     !(i.kind === "function" &&
       ((i.module === "extism:host/env" && EXTISM_HOST_FUNCTIONS.has(i.name)) ||
+        (i.module === "wasi_snapshot_preview1" && WASI_FUNCTIONS.has(i.name)) ||
         (i.module === "extism:host/user" && keycard.has(i.name))))
   );
   if (unknown.length > 0) {

@@ -6,7 +6,14 @@
 import process from "node:process";
 import { BridgeClient, errorResponse } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
-import { HTTP_IMPORT_MODULE, INTERRUPT, INTERRUPT_EXPORT, TRAP_REASON } from "./instrument_module.ts";
+import {
+  HTTP_IMPORT_MODULE,
+  INTERRUPT,
+  INTERRUPT_EXPORT,
+  TRAP_REASON,
+  WASI_IMPORT_MODULE,
+} from "./instrument_module.ts";
+import { WasiExit, wasiImports } from "./_wasi.ts";
 import type { WorkerReply, WorkerRequest } from "./_protocol.ts";
 import type { CallContext } from "@extism/extism";
 
@@ -89,6 +96,19 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       return 0n;
     };
   }
+  let linearMemory: WebAssembly.Memory | undefined;
+  const wasiNames = WebAssembly.Module.imports(request.module).filter((i) => i.module === WASI_IMPORT_MODULE).map((
+    i,
+  ) => i.name);
+  const wasi = wasiImports(wasiNames, {
+    memory: () => linearMemory,
+    variables: Object.keys(request.config),
+    call: (name, body) => {
+      const fn = request.hostFunctions.indexOf(name);
+      if (fn < 0 || ++hostCalls > limits.hostCalls) return undefined;
+      return bridge.call(fn, new TextEncoder().encode(JSON.stringify(body)), interrupted);
+    },
+  });
   try {
     plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
       useWasi: false,
@@ -98,6 +118,8 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
         "extism:host/user": user,
         "extism:host/env": env,
         [HTTP_IMPORT_MODULE]: extismHttp(bridge, http, interrupted),
+        // deno-lint-ignore no-explicit-any
+        [WASI_IMPORT_MODULE]: wasi as Record<string, (ctx: CallContext, ...args: any[]) => any>,
       },
       // Extism's own logger stays silent; the log_* imports go to keycard's
       // log.write (decided and audited). "trace" makes PDKs send every level.
@@ -106,6 +128,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       memory: { maxVarBytes: limits.hostIoBytes },
     });
     const instance = await plugin.getInstance();
+    linearMemory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined;
     const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
     interrupt = new Int32Array(memory.buffer);
     post({ type: "interrupt", buffer: memory.buffer as SharedArrayBuffer });
@@ -189,6 +212,15 @@ async function call(name: string, input: Uint8Array): Promise<ChannelResult & { 
     }
     return { ok: true, output: bytes };
   } catch (error) {
+    if (error instanceof WasiExit) {
+      // proc_exit: 0 is success (Extism keeps no output of a call that unwound), anything else fails.
+      if (error.code === 0) {
+        await plugin.reset();
+        return { ok: true, output: new Uint8Array() };
+      }
+      plugin = undefined;
+      return { ok: false, kind: "trap", message: error.message, stop: true };
+    }
     const message = describe(error);
     const prefix = "Plugin-originated error: ";
     if (message.startsWith(prefix) && !memoryOverrun) {

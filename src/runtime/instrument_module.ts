@@ -35,6 +35,11 @@ export const INTERRUPT = {
  */
 export const HTTP_IMPORT_MODULE = "keycard:http";
 const HTTP_IMPORTS = new Set(["http_request", "http_status_code", "http_headers"]);
+/**
+ * WASI preview 1 imports are moved to this module: Extism's SDK refuses (or
+ * would serve unchecked) `wasi_snapshot_preview1`; keycard provides it (_wasi.ts).
+ */
+export const WASI_IMPORT_MODULE = "keycard:wasi";
 
 /** Reason codes the instrumented plugin writes at `INTERRUPT.reason`. */
 export const TRAP_REASON = { memory: 1 } as const;
@@ -199,8 +204,9 @@ function buildImportSection(bytes: Uint8Array, section: RawSection): Uint8Array 
       reader.u8();
       reader.u32();
     } else reader.fail(`Unknown import kind ${kind}`);
-    const moved = kind === 0 && module === "extism:host/env" && HTTP_IMPORTS.has(name);
-    out.bytes(encodeName(moved ? HTTP_IMPORT_MODULE : module));
+    const http = kind === 0 && module === "extism:host/env" && HTTP_IMPORTS.has(name);
+    const wasi = kind === 0 && module === "wasi_snapshot_preview1";
+    out.bytes(encodeName(http ? HTTP_IMPORT_MODULE : wasi ? WASI_IMPORT_MODULE : module));
     out.bytes(encodeName(name));
     out.bytes(bytes.subarray(descStart, reader.pos));
   }

@@ -32,5 +32,6 @@ export {
   PluginTrapError,
   SaturatedError,
 } from "./errors.ts";
+export { WASI_FUNCTIONS } from "./_wasi.ts";
 export { inspectModule, type MemoryInfo, type ModuleInfo } from "./inspect_module.ts";
 export { type InstrumentedModule, instrumentModule, type InstrumentOptions } from "./instrument_module.ts";

@@ -1,5 +1,6 @@
 import { errorResponse, okResponse } from "./_bridge.ts";
 import { Dispatcher } from "./_dispatcher.ts";
+import { WASI_FUNCTIONS } from "./_wasi.ts";
 import { type CallOutcome, Instance, type InstanceSpec, WorkerShell } from "./_instance.ts";
 import { type Release, Semaphore } from "./_semaphore.ts";
 import { WasmFormatError } from "./_wasm_binary.ts";
@@ -303,11 +304,12 @@ export class PluginHost<C = unknown> {
     for (const imported of info.imports) {
       const known = imported.kind === "function" &&
         ((imported.module === "extism:host/env" && EXTISM_HOST_FUNCTIONS.has(imported.name)) ||
+          (imported.module === "wasi_snapshot_preview1" && WASI_FUNCTIONS.has(imported.name)) ||
           (imported.module === "extism:host/user" && this.#hostFunctionNames.includes(imported.name)));
       if (!known) {
         fail(
           `import "${imported.module}" "${imported.name}" (${imported.kind}) is not provided by the host; ` +
-            `plugins may import only Extism's "extism:host/env" functions and keycard's host functions`,
+            `plugins may import only Extism's "extism:host/env" functions, WASI preview 1 and keycard's host functions`,
         );
       }
     }

@@ -1,0 +1,205 @@
+// WASI preview 1, worker side: every call that reaches outside the plugin is
+// a keycard host call (decided by Cedar and audited on the main thread), and
+// a denial or anything unsupported is an errno the plugin sees, never a trap.
+//   stdout/stderr writes -> log.write   clocks -> clock.now
+//   random -> random.get                environ -> env.get per configured variable
+//   args -> empty                       proc_exit -> ends the call with its code
+// There are no preopened directories yet: path and fd calls on files get
+// EBADF/ENOTCAPABLE.
+
+/** Every function of `wasi_snapshot_preview1`. */
+export const WASI_FUNCTIONS: ReadonlySet<string> = new Set([
+  "args_get",
+  "args_sizes_get",
+  "environ_get",
+  "environ_sizes_get",
+  "clock_res_get",
+  "clock_time_get",
+  "fd_advise",
+  "fd_allocate",
+  "fd_close",
+  "fd_datasync",
+  "fd_fdstat_get",
+  "fd_fdstat_set_flags",
+  "fd_fdstat_set_rights",
+  "fd_filestat_get",
+  "fd_filestat_set_size",
+  "fd_filestat_set_times",
+  "fd_pread",
+  "fd_prestat_get",
+  "fd_prestat_dir_name",
+  "fd_pwrite",
+  "fd_read",
+  "fd_readdir",
+  "fd_renumber",
+  "fd_seek",
+  "fd_sync",
+  "fd_tell",
+  "fd_write",
+  "path_create_directory",
+  "path_filestat_get",
+  "path_filestat_set_times",
+  "path_link",
+  "path_open",
+  "path_readlink",
+  "path_remove_directory",
+  "path_rename",
+  "path_symlink",
+  "path_unlink_file",
+  "poll_oneoff",
+  "proc_exit",
+  "proc_raise",
+  "sched_yield",
+  "random_get",
+  "sock_accept",
+  "sock_recv",
+  "sock_send",
+  "sock_shutdown",
+]); // deno-fmt-ignore
+
+const ERRNO = { success: 0, acces: 2, badf: 8, inval: 28, io: 29, nosys: 52, notcapable: 76 } as const;
+
+/** Thrown by `proc_exit`: ends the call with its code. */
+export class WasiExit extends Error {
+  /** The exit code; 0 is success with the output so far. */
+  readonly code: number;
+  /** @param code The plugin's exit code. */
+  constructor(code: number) {
+    super(`The plugin exited with code ${code}`);
+    this.name = "WasiExit";
+    this.code = code;
+  }
+}
+
+/** What the WASI functions need from the worker. */
+export interface WasiHost {
+  /** The instance's linear memory (available once instantiated). */
+  memory(): WebAssembly.Memory | undefined;
+  /** Calls a keycard host function by import name; the response's first byte is the status (0 ok). */
+  call(name: string, request: unknown): Uint8Array | undefined;
+  /** The plugin's configured variable names (its environment). */
+  variables: readonly string[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Builds the WASI imports a module asks for. Unsupported ones answer ENOSYS.
+ * @param names The `wasi_snapshot_preview1` function names the module imports.
+ */
+export function wasiImports(names: readonly string[], host: WasiHost): Record<string, CallableFunction> {
+  const view = () => new DataView(host.memory()!.buffer);
+  const bytes = () => new Uint8Array(host.memory()!.buffer);
+  const ok = (response: Uint8Array | undefined) => response !== undefined && response[0] === 0;
+  const payload = (response: Uint8Array) => response.subarray(1);
+
+  /** The environment: each configured variable the plugin may read (one env.get decision each). */
+  const environment = (): Uint8Array[] =>
+    host.variables.flatMap((name) => {
+      const response = host.call("keycard_env_get", { name });
+      return ok(response) ? [encoder.encode(`${name}=${decoder.decode(payload(response!))}\0`)] : [];
+    });
+
+  const table: Record<string, CallableFunction> = {
+    args_sizes_get: (argc: number, size: number) => {
+      view().setUint32(argc, 0, true);
+      view().setUint32(size, 0, true);
+      return ERRNO.success;
+    },
+    args_get: () => ERRNO.success,
+    environ_sizes_get: (count: number, size: number) => {
+      const entries = environment();
+      view().setUint32(count, entries.length, true);
+      view().setUint32(size, entries.reduce((sum, e) => sum + e.length, 0), true);
+      return ERRNO.success;
+    },
+    environ_get: (pointers: number, buffer: number) => {
+      let at = buffer;
+      environment().forEach((entry, i) => {
+        view().setUint32(pointers + i * 4, at, true);
+        bytes().set(entry, at);
+        at += entry.length;
+      });
+      return ERRNO.success;
+    },
+    clock_res_get: (_id: number, out: number) => {
+      view().setBigUint64(out, 1_000_000n, true);
+      return ERRNO.success;
+    },
+    clock_time_get: (id: number, _precision: bigint, out: number) => {
+      const response = host.call("keycard_clock_now", {});
+      if (!ok(response)) return ERRNO.acces;
+      const ns = id === 0
+        ? BigInt((JSON.parse(decoder.decode(payload(response!))) as { unixMs: number }).unixMs) * 1_000_000n
+        : BigInt(Math.round(performance.now() * 1_000_000));
+      view().setBigUint64(out, ns, true);
+      return ERRNO.success;
+    },
+    random_get: (buffer: number, length: number) => {
+      for (let done = 0; done < length;) {
+        const n = Math.min(4096, length - done);
+        const response = host.call("keycard_random_get", { bytes: n });
+        if (!ok(response)) return ERRNO.acces;
+        bytes().set(payload(response!).subarray(0, n), buffer + done);
+        done += n;
+      }
+      return ERRNO.success;
+    },
+    fd_write: (fd: number, iovs: number, count: number, written: number) => {
+      if (fd !== 1 && fd !== 2) return ERRNO.badf;
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      for (let i = 0; i < count; i++) {
+        const base = view().getUint32(iovs + i * 8, true);
+        const length = view().getUint32(iovs + i * 8 + 4, true);
+        parts.push(bytes().slice(base, base + length));
+        total += length;
+      }
+      const message = decoder.decode(concat(parts, total)).replace(/\n$/, "");
+      const response = host.call("keycard_log_write", { level: fd === 1 ? "info" : "error", message });
+      if (!ok(response)) return ERRNO.acces;
+      view().setUint32(written, total, true);
+      return ERRNO.success;
+    },
+    fd_fdstat_get: (fd: number, out: number) => {
+      if (fd > 2) return ERRNO.badf;
+      const v = view();
+      v.setUint8(out, 2); // character device
+      v.setUint16(out + 2, 0, true);
+      v.setBigUint64(out + 8, fd === 0 ? 0n : 1n << 6n, true); // fd_write for stdout/stderr
+      v.setBigUint64(out + 16, 0n, true);
+      return ERRNO.success;
+    },
+    fd_prestat_get: () => ERRNO.badf, // no preopened directories: ends wasi-libc's scan
+    fd_prestat_dir_name: () => ERRNO.badf,
+    fd_close: (fd: number) => fd <= 2 ? ERRNO.success : ERRNO.badf,
+    fd_read: () => ERRNO.badf,
+    fd_seek: () => ERRNO.badf,
+    fd_tell: () => ERRNO.badf,
+    fd_filestat_get: () => ERRNO.badf,
+    path_open: () => ERRNO.notcapable,
+    sched_yield: () => ERRNO.success,
+    proc_exit: (code: number) => {
+      throw new WasiExit(code);
+    },
+    proc_raise: () => ERRNO.nosys,
+  };
+  const out: Record<string, CallableFunction> = {};
+  for (const name of names) {
+    const fn = table[name];
+    // Bound with no receiver, and Extism's SDK passes its call context first: drop it.
+    out[name] = fn ? (_ctx: unknown, ...args: never[]) => fn(...args) : () => ERRNO.nosys;
+  }
+  return out;
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
