@@ -423,7 +423,7 @@ Deno.test("WASI preview 1 calls are keycard host calls: granted ones work, the r
     // Only the granted variable is in the environment.
     assert.equal(decoder.decode((await call("environ_text")).subarray(1)), "REGION=eu-west-1\0");
     assert.deepEqual([...await call("args")], [0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    assert.equal((await call("open"))[0], 76); // ENOTCAPABLE: no preopened directories
+    assert.equal((await call("open"))[0], 8); // EBADF: fd 3 is no preopened directory here
     assert.equal((await call("exit0")).length, 0);
     await assert.rejects(() => w.host.invoke("wasi", "exit3"), /exited with code 3/);
     // Every decision was audited, the SECRET lookup denied.
@@ -449,6 +449,34 @@ Deno.test("WASI calls of a plugin with an empty grant are all denied errnos, aud
       [...new Set(decisions.map((e) => e.action))].sort(),
       ["clock.now", "env.get", "log.write", "random.get"],
     );
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("WASI preopens: files in granted directories are read and written through fs.*, nothing else", async () => {
+  const w = await world([], {
+    extra: [{
+      name: "grants/files",
+      text: compileGrants("files", [{ "fs.read": { dir: "data/x" } }, { "fs.write": { dir: "data/x" } }]),
+    }],
+  });
+  try {
+    await w.host.load(await watFixture("wasi_files"), { name: "files", preopens: ["/data/x"] });
+    const call = async (name: string, input = "") => await w.host.invoke("files", name, input);
+    assert.equal(decoder.decode((await call("preopen")).subarray(1)), "/data/x");
+    const read = await call("read", "a.txt");
+    assert.deepEqual([read[0], decoder.decode(read.subarray(1))], [0, "in x"]);
+    assert.equal((await call("write", "made.txt"))[0], 0);
+    assert.equal(await Deno.readTextFile(`${w.root}/data/x/made.txt`), "written by wasi");
+    // Escapes and ungranted files are refused with errnos, and the secret is untouched.
+    assert.equal((await call("read", "../xy/secret.txt"))[0], 2); // EACCES
+    assert.equal((await call("read", "../../../etc/passwd"))[0], 2);
+    assert.equal((await call("read", "missing.txt"))[0], 44); // ENOENT
+    assert.equal((await call("write", "../xy/secret.txt"))[0], 2);
+    assert.equal(await Deno.readTextFile(`${w.root}/data/xy/secret.txt`), "in xy");
+    const denied = w.audit.query({ plugin: "files", decision: "deny", limit: 100 });
+    assert.ok(denied.some((e) => e.resource === 'File::"/data/xy/secret.txt"'));
   } finally {
     await w.close();
   }

@@ -18,6 +18,7 @@ import {
   clientEntity,
   compileGrants,
   type Entity,
+  normalizeDataPath,
   pluginEntity,
   PolicyEngine,
   type PolicySource,
@@ -142,7 +143,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   async function load(stored: StoredPlugin): Promise<void> {
     const m = stored.manifest;
-    await host.load(stored.wasm, { name: m.name, version: m.version, limits: m.limits, config: m.config });
+    await host.load(stored.wasm, {
+      name: m.name,
+      version: m.version,
+      limits: m.limits,
+      config: m.config,
+      preopens: preopensOf(m),
+    });
   }
   for (const name of manifests.keys()) {
     const stored = await registry.get(name);
@@ -343,6 +350,24 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       kv.close();
     },
   };
+}
+
+/** A WASI plugin's preopened directories: the directories of its `fs.*` grants. */
+function preopensOf(manifest: Manifest): string[] {
+  const dirs = new Set<string>();
+  for (const grant of manifest.grants) {
+    for (const [kind, options] of Object.entries(grant)) {
+      const dir = (options as { dir?: unknown } | null)?.dir;
+      if (kind.startsWith("fs.") && typeof dir === "string") {
+        try {
+          dirs.add(normalizeDataPath(dir));
+        } catch {
+          // compileGrants refuses such a grant before the plugin loads
+        }
+      }
+    }
+  }
+  return [...dirs];
 }
 
 async function readPolicyFiles(dir: string): Promise<PolicySource[]> {

@@ -1,4 +1,4 @@
-import { normalizeDataPath } from "./_data_path.ts";
+import { normalizeDataPath } from "./data_path.ts";
 import { GrantError } from "./errors.ts";
 import { type Grant, GrantBuilder } from "./grant.ts";
 import { hostId, isIpLiteral } from "./resources.ts";

@@ -30,3 +30,4 @@ export {
   type PluginPrincipal,
   runtimeEntity,
 } from "./resources.ts";
+export { normalizeDataPath } from "./data_path.ts";

@@ -1,6 +1,6 @@
 // Cedar entities for principals and resources, built the same way for every
 // request so that decisions (and the decision cache) are consistent.
-import { ancestors } from "./_data_path.ts";
+import { ancestors } from "./data_path.ts";
 
 /** A Cedar entity reference. */
 export interface EntityUid {

@@ -65,6 +65,7 @@ export interface InstanceSpec {
   initExports: string[];
   hostFunctions: string[];
   config: Record<string, string>;
+  preopens: string[];
   limits: { allocBytes: number; inputBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
   /** Shared by every worker of the host: idle spinners and the doorbell (see _dispatcher.ts). */
   shared: { buffer: SharedArrayBuffer; maxSpinners: number; dispatcher: Dispatcher };
@@ -132,6 +133,7 @@ export class Instance {
       hostFunctions: this.spec.hostFunctions,
       initExports: this.spec.initExports,
       config: this.spec.config,
+      preopens: this.spec.preopens,
       limits: this.spec.limits,
     });
     // From here on, host calls are answered by the call loop (see call()).

@@ -17,6 +17,7 @@ export type WorkerRequest =
     hostFunctions: string[];
     initExports: string[];
     config: Record<string, string>;
+    preopens: string[];
     limits: { allocBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
   }
   | { type: "selfcheck" };

@@ -4,8 +4,9 @@
 //   stdout/stderr writes -> log.write   clocks -> clock.now
 //   random -> random.get                environ -> env.get per configured variable
 //   args -> empty                       proc_exit -> ends the call with its code
-// There are no preopened directories yet: path and fd calls on files get
-// EBADF/ENOTCAPABLE.
+// Preopened directories (fd 3, 4, ...) are data-root paths; opening a file
+// reads it through fs.read into an fd buffer, writes flush through fs.write
+// on close: every file operation is decided and audited like any fs.* call.
 
 /** Every function of `wasi_snapshot_preview1`. */
 export const WASI_FUNCTIONS: ReadonlySet<string> = new Set([
@@ -57,7 +58,31 @@ export const WASI_FUNCTIONS: ReadonlySet<string> = new Set([
   "sock_shutdown",
 ]); // deno-fmt-ignore
 
-const ERRNO = { success: 0, acces: 2, badf: 8, inval: 28, io: 29, nosys: 52, notcapable: 76 } as const;
+const ERRNO = {
+  success: 0,
+  acces: 2,
+  badf: 8,
+  exist: 20,
+  inval: 28,
+  io: 29,
+  isdir: 31,
+  noent: 44,
+  nosys: 52,
+  notdir: 54,
+  notcapable: 76,
+} as const;
+
+const OFLAGS = { creat: 1, directory: 2, excl: 4, trunc: 8 } as const;
+const RIGHT_FD_WRITE = 1n << 6n;
+
+interface OpenFile {
+  path: string;
+  data: Uint8Array;
+  size: number;
+  position: number;
+  writable: boolean;
+  dirty: boolean;
+}
 
 /** Thrown by `proc_exit`: ends the call with its code. */
 export class WasiExit extends Error {
@@ -75,8 +100,13 @@ export class WasiExit extends Error {
 export interface WasiHost {
   /** The instance's linear memory (available once instantiated). */
   memory(): WebAssembly.Memory | undefined;
-  /** Calls a keycard host function by import name; the response's first byte is the status (0 ok). */
-  call(name: string, request: unknown): Uint8Array | undefined;
+  /**
+   * Calls a keycard host function by import name, with optional raw bytes
+   * after the JSON; the response's first byte is the status (0 ok).
+   */
+  call(name: string, request: unknown, body?: Uint8Array): Uint8Array | undefined;
+  /** Preopened directories, as data-root paths; they become fds 3, 4, ... */
+  preopens: readonly string[];
   /** The plugin's configured variable names (its environment). */
   variables: readonly string[];
 }
@@ -100,6 +130,22 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
       const response = host.call("keycard_env_get", { name });
       return ok(response) ? [encoder.encode(`${name}=${decoder.decode(payload(response!))}\0`)] : [];
     });
+
+  const files = new Map<number, OpenFile>();
+  let nextFd = 3 + host.preopens.length;
+  /** A host call's status as an errno. */
+  const errnoOf = (response: Uint8Array | undefined): number => {
+    if (response === undefined) return ERRNO.acces;
+    if (response[0] === 0) return ERRNO.success;
+    const { code } = JSON.parse(decoder.decode(response.subarray(1))) as { code: string };
+    return code === "denied"
+      ? ERRNO.acces
+      : code === "not_found"
+      ? ERRNO.noent
+      : code === "invalid"
+      ? ERRNO.inval
+      : ERRNO.io;
+  };
 
   const table: Record<string, CallableFunction> = {
     args_sizes_get: (argc: number, size: number) => {
@@ -147,7 +193,8 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
       return ERRNO.success;
     },
     fd_write: (fd: number, iovs: number, count: number, written: number) => {
-      if (fd !== 1 && fd !== 2) return ERRNO.badf;
+      const file = files.get(fd);
+      if (fd !== 1 && fd !== 2 && !file) return ERRNO.badf;
       const parts: Uint8Array[] = [];
       let total = 0;
       for (let i = 0; i < count; i++) {
@@ -156,6 +203,21 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
         parts.push(bytes().slice(base, base + length));
         total += length;
       }
+      if (file) {
+        if (!file.writable) return ERRNO.badf;
+        const end = file.position + total;
+        if (end > file.data.length) {
+          const grown = new Uint8Array(Math.max(end, file.data.length * 2));
+          grown.set(file.data.subarray(0, file.size));
+          file.data = grown;
+        }
+        file.data.set(concat(parts, total), file.position);
+        file.position = end;
+        file.size = Math.max(file.size, end);
+        file.dirty = true;
+        view().setUint32(written, total, true);
+        return ERRNO.success;
+      }
       const message = decoder.decode(concat(parts, total)).replace(/\n$/, "");
       const response = host.call("keycard_log_write", { level: fd === 1 ? "info" : "error", message });
       if (!ok(response)) return ERRNO.acces;
@@ -163,22 +225,125 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
       return ERRNO.success;
     },
     fd_fdstat_get: (fd: number, out: number) => {
-      if (fd > 2) return ERRNO.badf;
+      const preopen = host.preopens[fd - 3] !== undefined;
+      if (fd > 2 && !files.has(fd) && !preopen) return ERRNO.badf;
       const v = view();
+      if (fd > 2) {
+        v.setUint8(out, preopen ? 3 : 4); // directory or regular file
+        v.setUint16(out + 2, 0, true);
+        v.setBigUint64(out + 8, 0xffff_ffffn, true);
+        v.setBigUint64(out + 16, 0xffff_ffffn, true);
+        return ERRNO.success;
+      }
       v.setUint8(out, 2); // character device
       v.setUint16(out + 2, 0, true);
       v.setBigUint64(out + 8, fd === 0 ? 0n : 1n << 6n, true); // fd_write for stdout/stderr
       v.setBigUint64(out + 16, 0n, true);
       return ERRNO.success;
     },
-    fd_prestat_get: () => ERRNO.badf, // no preopened directories: ends wasi-libc's scan
-    fd_prestat_dir_name: () => ERRNO.badf,
-    fd_close: (fd: number) => fd <= 2 ? ERRNO.success : ERRNO.badf,
-    fd_read: () => ERRNO.badf,
-    fd_seek: () => ERRNO.badf,
-    fd_tell: () => ERRNO.badf,
-    fd_filestat_get: () => ERRNO.badf,
-    path_open: () => ERRNO.notcapable,
+    fd_prestat_get: (fd: number, out: number) => {
+      const dir = host.preopens[fd - 3];
+      if (dir === undefined) return ERRNO.badf; // ends wasi-libc's scan of the preopens
+      view().setUint8(out, 0); // a directory
+      view().setUint32(out + 4, encoder.encode(dir).length, true);
+      return ERRNO.success;
+    },
+    fd_prestat_dir_name: (fd: number, out: number, length: number) => {
+      const dir = host.preopens[fd - 3];
+      if (dir === undefined) return ERRNO.badf;
+      bytes().set(encoder.encode(dir).subarray(0, length), out);
+      return ERRNO.success;
+    },
+    path_open: (
+      dirfd: number,
+      _dirflags: number,
+      pathPtr: number,
+      pathLength: number,
+      oflags: number,
+      rights: bigint,
+      _inherited: bigint,
+      _fdflags: number,
+      out: number,
+    ) => {
+      const dir = host.preopens[dirfd - 3];
+      if (dir === undefined) return files.has(dirfd) ? ERRNO.notdir : ERRNO.badf;
+      const relative = decoder.decode(bytes().slice(pathPtr, pathPtr + pathLength));
+      const path = `${dir.replace(/\/$/, "")}/${relative}`;
+      if (oflags & OFLAGS.directory) return ERRNO.notcapable; // directory fds: not yet
+      const writable = (BigInt(rights) & RIGHT_FD_WRITE) !== 0n;
+      let data = new Uint8Array();
+      if (!(writable && oflags & OFLAGS.trunc)) {
+        const response = host.call("keycard_fs_read", { path });
+        const error = errnoOf(response);
+        if (error === ERRNO.success) {
+          if (oflags & OFLAGS.excl) return ERRNO.exist;
+          data = payload(response!).slice();
+        } else if (!(oflags & OFLAGS.creat) || (error !== ERRNO.noent && !(writable && error === ERRNO.acces))) {
+          return error;
+        }
+      }
+      const fd = nextFd++;
+      files.set(fd, {
+        path,
+        data,
+        size: data.length,
+        position: 0,
+        writable,
+        dirty: writable && (oflags & OFLAGS.creat) !== 0,
+      });
+      view().setUint32(out, fd, true);
+      return ERRNO.success;
+    },
+    fd_read: (fd: number, iovs: number, count: number, read: number) => {
+      const file = files.get(fd);
+      if (!file) return ERRNO.badf;
+      let total = 0;
+      for (let i = 0; i < count; i++) {
+        const base = view().getUint32(iovs + i * 8, true);
+        const length = view().getUint32(iovs + i * 8 + 4, true);
+        const chunk = file.data.subarray(file.position, Math.min(file.size, file.position + length));
+        bytes().set(chunk, base);
+        file.position += chunk.length;
+        total += chunk.length;
+        if (chunk.length < length) break;
+      }
+      view().setUint32(read, total, true);
+      return ERRNO.success;
+    },
+    fd_seek: (fd: number, offset: bigint, whence: number, out: number) => {
+      const file = files.get(fd);
+      if (!file) return fd <= 2 ? ERRNO.inval : ERRNO.badf;
+      const base = whence === 0 ? 0 : whence === 1 ? file.position : file.size;
+      const next = base + Number(offset);
+      if (next < 0) return ERRNO.inval;
+      file.position = next;
+      view().setBigUint64(out, BigInt(next), true);
+      return ERRNO.success;
+    },
+    fd_tell: (fd: number, out: number) => {
+      const file = files.get(fd);
+      if (!file) return ERRNO.badf;
+      view().setBigUint64(out, BigInt(file.position), true);
+      return ERRNO.success;
+    },
+    fd_filestat_get: (fd: number, out: number) => {
+      const file = files.get(fd);
+      if (!file && fd > 2) return ERRNO.badf;
+      const v = view();
+      for (let i = 0; i < 64; i += 8) v.setBigUint64(out + i, 0n, true);
+      v.setUint8(out + 16, file ? 4 : 2); // regular file, or a character device for stdio
+      v.setBigUint64(out + 24, 1n, true);
+      v.setBigUint64(out + 32, BigInt(file?.size ?? 0), true);
+      return ERRNO.success;
+    },
+    fd_close: (fd: number) => {
+      if (fd <= 2 || host.preopens[fd - 3] !== undefined) return ERRNO.success;
+      const file = files.get(fd);
+      if (!file) return ERRNO.badf;
+      files.delete(fd);
+      if (!file.dirty) return ERRNO.success;
+      return errnoOf(host.call("keycard_fs_write", { path: file.path }, file.data.subarray(0, file.size)));
+    },
     sched_yield: () => ERRNO.success,
     proc_exit: (code: number) => {
       throw new WasiExit(code);

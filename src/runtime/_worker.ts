@@ -103,10 +103,16 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
   const wasi = wasiImports(wasiNames, {
     memory: () => linearMemory,
     variables: Object.keys(request.config),
-    call: (name, body) => {
+    preopens: request.preopens,
+    call: (name, json, body) => {
       const fn = request.hostFunctions.indexOf(name);
       if (fn < 0 || ++hostCalls > limits.hostCalls) return undefined;
-      return bridge.call(fn, new TextEncoder().encode(JSON.stringify(body)), interrupted);
+      const head = new TextEncoder().encode(JSON.stringify(json));
+      if (!body) return bridge.call(fn, head, interrupted);
+      const payload = new Uint8Array(head.length + 1 + body.length);
+      payload.set(head);
+      payload.set(body, head.length + 1);
+      return bridge.call(fn, payload, interrupted);
     },
   });
   try {

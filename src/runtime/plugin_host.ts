@@ -102,6 +102,12 @@ export interface LoadOptions {
   limits?: Partial<PluginLimits>;
   /** Configuration the plugin reads with Extism `config_get`. @default {{}} */
   config?: Record<string, string>;
+  /**
+   * Directories (data-root paths such as `/data/x`) a WASI plugin sees as
+   * preopened; every file operation in them is still a host call decided by
+   * Cedar. Usually the plugin's `fs.*` grant directories. @default {[]}
+   */
+  preopens?: string[];
   /** Instances started before `load` returns (at least one, so start code faults show at load). @default {1} */
   warmInstances?: number;
 }
@@ -330,6 +336,7 @@ export class PluginHost<C = unknown> {
       initExports: compiled.initExports,
       hostFunctions: this.#hostFunctionNames,
       config: { ...options.config },
+      preopens: [...(options.preopens ?? [])],
       limits: {
         allocBytes: limits.memoryPages * 65536,
         inputBytes: limits.inputBytes,

@@ -1,5 +1,5 @@
-// Lexical normalization of paths inside the data root, shared by grants and
-// resource entities: "/" is the data root itself.
+// Lexical normalization of paths inside the data root, shared by grants,
+// resource entities and WASI preopens: "/" is the data root itself.
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
