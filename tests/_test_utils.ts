@@ -52,3 +52,13 @@ export async function copyPolicies(dir: string): Promise<string> {
   }
   return policies;
 }
+
+/**
+ * The Deno a test may run as a subprocess: `--allow-run=deno` in the test task
+ * grants the `deno` on PATH (Deno.execPath() is the resolved binary, which a
+ * name grant does not cover when `deno` is a symlink). Undefined when neither
+ * is granted (e.g. under `npx deno`, with no `deno` on PATH).
+ */
+export const denoCommand: string | undefined = [Deno.execPath(), "deno"].find((command) =>
+  Deno.permissions.querySync({ name: "run", command }).state === "granted"
+);

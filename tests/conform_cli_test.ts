@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { buildPlugins } from "../plugins/build.ts";
 import { main } from "../src/cli/conform.ts";
-import { watFixture } from "./_test_utils.ts";
+import { denoCommand, watFixture } from "./_test_utils.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const TESTDATA = fileURLToPath(new URL("./testdata/", import.meta.url));
@@ -109,12 +109,7 @@ Deno.test("main() prints usage for --help", async () => {
   assert.match(result.stdout, /^Usage: deno task conform <plugin\.wasm> \[--manifest plugin\.yaml\]/);
 });
 
-// The subprocess needs run permission for this Deno: `--allow-run=deno` in the
-// test task grants the `deno` on PATH (Deno.execPath() is the resolved binary,
-// which a name grant does not cover when `deno` is a symlink).
-const DENO = [Deno.execPath(), "deno"].find((command) =>
-  Deno.permissions.querySync({ name: "run", command }).state === "granted"
-);
+const DENO = denoCommand;
 
 Deno.test({
   name: "deno run src/cli/conform.ts exits 0, 1 and 2 as a real command" +

@@ -1,0 +1,120 @@
+// A plain WASI C program (printf, getenv, time, fopen, exit), built with
+// Debian's clang and wasi-libc, through the conformance CLI and the gateway:
+// with grants that allow it, and with an empty grant (every call a denial the
+// program sees as an errno, never a crash of the host).
+import assert from "node:assert/strict";
+import { loadConfig } from "../../src/config/mod.ts";
+import { createGateway } from "../../src/gateway/mod.ts";
+import { copyPolicies, denoCommand } from "../_test_utils.ts";
+import { buildC, hasClang } from "./_build_c.ts";
+
+const SKIP = hasClang ? "" : " (ignored: needs clang and wasi-libc, which .ci/run installs)";
+
+const ADMIN = "compat-admin-token-0123456789";
+
+async function gateway(manifest: string, wasm: Uint8Array) {
+  const dir = await Deno.makeTempDir({ prefix: "keycard-compat-" });
+  const policies = await copyPolicies(dir);
+  await Deno.mkdir(`${dir}/plugins`);
+  await Deno.writeFile(`${dir}/plugins/wasi_hello.wasm`, wasm);
+  await Deno.writeTextFile(`${dir}/plugins/wasi_hello.yaml`, manifest);
+  await Deno.mkdir(`${dir}/data/files/data/x`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/data/files/data/x/a.txt`, "in x");
+  await Deno.writeTextFile(
+    `${dir}/keycard.yaml`,
+    `dataDir: ${dir}/data\npolicies: ${policies}\nplugins:\n  - path: ${dir}/plugins/wasi_hello.wasm\n`,
+  );
+  const { config } = await loadConfig({ path: `${dir}/keycard.yaml`, env: {} });
+  const gw = await createGateway(config, { adminToken: ADMIN, spareWorkers: 0 });
+  const request = (path: string, init: RequestInit = {}) =>
+    gw.app.request(`http://keycard.test${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${ADMIN}`, ...init.headers },
+    });
+  return {
+    dir,
+    request,
+    async audit(action: string) {
+      const body = await (await request(`/v1/audit?plugin=wasi-hello&action=${action}&limit=100`)).json();
+      return body.events as { decision: string; resource: string; reason?: string }[];
+    },
+    async close() {
+      await gw.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test({
+  name: "a WASI C program passes deno task conform" + (denoCommand ? SKIP : " (ignored: needs --allow-run=deno)"),
+  ignore: denoCommand === undefined || !hasClang,
+}, async () => {
+  const { path, manifest } = await buildC("wasi_hello");
+  const manifestPath = path.replace(/\.wasm$/, ".yaml");
+  await Deno.writeTextFile(manifestPath, manifest);
+  const { code, stdout } = await new Deno.Command(denoCommand!, {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env=CI,LOG_TOKENS,LOG_STREAM",
+      new URL("../../src/cli/conform.ts", import.meta.url).pathname,
+      path,
+      "--manifest",
+      manifestPath,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stdout));
+});
+
+Deno.test({
+  name: "a WASI C program runs through the gateway with its grants: stdout, env, clock, files" + SKIP,
+  ignore: !hasClang,
+}, async () => {
+  const { wasm, manifest } = await buildC("wasi_hello");
+  const g = await gateway(manifest, wasm);
+  try {
+    const response = await g.request("/v1/plugins/wasi-hello/invoke/run", { method: "POST" });
+    assert.equal(response.status, 200, await response.text());
+    assert.equal(await Deno.readTextFile(`${g.dir}/data/files/data/x/from-c.txt`), "written by C\n");
+    for (const action of ["log.write", "env.get", "clock.now", "fs.read", "fs.write"]) {
+      const events = await g.audit(action);
+      assert.ok(events.some((e) => e.decision === "allow"), `${action}: ${JSON.stringify(events)}`);
+    }
+    assert.ok((await g.audit("fs.read")).some((e) => e.resource === 'File::"/data/x/a.txt"'));
+    // exit(3) ends the call with its code.
+    const failed = await g.request("/v1/plugins/wasi-hello/invoke/fail", { method: "POST" });
+    assert.equal(failed.status, 502);
+    assert.match((await failed.json()).detail, /exited with code 3/);
+  } finally {
+    await g.close();
+  }
+});
+
+Deno.test({
+  name: "a WASI C program with an empty grant sees denials as errnos and the host stays up" + SKIP,
+  ignore: !hasClang,
+}, async () => {
+  const { wasm, manifest } = await buildC("wasi_hello");
+  const bare = manifest.replace(/grants:\n( {2}- .*\n)+/, "grants: []\n");
+  assert.notEqual(bare, manifest);
+  const g = await gateway(bare, wasm);
+  try {
+    const response = await g.request("/v1/plugins/wasi-hello/invoke/run", { method: "POST" });
+    assert.equal(response.status, 200, await response.text());
+    await assert.rejects(() => Deno.stat(`${g.dir}/data/files/data/x/from-c.txt`), Deno.errors.NotFound);
+    // No fs grant means no preopened directory: fopen fails inside wasi-libc, no host call at all.
+    for (const action of ["log.write", "env.get", "clock.now"]) {
+      const events = await g.audit(action);
+      assert.ok(
+        events.length > 0 && events.every((e) => e.decision === "deny"),
+        `${action}: ${JSON.stringify(events)}`,
+      );
+    }
+    assert.equal((await g.request("/healthz")).status, 200);
+  } finally {
+    await g.close();
+  }
+});
