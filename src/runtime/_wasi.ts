@@ -75,7 +75,13 @@ const ERRNO = {
 const OFLAGS = { creat: 1, directory: 2, excl: 4, trunc: 8 } as const;
 const RIGHT_FD_WRITE = 1n << 6n;
 
+interface OpenDir {
+  kind: "dir";
+  path: string;
+}
+
 interface OpenFile {
+  kind?: "file";
   path: string;
   data: Uint8Array;
   size: number;
@@ -132,6 +138,9 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
     });
 
   const files = new Map<number, OpenFile>();
+  const dirs = new Map<number, OpenDir>();
+  /** The directory behind an fd: a preopen or a directory opened with O_DIRECTORY. */
+  const dirOf = (fd: number): string | undefined => host.preopens[fd - 3] ?? dirs.get(fd)?.path;
   let nextFd = 3 + host.preopens.length;
   /** A host call's status as an errno. */
   const errnoOf = (response: Uint8Array | undefined): number => {
@@ -225,7 +234,7 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
       return ERRNO.success;
     },
     fd_fdstat_get: (fd: number, out: number) => {
-      const preopen = host.preopens[fd - 3] !== undefined;
+      const preopen = dirOf(fd) !== undefined;
       if (fd > 2 && !files.has(fd) && !preopen) return ERRNO.badf;
       const v = view();
       if (fd > 2) {
@@ -265,11 +274,18 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
       _fdflags: number,
       out: number,
     ) => {
-      const dir = host.preopens[dirfd - 3];
+      const dir = dirOf(dirfd);
       if (dir === undefined) return files.has(dirfd) ? ERRNO.notdir : ERRNO.badf;
       const relative = decoder.decode(bytes().slice(pathPtr, pathPtr + pathLength));
       const path = `${dir.replace(/\/$/, "")}/${relative}`;
-      if (oflags & OFLAGS.directory) return ERRNO.notcapable; // directory fds: not yet
+      if (oflags & OFLAGS.directory) {
+        const error = errnoOf(host.call("keycard_fs_list", { path }));
+        if (error !== ERRNO.success) return error;
+        const fd = nextFd++;
+        dirs.set(fd, { kind: "dir", path });
+        view().setUint32(out, fd, true);
+        return ERRNO.success;
+      }
       const writable = (BigInt(rights) & RIGHT_FD_WRITE) !== 0n;
       let data = new Uint8Array();
       if (!(writable && oflags & OFLAGS.trunc)) {
@@ -338,11 +354,44 @@ export function wasiImports(names: readonly string[], host: WasiHost): Record<st
     },
     fd_close: (fd: number) => {
       if (fd <= 2 || host.preopens[fd - 3] !== undefined) return ERRNO.success;
+      if (dirs.delete(fd)) return ERRNO.success;
       const file = files.get(fd);
       if (!file) return ERRNO.badf;
       files.delete(fd);
       if (!file.dirty) return ERRNO.success;
       return errnoOf(host.call("keycard_fs_write", { path: file.path }, file.data.subarray(0, file.size)));
+    },
+    fd_readdir: (fd: number, buffer: number, length: number, cookie: bigint, used: number) => {
+      const dir = dirOf(fd);
+      if (dir === undefined) return ERRNO.badf;
+      const response = host.call("keycard_fs_list", { path: dir });
+      const error = errnoOf(response);
+      if (error !== ERRNO.success) return error;
+      const entries = JSON.parse(decoder.decode(payload(response!))) as { name: string; kind: string }[];
+      const out = new Uint8Array(length);
+      let at = 0;
+      for (let i = Number(cookie); i < entries.length && at < length; i++) {
+        const name = encoder.encode(entries[i]!.name);
+        const record = new Uint8Array(24 + name.length);
+        const v = new DataView(record.buffer);
+        v.setBigUint64(0, BigInt(i + 1), true); // d_next: the cookie of the next entry
+        v.setUint32(16, name.length, true);
+        v.setUint8(20, entries[i]!.kind === "dir" ? 3 : entries[i]!.kind === "symlink" ? 7 : 4);
+        record.set(name, 24);
+        // A record that does not fit is cut: wasi-libc then asks again with a larger buffer.
+        const fit = Math.min(record.length, length - at);
+        out.set(record.subarray(0, fit), at);
+        at += fit;
+      }
+      bytes().set(out.subarray(0, at), buffer);
+      view().setUint32(used, at, true);
+      return ERRNO.success;
+    },
+    path_unlink_file: (dirfd: number, pathPtr: number, pathLength: number) => {
+      const dir = dirOf(dirfd);
+      if (dir === undefined) return ERRNO.badf;
+      const relative = decoder.decode(bytes().slice(pathPtr, pathPtr + pathLength));
+      return errnoOf(host.call("keycard_fs_delete", { path: `${dir.replace(/\/$/, "")}/${relative}` }));
     },
     sched_yield: () => ERRNO.success,
     proc_exit: (code: number) => {

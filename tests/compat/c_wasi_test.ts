@@ -84,6 +84,12 @@ Deno.test({
       assert.ok(events.some((e) => e.decision === "allow"), `${action}: ${JSON.stringify(events)}`);
     }
     assert.ok((await g.audit("fs.read")).some((e) => e.resource === 'File::"/data/x/a.txt"'));
+    // opendir/readdir go through fs.list; unlink through fs.delete.
+    assert.equal((await g.request("/v1/plugins/wasi-hello/invoke/list", { method: "POST" })).status, 200);
+    assert.ok((await g.audit("fs.list")).some((e) => e.decision === "allow" && e.resource === 'Dir::"/data/x"'));
+    assert.equal((await g.request("/v1/plugins/wasi-hello/invoke/remove", { method: "POST" })).status, 200);
+    await assert.rejects(() => Deno.stat(`${g.dir}/data/files/data/x/from-c.txt`), Deno.errors.NotFound);
+    assert.ok((await g.audit("fs.delete")).some((e) => e.decision === "allow"));
     // exit(3) ends the call with its code.
     const failed = await g.request("/v1/plugins/wasi-hello/invoke/fail", { method: "POST" });
     assert.equal(failed.status, 502);

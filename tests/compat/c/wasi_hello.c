@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <unistd.h>
 
 __attribute__((export_name("run"))) int run(void) {
   printf("hello from C\n");
@@ -29,6 +31,26 @@ __attribute__((export_name("run"))) int run(void) {
   }
   fflush(stdout);
   return 0;
+}
+
+__attribute__((export_name("list"))) int list(void) {
+  DIR *dir = opendir("/data/x");
+  if (!dir) {
+    printf("list=denied\n");
+    return 1;
+  }
+  int count = 0;
+  for (struct dirent *entry; (entry = readdir(dir));) {
+    printf("entry=%s\n", entry->d_name);
+    count++;
+  }
+  closedir(dir);
+  fflush(stdout);
+  return count;
+}
+
+__attribute__((export_name("remove"))) int remove_file(void) {
+  return unlink("/data/x/from-c.txt");
 }
 
 __attribute__((export_name("fail"))) int fail(void) {
