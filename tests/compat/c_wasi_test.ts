@@ -3,47 +3,11 @@
 // with grants that allow it, and with an empty grant (every call a denial the
 // program sees as an errno, never a crash of the host).
 import assert from "node:assert/strict";
-import { loadConfig } from "../../src/config/mod.ts";
-import { createGateway } from "../../src/gateway/mod.ts";
-import { copyPolicies, denoCommand } from "../_test_utils.ts";
+import { denoCommand } from "../_test_utils.ts";
+import { compatGateway } from "./_gateway.ts";
 import { buildC, hasClang } from "./_build_c.ts";
 
 const SKIP = hasClang ? "" : " (ignored: needs clang and wasi-libc, which .ci/run installs)";
-
-const ADMIN = "compat-admin-token-0123456789";
-
-async function gateway(manifest: string, wasm: Uint8Array) {
-  const dir = await Deno.makeTempDir({ prefix: "keycard-compat-" });
-  const policies = await copyPolicies(dir);
-  await Deno.mkdir(`${dir}/plugins`);
-  await Deno.writeFile(`${dir}/plugins/wasi_hello.wasm`, wasm);
-  await Deno.writeTextFile(`${dir}/plugins/wasi_hello.yaml`, manifest);
-  await Deno.mkdir(`${dir}/data/files/data/x`, { recursive: true });
-  await Deno.writeTextFile(`${dir}/data/files/data/x/a.txt`, "in x");
-  await Deno.writeTextFile(
-    `${dir}/keycard.yaml`,
-    `dataDir: ${dir}/data\npolicies: ${policies}\nplugins:\n  - path: ${dir}/plugins/wasi_hello.wasm\n`,
-  );
-  const { config } = await loadConfig({ path: `${dir}/keycard.yaml`, env: {} });
-  const gw = await createGateway(config, { adminToken: ADMIN, spareWorkers: 0 });
-  const request = (path: string, init: RequestInit = {}) =>
-    gw.app.request(`http://keycard.test${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${ADMIN}`, ...init.headers },
-    });
-  return {
-    dir,
-    request,
-    async audit(action: string) {
-      const body = await (await request(`/v1/audit?plugin=wasi-hello&action=${action}&limit=100`)).json();
-      return body.events as { decision: string; resource: string; reason?: string }[];
-    },
-    async close() {
-      await gw.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
 
 Deno.test({
   name: "a WASI C program passes deno task conform" + (denoCommand ? SKIP : " (ignored: needs --allow-run=deno)"),
@@ -74,7 +38,7 @@ Deno.test({
   ignore: !hasClang,
 }, async () => {
   const { wasm, manifest } = await buildC("wasi_hello");
-  const g = await gateway(manifest, wasm);
+  const g = await compatGateway("wasi-hello", wasm, manifest);
   try {
     const response = await g.request("/v1/plugins/wasi-hello/invoke/run", { method: "POST" });
     assert.equal(response.status, 200, await response.text());
@@ -106,7 +70,7 @@ Deno.test({
   const { wasm, manifest } = await buildC("wasi_hello");
   const bare = manifest.replace(/grants:\n( {2}- .*\n)+/, "grants: []\n");
   assert.notEqual(bare, manifest);
-  const g = await gateway(bare, wasm);
+  const g = await compatGateway("wasi-hello", wasm, bare);
   try {
     const response = await g.request("/v1/plugins/wasi-hello/invoke/run", { method: "POST" });
     assert.equal(response.status, 200, await response.text());
