@@ -272,3 +272,13 @@ export function intFlag(key: string, value: string | undefined, min: number, max
   }
   return n;
 }
+
+/** Exits the process (code 3) if a benchmark is still running after `ms`: it must stop by itself. Returns the timer. */
+export function startWatchdog(ms: number, log: (line: string) => void): ReturnType<typeof setTimeout> {
+  const watchdog = setTimeout(() => {
+    log(`still running after ${ms / 1000} s: exiting`);
+    Deno.exit(3);
+  }, ms);
+  Deno.unrefTimer(watchdog);
+  return watchdog;
+}

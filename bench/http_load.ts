@@ -45,6 +45,7 @@ import {
   runFetch,
   runLoops,
   runWrk,
+  startWatchdog,
 } from "./_http_load_driver.ts";
 
 const TARGET_RATIO = 0.5;
@@ -179,11 +180,7 @@ async function callOutcomes(gateway: Gateway): Promise<Record<string, number>> {
 
 async function main(): Promise<void> {
   const flags = parseFlags(Deno.args);
-  const watchdog = setTimeout(() => {
-    log(`still running after ${WATCHDOG_MS / 1000} s: exiting`);
-    Deno.exit(3);
-  }, WATCHDOG_MS);
-  Deno.unrefTimer(watchdog);
+  const watchdog = startWatchdog(WATCHDOG_MS, log);
 
   const dir = await Deno.makeTempDir({ prefix: "keycard-http-load-" });
   const servers: Deno.HttpServer[] = [];

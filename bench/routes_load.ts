@@ -36,6 +36,7 @@ import {
   runFetch,
   runLoops,
   runWrk,
+  startWatchdog,
 } from "./_http_load_driver.ts";
 
 /** Nothing in this run may take longer: past it the process exits with 3. */
@@ -163,11 +164,7 @@ function render(header: string[], rows: string[][]): string {
 
 async function main(): Promise<void> {
   const flags = parseFlags(Deno.args);
-  const watchdog = setTimeout(() => {
-    log(`still running after ${WATCHDOG_MS / 1000} s: exiting`);
-    Deno.exit(3);
-  }, WATCHDOG_MS);
-  Deno.unrefTimer(watchdog);
+  const watchdog = startWatchdog(WATCHDOG_MS, log);
 
   const dir = await Deno.makeTempDir({ prefix: "keycard-routes-load-" });
   const servers: Deno.HttpServer[] = [];

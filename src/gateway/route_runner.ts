@@ -1,6 +1,6 @@
 import type { AuditLog } from "../audit/mod.ts";
 import type { HandlerConfig, HookConfig, RouteConfig } from "../config/mod.ts";
-import { type Client, type Metrics, problem, type ProblemType, toProblem } from "../http/mod.ts";
+import { type Client, type Metrics, problem, problemKind, type ProblemType } from "../http/mod.ts";
 import { type AuthorizationRequest, clientEntity, type Decision, type Entity } from "../policy/mod.ts";
 import type { InvokeOptions } from "../runtime/mod.ts";
 
@@ -367,9 +367,7 @@ export class RouteRunner {
       this.#deps.metrics.observeCall(hook.plugin, hook.export, "ok", (performance.now() - started) / 1000);
       return output;
     } catch (error) {
-      const kind = error instanceof HookFailure
-        ? "plugin-failed"
-        : toProblem(error).body.type.slice("/problems/".length);
+      const kind = error instanceof HookFailure ? "plugin-failed" : problemKind(error);
       this.#deps.metrics.observeCall(hook.plugin, hook.export, kind, (performance.now() - started) / 1000);
       const failure = "failure" in hook ? hook.failure : "closed";
       const message = error instanceof Error ? error.message : String(error);

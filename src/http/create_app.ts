@@ -5,7 +5,7 @@ import type { AuditEvent } from "../audit/mod.ts";
 import { clientEntity, type Entity } from "../policy/mod.ts";
 import { Metrics } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
-import { problem, ProblemError, toProblem } from "./problem.ts";
+import { problem, ProblemError, problemKind, toProblem } from "./problem.ts";
 import type { Client, GatewayServices } from "./services.ts";
 
 type Env = { Variables: { client: Client } };
@@ -181,7 +181,7 @@ export function createApp(
       return c.body(output as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
     } catch (error) {
       const ms = performance.now() - started;
-      const kind = toProblem(error).body.type.slice("/problems/".length);
+      const kind = problemKind(error);
       // Names from the URL become labels only when they exist: a caller must not grow /metrics at will.
       if (kind === "not-found") metrics.observeCall("(unknown)", "(unknown)", kind, ms / 1000);
       else metrics.observeCall(name, exportName, kind, ms / 1000);

@@ -8,5 +8,5 @@
 export { createApp } from "./create_app.ts";
 export { Metrics, type MetricsSnapshot } from "./metrics.ts";
 export { OPENAPI } from "./openapi.ts";
-export { type Problem, problem, ProblemError, PROBLEMS, type ProblemType, toProblem } from "./problem.ts";
+export { type Problem, problem, ProblemError, problemKind, PROBLEMS, type ProblemType, toProblem } from "./problem.ts";
 export type { Client, GatewayServices, PluginView, PolicySourceView, ReportLike } from "./services.ts";

@@ -103,12 +103,29 @@ export function problem(kind: ProblemType, detail: string, extensions: Record<st
 
 /**
  * Translates any error to a problem: domain errors by class, anything else
- * as a 500 that does not leak the message.
+ * as a 500 that does not leak the message (the error itself goes to the log).
  *
  * @param error What a handler threw.
  * @returns The problem and the headers it needs (Retry-After).
  */
 export function toProblem(error: unknown): { body: Problem; headers: Record<string, string> } {
+  const translated = translate(error);
+  if (translated.body.status === 500) console.error(error);
+  return translated;
+}
+
+/**
+ * The problem kind an error translates to, for counting outcomes: nothing is
+ * logged (the error handler that answers the request logs it once).
+ *
+ * @param error What a call threw.
+ * @returns The kind, e.g. `deadline-exceeded`.
+ */
+export function problemKind(error: unknown): string {
+  return translate(error).body.type.slice("/problems/".length);
+}
+
+function translate(error: unknown): { body: Problem; headers: Record<string, string> } {
   if (error instanceof ProblemError) return { body: problem(error.kind, error.message, error.extensions), headers: {} };
   if (error instanceof PolicyValidationError) {
     return {
@@ -161,6 +178,5 @@ export function toProblem(error: unknown): { body: Problem; headers: Record<stri
     const { line, column } = error as SyntaxError & { line?: number; column?: number };
     return { body: problem("invalid-manifest", error.message, { line, column }), headers: {} };
   }
-  console.error(error);
   return { body: problem("internal-error", "The server failed; see its log"), headers: {} };
 }
