@@ -1,60 +1,22 @@
 // Checks and helpers shared by the stores and the registry; not re-exported.
 import semver from "semver";
+import { quote } from "./_quote.ts";
+import { checkPluginName, checkPluginVersion } from "./plugin_id.ts";
 import type { StoredPlugin } from "./plugin_store.ts";
 
-// The imports map carries no @types/semver, so the two functions used are typed here.
-const _semver = semver as {
-  parse(version: string): { version: string; build: readonly string[] } | null;
-  compareBuild(a: string, b: string): number;
-};
+// The imports map carries no @types/semver, so the function used is typed here.
+const _semver = semver as { compareBuild(a: string, b: string): number };
 
-const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-const MAX_QUOTED = 80;
+export { quote };
 
-/** Quotes a value for a message, cut short so that a huge value cannot flood a log. */
-export function quote(value: unknown): string {
-  const text = typeof value === "string" ? value : String(value);
-  return JSON.stringify(text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}…` : text);
-}
-
-/**
- * Checks a plugin name; it becomes a directory name, so "." and ".." and
- * hidden names (the stores' own temp dirs start with ".") are refused.
- */
-export function checkName(name: unknown): string {
-  if (typeof name !== "string") throw new TypeError(`Plugin name ${quote(name)} is not a string`);
-  if (!NAME.test(name) || name.startsWith(".")) {
-    throw new RangeError(
-      `Plugin name ${
-        quote(name)
-      } is invalid: a name is 1-128 letters, digits, '_', '.' or '-' and does not start with '.'`,
-    );
-  }
-  return name;
-}
-
-/**
- * Checks a version: valid semver, written canonically (no "v" prefix, no
- * spaces), so that one version has one directory name. Build metadata is kept.
- */
-export function checkVersion(version: unknown, name?: string): string {
-  const of = name === undefined ? "" : ` of plugin ${quote(name)}`;
-  if (typeof version !== "string") throw new TypeError(`Version ${quote(version)}${of} is not a string`);
-  const parsed = _semver.parse(version);
-  const canonical = parsed && (parsed.build.length ? `${parsed.version}+${parsed.build.join(".")}` : parsed.version);
-  if (canonical !== version) {
-    throw new RangeError(
-      `Version ${quote(version)}${of} is invalid: a version is a semantic version such as "1.2.3" or "1.2.3-rc.1"`,
-    );
-  }
-  return version;
-}
+/** The one naming rule, under the names the stores use. */
+export { checkPluginName as checkName, checkPluginVersion as checkVersion };
 
 /** Whether a string is a canonical version (see {@linkcode checkVersion}). */
 export function isVersion(version: string): boolean {
   try {
-    checkVersion(version);
+    checkPluginVersion(version);
     return true;
   } catch {
     return false;
@@ -87,8 +49,8 @@ export async function checkRecord(record: StoredPlugin): Promise<void> {
   if (typeof record.manifest !== "object" || record.manifest === null) {
     throw new TypeError("A plugin record needs a manifest object");
   }
-  const name = checkName(record.manifest.name);
-  const version = checkVersion(record.manifest.version, name);
+  const name = checkPluginName(record.manifest.name);
+  const version = checkPluginVersion(record.manifest.version, name);
   const id = quote(`${name}@${version}`);
   if (!(record.wasm instanceof Uint8Array)) throw new TypeError(`The wasm of plugin ${id} is not a Uint8Array`);
   if (typeof record.sha256 !== "string" || !SHA256_HEX.test(record.sha256)) {

@@ -49,3 +49,38 @@ export class RegistryError extends Error {
     this.version = options.version;
   }
 }
+
+/**
+ * A plugin name or version breaks the naming rule (see
+ * `checkPluginName`): a bad argument, so a `RangeError`, and a
+ * class of its own so that the HTTP edge answers it with 400, by class.
+ *
+ * @example
+ * ```ts
+ * import { checkPluginName, PluginIdError } from "./mod.ts";
+ * try {
+ *   checkPluginName(".hidden");
+ * } catch (error) {
+ *   if (error instanceof PluginIdError) [error.field, error.value]; // ["name", ".hidden"]
+ * }
+ * ```
+ */
+export class PluginIdError extends RangeError {
+  /** Which part is wrong. */
+  readonly field: "name" | "version";
+  /** The value refused, as given. */
+  readonly value: string;
+
+  /**
+   * Builds the error.
+   *
+   * @param message What was refused and by which rule, quoting the value.
+   * @param options The field and the value refused.
+   */
+  constructor(message: string, options: { field: "name" | "version"; value: string }) {
+    super(message);
+    this.name = "PluginIdError";
+    this.field = options.field;
+    this.value = options.value;
+  }
+}

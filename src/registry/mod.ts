@@ -19,7 +19,8 @@ export type { PluginStore, PluginSummary, StoredPlugin } from "./plugin_store.ts
 export { FileStore, type StoreProblem } from "./file_store.ts";
 export { MemoryStore } from "./memory_store.ts";
 export { type InstallOptions, Registry, type RegistryOptions } from "./registry.ts";
-export { RegistryError, type RegistryErrorCode } from "./errors.ts";
+export { PluginIdError, RegistryError, type RegistryErrorCode } from "./errors.ts";
+export { checkPluginName, checkPluginVersion, PLUGIN_NAME_RULE, PLUGIN_VERSION_RULE } from "./plugin_id.ts";
 // The manifest's field types, re-exported so that this module's documentation is complete.
 export type { Grant, GrantKinds } from "../policy/mod.ts";
 export type { PluginLimits } from "../runtime/mod.ts";
