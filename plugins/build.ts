@@ -1,14 +1,16 @@
 /**
- * Builds every `plugins/<name>/assembly/index.ts` to
- * `plugins/<name>/build/plugin.wasm` with AssemblyScript (programmatic API).
+ * Builds AssemblyScript plugins with asc's programmatic API: every
+ * `plugins/<name>/assembly/index.ts` to `plugins/<name>/build/plugin.wasm`,
+ * or any plugin directory given with `--dir` (`deno task start` builds the
+ * configured ones that way, each with its own source).
  *
- * CLI: `deno task build:plugins [--force] [name...]`
+ * CLI: `deno task build:plugins [--force] [name...]`, or `[--force] --dir PATH [--dir PATH ...]`
  *
  * @module
  */
 
 import { fileURLToPath } from "node:url";
-import { join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 
 /** Repository root (the parent of `plugins/`). */
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -17,10 +19,16 @@ const PDK_DIR = join(ROOT, "pdk", "assemblyscript", "assembly");
 const THIS_FILE = fileURLToPath(import.meta.url);
 
 /**
- * The PDK's abort handler, as an AssemblyScript internal path (relative to
- * the repository root, which is asc's baseDir, without `.ts`).
+ * asc's baseDir: the file system root, so that a plugin directory anywhere
+ * (inside the repository or not) builds the same way.
  */
-const ABORT_FN = "pdk/assemblyscript/assembly/index/abortHandler";
+const BASE_DIR = "/";
+
+/**
+ * The PDK's abort handler, as an AssemblyScript internal path (relative to
+ * asc's baseDir, without `.ts`).
+ */
+const ABORT_FN = `${relative(BASE_DIR, PDK_DIR)}/index/abortHandler`;
 
 /** Options of {@linkcode buildPlugins}. */
 export interface BuildOptions {
@@ -49,70 +57,93 @@ export async function listPlugins(): Promise<string[]> {
   return names.sort();
 }
 
+/** What {@linkcode buildPluginDirs} did for one directory. */
+export interface DirBuild {
+  /** The plugin directory, absolute. */
+  dir: string;
+  /** Its build output, `<dir>/build/plugin.wasm`. */
+  out: string;
+  /** `"built"`, `"up to date"`, or `"failed"` (then `error` says why). */
+  status: "built" | "up to date" | "failed";
+  /** asc's messages when the build failed. */
+  error?: string;
+}
+
 /**
- * Builds the plugins (all, or `options.only`) and returns the absolute paths
- * of their `build/plugin.wasm`, in plugin-name order. A plugin whose output is
- * newer than all its sources, the PDK and this script is skipped unless
- * `options.force`. Safe against concurrent builds (temp file + rename).
+ * Builds plugin directories anywhere on disk: each `<dir>/assembly/index.ts`
+ * to `<dir>/build/plugin.wasm`, skipping outputs newer than all their
+ * sources, the PDK and this script unless `options.force`. Safe against
+ * concurrent builds (temp file + rename). A failure is reported per
+ * directory, never thrown, so one broken plugin does not hide the others.
+ *
+ * @param dirs Plugin directories (each with `assembly/index.ts`).
+ * @param options `force` and a progress logger (`only` is ignored).
+ * @returns One result per directory, in the order given.
+ */
+export async function buildPluginDirs(dirs: readonly string[], options: BuildOptions = {}): Promise<DirBuild[]> {
+  const log = options.log ?? (() => {});
+  const pdkMtime = Math.max(await newestMtime(PDK_DIR), await mtimeOf(THIS_FILE));
+  const results: DirBuild[] = [];
+  for (const given of dirs) {
+    const dir = resolve(given);
+    const out = join(dir, "build", "plugin.wasm");
+    const srcMtime = Math.max(pdkMtime, await newestMtime(join(dir, "assembly")));
+    if (!options.force && (await mtimeOf(out)) > srcMtime) {
+      log(`${dir}: up to date`);
+      results.push({ dir, out, status: "up to date" });
+      continue;
+    }
+    const started = performance.now();
+    try {
+      const size = await buildOne(dir, out);
+      const ms = Math.round(performance.now() - started);
+      log(`${dir}: built ${relative(dir, out)} (${size} bytes, ${ms} ms)`);
+      results.push({ dir, out, status: "built" });
+    } catch (err) {
+      // The old output no longer matches the source: never leave it to be loaded as if it did.
+      await Deno.remove(out).catch(() => {});
+      results.push({ dir, out, status: "failed", error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  return results;
+}
+
+/**
+ * Builds the plugins under `plugins/` (all, or `options.only`) and returns
+ * the absolute paths of their `build/plugin.wasm`, in plugin-name order.
  * Throws one Error naming every plugin that failed, with asc's messages.
  */
 export async function buildPlugins(
   options: BuildOptions = {},
 ): Promise<string[]> {
   const all = await listPlugins();
-  const names = options.only ?? all;
+  const names = [...new Set(options.only ?? all)].sort();
   const unknown = names.filter((n) => !all.includes(n));
   if (unknown.length > 0) {
     throw new Error(
       `unknown plugin(s): ${unknown.join(", ")} (known: ${all.join(", ")})`,
     );
   }
-  const log = options.log ?? (() => {});
-  const pdkMtime = Math.max(
-    await newestMtime(PDK_DIR),
-    await mtimeOf(THIS_FILE),
-  );
-  const outputs: string[] = [];
-  const failures: string[] = [];
-  for (const name of [...new Set(names)].sort()) {
-    const out = pluginWasmPath(name);
-    outputs.push(out);
-    const srcMtime = Math.max(
-      pdkMtime,
-      await newestMtime(join(PLUGINS_DIR, name, "assembly")),
-    );
-    if (!options.force && (await mtimeOf(out)) > srcMtime) {
-      log(`${name}: up to date`);
-      continue;
-    }
-    const started = performance.now();
-    try {
-      const size = await buildOne(name, out);
-      const ms = Math.round(performance.now() - started);
-      log(`${name}: built ${relative(ROOT, out)} (${size} bytes, ${ms} ms)`);
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      failures.push(`plugin "${name}": ${msg}`);
-    }
-  }
+  const results = await buildPluginDirs(names.map((name) => join(PLUGINS_DIR, name)), options);
+  const failures = results.flatMap((r, i) => r.status === "failed" ? [`plugin "${names[i]}": ${r.error}`] : []);
   if (failures.length > 0) {
     throw new Error(`build failed:\n${failures.join("\n")}`);
   }
-  return outputs;
+  return results.map((r) => r.out);
 }
 
-/** Compiles one plugin with asc and atomically writes `out`; returns its size. */
-async function buildOne(name: string, out: string): Promise<number> {
+/** Compiles the plugin in `dir` with asc and atomically writes `out`; returns its size. */
+async function buildOne(dir: string, out: string): Promise<number> {
   // Loaded lazily: importing the compiler costs ~0.3 s, skipped when up to date.
   const { default: asc } = await import("assemblyscript/asc");
-  const entry = `plugins/${name}/assembly/index.ts`;
+  const entry = relative(BASE_DIR, join(dir, "assembly", "index.ts"));
   let wasm: Uint8Array | undefined;
   const stdout = asc.createMemoryStream();
   const stderr = asc.createMemoryStream();
   const { error } = await asc.main([
     entry,
     "--baseDir",
-    ROOT,
+    BASE_DIR,
     "--outFile",
     "plugin.wasm",
     "-O3",
@@ -155,10 +186,10 @@ async function buildOne(name: string, out: string): Promise<number> {
     throw new Error(`asc: ${error.message}${details ? `\n${details}` : ""}`);
   }
   if (!wasm) throw new Error("asc produced no .wasm output");
-  const dir = join(PLUGINS_DIR, name, "build");
-  await Deno.mkdir(dir, { recursive: true });
+  const buildDir = dirname(out);
+  await Deno.mkdir(buildDir, { recursive: true });
   const tmp = join(
-    dir,
+    buildDir,
     `.plugin.wasm.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
   try {
@@ -208,14 +239,27 @@ async function newestMtime(dir: string): Promise<number> {
 }
 
 if (import.meta.main) {
-  const args = Deno.args.filter((a) => a !== "--force" && a !== "-f");
-  const force = args.length !== Deno.args.length;
+  const { parseArgs } = await import("node:util");
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: { force: { type: "boolean", short: "f" }, dir: { type: "string", multiple: true } },
+  });
+  const log = (line: string) => console.log(line);
   try {
-    await buildPlugins({
-      only: args.length > 0 ? args : undefined,
-      force,
-      log: (line) => console.log(line),
-    });
+    if (values.dir) {
+      // Plugin directories anywhere (`deno task start` builds the configured ones this way).
+      const results = await buildPluginDirs(values.dir, { force: values.force ?? false, log });
+      const failed = results.filter((r) => r.status === "failed");
+      for (const r of failed) console.error(`Cannot build plugin directory "${r.dir}": ${r.error}`);
+      if (failed.length > 0) Deno.exit(1);
+    } else {
+      await buildPlugins({
+        ...(positionals.length > 0 ? { only: positionals } : {}),
+        force: values.force ?? false,
+        log,
+      });
+    }
   } catch (err) {
     console.error(err instanceof Error ? err.message : String(err));
     Deno.exit(1);

@@ -1,5 +1,6 @@
 /**
- * keycard's command line: `start` serves the gateway from keycard.yaml;
+ * keycard's command line: `start` derives the server's permissions from the
+ * configuration and runs `serve` under them; `serve` is the server itself;
  * `demo` runs the example plugins in-process and prints the audit trail.
  *
  * @module
@@ -11,7 +12,10 @@ import { compileGrants, PolicyEngine, type PolicySource } from "../policy/mod.ts
 import { type Manifest, parseManifest } from "../registry/mod.ts";
 import { PluginDeadlineError, PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { watDemoLoop } from "./_demo_loop.ts";
+import { StartError } from "../gateway/mod.ts";
 import { serve } from "./serve.ts";
+import { start } from "./start.ts";
+import { userError } from "./user_error.ts";
 
 const decoder = new TextDecoder();
 const repo = new URL("../../", import.meta.url);
@@ -108,14 +112,45 @@ export async function demo(): Promise<void> {
   console.log(`\nstate in ${state.pathname}: audit.jsonl, kv.sqlite, files/`);
 }
 
-if (import.meta.main) {
-  const [command = "start", ...rest] = Deno.args;
-  if (command === "start") {
-    await serve(rest[0] ? { configPath: rest[0] } : {});
-  } else if (command === "demo") {
-    await demo();
-  } else {
-    console.error(`Unknown command "${command}": expected start [config.yaml] or demo`);
-    Deno.exit(2);
+const USAGE = "Usage: deno task start [config.yaml] [--dry-run] | serve [config.yaml] | demo";
+
+/**
+ * Runs a command and returns its exit code; a user error (bad config, missing
+ * file) is one line on stderr and exit code 2, never a stack trace.
+ *
+ * @param args `Deno.args`: the command and its arguments.
+ * @returns The exit code.
+ */
+export async function main(args: string[]): Promise<number> {
+  const [command = "start", ...rest] = args;
+  try {
+    switch (command) {
+      case "start":
+        return await start(rest);
+      case "serve":
+        if (rest.length > 1 || rest[0]?.startsWith("-")) {
+          console.error(`Unknown argument ${JSON.stringify(rest.at(-1))}: ${USAGE}`);
+          return 2;
+        }
+        await serve(rest[0] ? { configPath: rest[0] } : {});
+        return 0;
+      case "demo":
+        await demo();
+        return 0;
+      default:
+        console.error(`Unknown command ${JSON.stringify(command)}: ${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof StartError) {
+      console.error(error.message);
+      return 1;
+    }
+    const message = userError(error);
+    if (message === undefined) throw error;
+    console.error(message);
+    return 2;
   }
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

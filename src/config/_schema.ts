@@ -234,10 +234,23 @@ const hook = map({
   config: { ...hook.config },
 }));
 
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+/** A media type as a Content-Type value takes it (RFC 9110 8.3.1): type/subtype, then `; name=value` parameters. */
+const MEDIA_TYPE = new RegExp(
+  `^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*${TOKEN}=(?:${TOKEN}|"(?:[^"\\\\\\x00-\\x1f\\x7f]|\\\\[\\t\\x20-\\x7e])*"))*$`,
+);
+
 const handler = map({
   plugin: pluginName(),
   export: exportName().optional(),
-}).transform((handler): HandlerConfig => ({ plugin: handler.plugin, export: handler.export ?? "handle" }));
+  contentType: text('a media type such as "text/plain; charset=utf-8"', MEDIA_TYPE).optional(),
+  envelope: z.boolean(expect("true or false")).optional(),
+}).transform((handler): HandlerConfig => ({
+  plugin: handler.plugin,
+  export: handler.export ?? "handle",
+  ...(handler.contentType === undefined ? {} : { contentType: handler.contentType }),
+  ...(handler.envelope === undefined ? {} : { envelope: handler.envelope }),
+}));
 
 const route = map({
   name: text("a name of 1-64 letters, digits, '_', '.' or '-'", ROUTE_NAME),
@@ -304,11 +317,12 @@ export const ROUTES_FILE_SCHEMA = map({ routes: routes() });
 export const CONFIG_FILE_SCHEMA = map({
   server: map({
     host: host().optional(),
-    port: integer(1, 65535).optional(),
+    port: integer(0, 65535).optional(),
     maxBodyBytes: integer(1, 2 ** 31).optional(),
   }).nullish(),
   dataDir: filePath().optional(),
   policies: filePath().optional(),
+  strictStart: z.boolean(expect("true or false")).optional(),
   plugins: list(map({ path: filePath() })).optional().superRefine((list, ctx) =>
     unique(list ?? [], (plugin) => normalize(plugin.path), "path", ctx, "each plugin is loaded once")
   ),

@@ -4,7 +4,7 @@ import { DEFAULT_LIMITS, type PluginLimits } from "../runtime/mod.ts";
 export interface ServerConfig {
   /** Interface to bind; loopback unless configured otherwise. @default {"127.0.0.1"} */
   host: string;
-  /** TCP port, 1-65535. @default {8080} */
+  /** TCP port, 0-65535; 0 takes any free port (the start banner prints the one taken). @default {8080} */
   port: number;
   /** Largest request body accepted, in bytes. @default {16777216} */
   maxBodyBytes: number;
@@ -99,6 +99,17 @@ export interface HandlerConfig {
   plugin: string;
   /** The export called. @default {"handle"} */
   export: string;
+  /**
+   * The response's content type, e.g. `text/plain; charset=utf-8`; over the manifest export's `contentType`.
+   * @default {the manifest export's, else "application/octet-stream"}
+   */
+  contentType?: string;
+  /**
+   * `true`: the export speaks keycard's JSON envelope (a `HookInput` in, `{status, headers, body}` out);
+   * `false`: the request body in, the response body out. Over the manifest export's `envelope`.
+   * @default {the manifest export's, else false}
+   */
+  envelope?: boolean;
 }
 
 /**
@@ -137,6 +148,11 @@ export interface KeycardConfig {
   dataDir: string;
   /** Absolute path of the policy directory (`keycard.cedarschema` and operator `*.cedar` files). @default {"policies"} */
   policies: string;
+  /**
+   * Whether a configured plugin that cannot be read, built or loaded stops the start. When false, it is
+   * reported (log, `/readyz` degraded, `GET /v1/plugins`) and the others serve. @default {false}
+   */
+  strictStart: boolean;
   /** Plugins loaded at start, in order. @default {[]} */
   plugins: PluginConfig[];
   /** API clients. @default {[]} */
@@ -171,6 +187,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 16 << 20 },
   dataDir: ".keycard",
   policies: "policies",
+  strictStart: false,
   plugins: [],
   tokens: [],
   registry: { requireSignature: false, trustedKeys: [] },

@@ -62,7 +62,7 @@ export interface LoadedConfig {
  *   is absent from `cwd`, the result is the built-in defaults resolved
  *   against `cwd`. A file that is named must exist.
  * - Overrides: `KEYCARD_CONFIG` (the file, when `path` is not given),
- *   `KEYCARD_HOST`, `KEYCARD_PORT` (an integer from 1 to 65535),
+ *   `KEYCARD_HOST`, `KEYCARD_PORT` (an integer from 0 to 65535; 0 takes any free port),
  *   `KEYCARD_DATA_DIR` (relative to `cwd`), `KEYCARD_ADMIN_TOKEN` (at least
  *   16 characters; returned as `adminToken`). Empty values count as unset.
  *
@@ -136,8 +136,8 @@ function _checkHost(value: string, file: string): string {
 
 function _checkPort(value: string, file: string): number {
   const port = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(port >= 1 && port <= 65535)) {
-    throw new ConfigError(`expected an integer from 1 to 65535, got ${JSON.stringify(value)}`, {
+  if (!(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`expected an integer from 0 to 65535, got ${JSON.stringify(value)}`, {
       file,
       variable: "KEYCARD_PORT",
       path: "server.port",
@@ -185,6 +185,7 @@ function _resolve(input: ConfigFile, baseDir: string): KeycardConfig {
     server: { ...defaults.server, ..._defined(input.server) },
     dataDir,
     policies: resolve(baseDir, input.policies ?? defaults.policies),
+    strictStart: input.strictStart ?? defaults.strictStart,
     plugins: (input.plugins ?? []).map((plugin) => ({ path: resolve(baseDir, plugin.path) })),
     tokens: (input.tokens ?? []).map((token) => ({ id: token.id, sha256: token.sha256, roles: [...token.roles] })),
     registry: {

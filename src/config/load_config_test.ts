@@ -38,6 +38,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
       server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 16777216 },
       dataDir: join(dir, ".keycard"),
       policies: join(dir, "policies"),
+      strictStart: false,
       plugins: [],
       tokens: [],
       registry: { requireSignature: false, trustedKeys: [] },
@@ -151,7 +152,7 @@ Deno.test("loadConfig() applies KEYCARD_* overrides from an explicit env object"
 
 Deno.test("loadConfig() refuses a bad KEYCARD_PORT, naming the variable", async () => {
   await inTempDir(async (dir) => {
-    for (const port of ["eighty", "0", "65536", "80.5", "-1", " 80"]) {
+    for (const port of ["eighty", "65536", "80.5", "-1", " 80"]) {
       await assert.rejects(loadConfig({ cwd: dir, env: { KEYCARD_PORT: port } }), (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.equal(error.variable, "KEYCARD_PORT");
@@ -159,7 +160,7 @@ Deno.test("loadConfig() refuses a bad KEYCARD_PORT, naming the variable", async 
         assert.equal(
           error.message,
           `Invalid environment variable KEYCARD_PORT (overrides "server.port"): ` +
-            `expected an integer from 1 to 65535, got ${JSON.stringify(port)}`,
+            `expected an integer from 0 to 65535, got ${JSON.stringify(port)}`,
         );
         return true;
       });
@@ -204,7 +205,7 @@ Deno.test("loadConfig() refuses a value of the wrong type with line, column and 
     assert.deepEqual([error.line, error.column, error.path], [3, 9, "server.port"]);
     assert.equal(
       error.message,
-      'Invalid config "keycard.yaml" at line 3, column 9: "server.port" expected an integer from 1 to 65535, got "eighty"',
+      'Invalid config "keycard.yaml" at line 3, column 9: "server.port" expected an integer from 0 to 65535, got "eighty"',
     );
 
     const cases: [string, number, number, string, RegExp][] = [
@@ -229,7 +230,7 @@ Deno.test("loadConfig() refuses a value of the wrong type with line, column and 
 
 Deno.test("loadConfig() reports the first problem in the file and counts the others", async () => {
   await inTempDir(async (dir) => {
-    const error = await configError(dir, "audit:\n  maxFiles: 0\nserver:\n  port: 0\n  hots: x\n");
+    const error = await configError(dir, "audit:\n  maxFiles: 0\nserver:\n  port: -1\n  hots: x\n");
     assert.deepEqual([error.line, error.path], [2, "audit.maxFiles"]);
     assert.match(error.message, /\(and 2 more\)$/);
   });
@@ -330,4 +331,23 @@ Deno.test({
     assert.equal(config.server.port, 8080);
     assert.equal(adminToken, undefined);
   },
+});
+
+Deno.test("loadConfig() takes port 0 (any free port) from the file and from KEYCARD_PORT", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "keycard.yaml"), "server:\n  port: 0\nstrictStart: true\n");
+    const { config } = await loadConfig({ cwd: dir, env: {} });
+    assert.equal(config.server.port, 0);
+    assert.equal(config.strictStart, true);
+    const fromEnv = await loadConfig({ cwd: dir, env: { KEYCARD_PORT: "0" } });
+    assert.equal(fromEnv.config.server.port, 0);
+  });
+});
+
+Deno.test("loadConfig() refuses a strictStart that is not a boolean, with line and column", async () => {
+  await inTempDir(async (dir) => {
+    const error = await configError(dir, "strictStart: sometimes\n");
+    assert.deepEqual([error.line, error.column, error.path], [1, 14, "strictStart"]);
+    assert.match(error.message, /expected true or false, got "sometimes"/);
+  });
 });

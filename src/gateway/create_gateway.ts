@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { buildPlugins } from "../../plugins/build.ts";
 import { AuditLog } from "../audit/mod.ts";
 import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
@@ -32,6 +31,7 @@ import {
   type StoredPlugin,
 } from "../registry/mod.ts";
 import { PluginHost } from "../runtime/mod.ts";
+import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
 import type { Hono } from "hono";
 
@@ -41,6 +41,18 @@ export interface GatewayOptions {
   adminToken?: string;
   /** Spare workers kept warm by the plugin host. @default {1} */
   spareWorkers?: number;
+  /** Receives one line for each configured plugin that failed at start and was skipped. @default {console.error} */
+  log?: (line: string) => void;
+}
+
+/** A configured or installed plugin that could not be read or loaded at start. */
+export interface StartFailure {
+  /** The plugin's name, when its manifest could be read. */
+  plugin?: string;
+  /** The configured path, for a configured plugin. */
+  path?: string;
+  /** Why, naming the plugin. */
+  error: string;
 }
 
 /** A running gateway's parts. */
@@ -58,6 +70,8 @@ export interface Gateway {
   setRoutes(routes: readonly RouteConfig[]): void;
   /** The route table in force. */
   routes(): readonly RouteConfig[];
+  /** Plugins that failed at start and were skipped (empty unless the start is degraded). */
+  startFailures(): readonly StartFailure[];
   /** Stops the plugin host (running calls finish), flushes the audit log, closes the store. */
   close(): Promise<void>;
 }
@@ -113,8 +127,28 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   for (const token of config.tokens) clients.set(token.sha256.toLowerCase(), { id: token.id, roles: token.roles });
   if (options.adminToken) clients.set(sha256Hex(options.adminToken), { id: "admin", roles: ["admin"] });
 
+  // A plugin that fails at start is reported and skipped, unless the operator asked for a strict start.
+  const failures: StartFailure[] = [];
+  const log = options.log ?? console.error;
+  const failed = (failure: StartFailure, cause: unknown) => {
+    if (config.strictStart) {
+      throw cause instanceof StartError
+        ? cause
+        : new StartError(failure.error, { path: failure.path ?? "", ...failure, cause });
+    }
+    failures.push(failure);
+    log(`keycard: skipped: ${failure.error}`);
+  };
+
   // Seed the registry with the configured plugins (operator-trusted: no conformance run).
-  for (const plugin of config.plugins) await seed(registry, plugin.path);
+  for (const { path } of config.plugins) {
+    try {
+      await seed(registry, path);
+    } catch (error) {
+      const plugin = error instanceof StartError ? error.plugin : undefined;
+      failed({ path, ...(plugin ? { plugin } : {}), error: (error as Error).message }, error);
+    }
+  }
 
   const schema = await Deno.readTextFile(join(config.policies, "keycard.cedarschema"));
   const operatorSources = await readPolicyFiles(config.policies);
@@ -126,6 +160,17 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   const grantSources = (list: Map<string, Manifest>): PolicySource[] =>
     [...list.values()].map((m) => ({ name: `grants/${m.name}`, text: compileGrants(m.name, m.grants) }));
   let files = operatorSources;
+  // A plugin whose grants do not validate is skipped like one that fails to load; the operator's own files
+  // must be valid (PolicyValidationError).
+  const validate = await PolicyEngine.create({ schema, sources: files });
+  for (const [name, manifest] of [...manifests]) {
+    try {
+      validate.check([...files, ...grantSources(new Map([[name, manifest]]))]);
+    } catch (error) {
+      manifests.delete(name);
+      failed({ plugin: name, error: `Plugin "${name}" has invalid grants: ${(error as Error).message}` }, error);
+    }
+  }
   const engine = await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
 
   const host = new PluginHost<CallerContext>({
@@ -153,7 +198,12 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   }
   for (const name of manifests.keys()) {
     const stored = await registry.get(name);
-    if (stored) await load(stored);
+    if (!stored) continue;
+    try {
+      await load(stored);
+    } catch (error) {
+      failed({ plugin: name, error: `Plugin "${name}" failed to load: ${(error as Error).message}` }, error);
+    }
   }
 
   async function view(name: string, version?: string): Promise<PluginView | undefined> {
@@ -172,6 +222,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       grants: m.grants,
       capabilities: m.capabilities,
       installedAt: stored.installedAt,
+      ...(loaded ? { state: "loaded" as const } : {
+        state: "failed" as const,
+        error: failures.find((f) => f.plugin === name)?.error ?? `Plugin "${name}" is not loaded`,
+      }),
     };
   }
 
@@ -309,12 +363,19 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     audit,
     stats: () => host.stats(),
     ready: () => ready,
+    startFailures: () => failures,
     maxBodyBytes: config.server.maxBodyBytes,
   };
   const runner = new RouteRunner({
     authenticate: services.authenticate,
     authorize: services.authorize,
     invoke: services.invoke,
+    // A handler's content type and envelope when its route leaves them out (the cast goes once manifests have them).
+    exportInfo: (plugin, name) =>
+      manifests.get(plugin)?.exports.find((e) => e.name === name) as
+        | { contentType?: string; envelope?: boolean }
+        | undefined,
+    maxBodyBytes: config.server.maxBodyBytes,
     audit,
     metrics,
   });
@@ -333,7 +394,16 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     }
     runner.setRoutes(routes);
   };
-  setRoutes(config.routes);
+  // A route over a plugin that failed at start is not served; the others are.
+  const serving = config.routes.filter((route) => {
+    const missing = [...route.hooks, ...(route.handler ? [route.handler] : [])]
+      .find((step) => !host.plugins().some((p) => p.name === step.plugin));
+    if (missing === undefined || !failures.some((f) => f.plugin === missing.plugin)) return true;
+    failures.push({ error: `Route "${route.name}" is not served: plugin "${missing.plugin}" did not load` });
+    log(`keycard: skipped: route "${route.name}": plugin "${missing.plugin}" did not load`);
+    return false;
+  });
+  setRoutes(serving);
   services.route = (request, remote) => runner.handle(request, remote);
   const { app } = createApp(services, metrics);
   ready = true;
@@ -343,6 +413,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     metrics,
     setRoutes,
     routes: () => runner.routes(),
+    startFailures: () => failures,
     async close() {
       ready = false;
       await host.close();
@@ -386,27 +457,18 @@ async function writeAtomically(path: string, text: string): Promise<void> {
   await Deno.rename(temp, path);
 }
 
-/** Installs a configured plugin (a directory with plugin.yaml, built from source when needed, or a .wasm). */
+/** Installs a configured plugin into the registry unless that exact module and version is there already. */
 async function seed(registry: Registry, path: string): Promise<void> {
-  let wasmPath: string;
-  let manifestText: string;
-  let manifestSource: string;
-  if (path.endsWith(".wasm")) {
-    wasmPath = path;
-    manifestSource = path.replace(/\.wasm$/, ".yaml");
-    manifestText = await Deno.readTextFile(manifestSource).catch(() =>
-      `name: ${path.split("/").at(-1)!.slice(0, -5)}\n`
-    );
-  } else {
-    manifestSource = join(path, "plugin.yaml");
-    manifestText = await Deno.readTextFile(manifestSource);
-    const name = path.split("/").filter(Boolean).at(-1)!;
-    const built = await buildPlugins({ only: [name] }).catch(() => undefined);
-    wasmPath = built?.[0] ?? join(path, "build", "plugin.wasm");
-  }
-  const manifest = parseManifest(manifestText, manifestSource);
-  const wasm = await Deno.readFile(wasmPath);
+  const { wasm, manifest } = await readConfiguredPlugin(path);
   const current = await registry.get(manifest.name, manifest.version);
   if (current?.sha256 === sha256Hex(wasm)) return;
-  await registry.install(wasm, manifest, { overwrite: true });
+  try {
+    await registry.install(wasm, manifest, { overwrite: true });
+  } catch (cause) {
+    throw new StartError(`Cannot install plugin "${manifest.name}" from "${path}": ${(cause as Error).message}`, {
+      path,
+      plugin: manifest.name,
+      cause,
+    });
+  }
 }

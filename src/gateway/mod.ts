@@ -5,5 +5,6 @@
  *
  * @module
  */
-export { createGateway, type Gateway, type GatewayOptions } from "./create_gateway.ts";
+export { createGateway, type Gateway, type GatewayOptions, type StartFailure } from "./create_gateway.ts";
+export { type ConfiguredPlugin, readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 export { HOOK_BODY_BYTES, type HookInput, type HookOutput, RouteRunner, type RouteRunnerDeps } from "./route_runner.ts";

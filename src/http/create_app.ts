@@ -54,7 +54,12 @@ export function createApp(
     "/readyz",
     (c) =>
       services.ready()
-        ? c.json({ status: "ready", policyVersion: services.policies.version() })
+        ? c.json({
+          // Degraded: serving, with the plugins that failed at start named.
+          status: services.startFailures?.().length ? "degraded" : "ready",
+          policyVersion: services.policies.version(),
+          ...(services.startFailures?.().length ? { failed: services.startFailures() } : {}),
+        })
         : c.body(JSON.stringify(problem("not-ready", "Policies or plugins are still loading")), 503, {
           "content-type": "application/problem+json",
         }),

@@ -26,6 +26,10 @@ export interface PluginView {
   /** Actions its manifest says it may attempt. */
   capabilities: string[];
   installedAt: string;
+  /** `"loaded"` when the version shown is serving, `"failed"` when it did not load at start (see `error`). */
+  state: "loaded" | "failed";
+  /** Why the plugin is not serving, when `state` is `"failed"`. */
+  error?: string;
 }
 
 /** A conformance report (see src/conformance). */
@@ -82,6 +86,8 @@ export interface GatewayServices {
   stats(): HostStats;
   /** Policies and configured plugins loaded. */
   ready(): boolean;
+  /** Configured or installed plugins (and routes) that failed at start and were skipped: the start is degraded. */
+  startFailures?(): readonly { plugin?: string; path?: string; error: string }[];
   /** Largest request body accepted, in bytes. */
   maxBodyBytes: number;
   /** Answers a request through a configured route (hooks, upstream, handler), or undefined when none matches. */
