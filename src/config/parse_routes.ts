@@ -15,7 +15,10 @@ import type { RouteConfig } from "./config.ts";
  * - `match.methods`: any case, of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS;
  *   absent for any. No two routes have the same path and a method in common.
  * - Exactly one of `upstream` (an `http:`/`https:` URL without credentials,
- *   query or fragment) and `handler` (`{ plugin, export = "handle" }`).
+ *   query or fragment) and `handler` (`{ plugin, export = "handle",
+ *   contentType?, envelope? }`; `contentType` a media type such as
+ *   `text/plain; charset=utf-8`, `envelope` true or false; left out, the
+ *   manifest export's own apply).
  * - `auth`: `token` (the default) or `public`; `timeouts`:
  *   `{ connectMs = 2000, responseMs = 10000 }`.
  * - `hooks`: `{ plugin, on: request | response, priority = 0,

@@ -118,6 +118,24 @@ Deno.test("parseRoutes() returns the routes of a routes document with defaults f
   });
 });
 
+Deno.test("parseRoutes() keeps a handler's contentType and envelope only when written", () => {
+  const routes = parseRoutes(
+    doc(
+      "{ name: a, match: { path: /a }, handler: { plugin: hello, export: greet } }",
+      `{ name: b, match: { path: /b }, handler: { plugin: hello, contentType: 'text/plain; charset="utf-8"' } }`,
+      "{ name: c, match: { path: /c }, handler: { plugin: quoter, envelope: true } }",
+      "{ name: d, match: { path: /d }, handler: { plugin: quoter, envelope: false, contentType: application/json } }",
+    ),
+    "routes.yaml",
+  );
+  assert.deepEqual(routes.map((route) => route.handler), [
+    { plugin: "hello", export: "greet" },
+    { plugin: "hello", export: "handle", contentType: 'text/plain; charset="utf-8"' },
+    { plugin: "quoter", export: "handle", envelope: true },
+    { plugin: "quoter", export: "handle", envelope: false, contentType: "application/json" },
+  ]);
+});
+
 Deno.test("parseRoutes() accepts the example commented in the shipped keycard.yaml", async () => {
   const text = await Deno.readTextFile(join(repo, "keycard.yaml"));
   const example = text.slice(text.indexOf("# Routes:")).split("\n").filter((line) => line.startsWith("#   "))
@@ -214,6 +232,36 @@ Deno.test("parseRoutes() refuses a broken rule with line, column and path", () =
       "quoter",
       "routes[0].handler",
       /expected a map, got "quoter"/,
+    ],
+    [
+      "{ name: a, match: { path: /x }, handler: { plugin: p, contentType: text } }",
+      "text }",
+      "routes[0].handler.contentType",
+      /expected a media type such as "text\/plain; charset=utf-8", got "text"/,
+    ],
+    [
+      '{ name: a, match: { path: /x }, handler: { plugin: p, contentType: "text/plain\\r\\nx-evil: 1" } }',
+      '"text',
+      "routes[0].handler.contentType",
+      /expected a media type .*, got "text\/plain\\r\\nx-evil: 1"/,
+    ],
+    [
+      "{ name: a, match: { path: /x }, handler: { plugin: p, contentType: 'text/plain; charset' } }",
+      "'text",
+      "routes[0].handler.contentType",
+      /expected a media type/,
+    ],
+    [
+      "{ name: a, match: { path: /x }, handler: { plugin: p, envelope: yes } }",
+      "yes",
+      "routes[0].handler.envelope",
+      /expected true or false, got "yes"/,
+    ],
+    [
+      "{ name: a, match: { path: /x }, handler: { plugin: p, content-type: text/plain } }",
+      "content-type:",
+      "routes[0].handler.content-type",
+      /is not a known key \(expected one of "plugin", "export", "contentType", "envelope"\)/,
     ],
   ];
   for (const [route, node, path, message] of cases) {
