@@ -17,6 +17,8 @@ const LARGE_BYTES = 200 * KIB;
 /** responseMs of the slow route; the upstream's /slow sleeps far longer. */
 const SLOW_ROUTE_MS = 300;
 const SLOW_UPSTREAM_MS = 3_000;
+/** server.maxBodyBytes: the most a plain handler's request body may be (hello's inputBytes is 1 MiB). */
+const MAX_BODY_BYTES = 2 * KIB * KIB;
 
 /** Test-only hook plugins: .wat in tests/testdata, seeded as .wasm with the .yaml next to it. */
 const HOOK_PLUGINS = ["route_const", "route_trap", "route_spin", "route_probe"];
@@ -249,6 +251,7 @@ function routesYaml(upstream: string, down: string): string {
     `    hooks:`,
     hook("route-trap", "request", "unreachable", ", failure: open"),
     `  - { name: broken-handler, match: { path: /broken }, auth: public, handler: { plugin: route-trap, export: unreachable } }`,
+    ...handlerRoutes(),
     `  - name: rewrite-body`,
     `    match: { path: /rewrite-body }`,
     `    auth: public`,
@@ -263,6 +266,32 @@ function routesYaml(upstream: string, down: string): string {
     hook("route-const", "request", "set_a1"),
     "",
   ].join("\n");
+}
+
+/** Handler routes: plain exports of hello, the envelope by route and by manifest, failures. */
+function handlerRoutes(): string[] {
+  const route = (name: string, path: string, handler: string) =>
+    `  - { name: ${name}, match: { path: ${path} }, auth: public, handler: { ${handler} } }`;
+  return [
+    route("greet", "/greet", 'plugin: hello, export: greet, contentType: "text/plain; charset=utf-8"'),
+    route("echo", "/echo", "plugin: hello, export: echo"),
+    route("vowels", "/vowels", "plugin: hello, export: count_vowels, contentType: application/json"),
+    route("fib", "/fib", "plugin: hello, export: fib"),
+    route("spin-handler", "/spin-handler", "plugin: route-spin, export: spin"),
+    route("deny-envelope", "/deny-envelope", "plugin: route-const, export: deny_451, envelope: true"),
+    route("allow-envelope", "/allow-envelope", "plugin: route-const, export: set_body, envelope: true"),
+    route("quote-raw", "/quote-raw", "plugin: quoter, envelope: false"),
+    route("quoter-describe", "/quoter-describe", "plugin: quoter, export: describe"),
+    route("greet-enveloped", "/greet-enveloped", "plugin: hello, export: greet, envelope: true"),
+    `  - name: greet-hooked`,
+    `    match: { path: /greet-hooked }`,
+    `    auth: public`,
+    `    handler: { plugin: hello, export: greet, contentType: text/plain }`,
+    `    hooks:`,
+    `      - { plugin: route-const, on: request, export: set_body }`,
+    `      - { plugin: route-const, on: response, export: set_a1 }`,
+    `      - { plugin: route-probe, on: response, export: probe }`,
+  ];
 }
 
 async function startFixture(): Promise<Fixture> {
@@ -285,6 +314,7 @@ async function startFixture(): Promise<Fixture> {
       "server:",
       "  host: 127.0.0.1",
       "  port: 8080",
+      `  maxBodyBytes: ${MAX_BODY_BYTES}`,
       `dataDir: ${JSON.stringify(join(dir, "data"))}`,
       `policies: ${JSON.stringify(policies)}`,
       "plugins:",
@@ -359,13 +389,17 @@ function failedCalls(metrics: string, plugin: string, exportName: string): numbe
   ).reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
 }
 
-async function hookAudit(fx: Fixture, plugin: string): Promise<Record<string, unknown>[]> {
-  const response = await fx.request(`/v1/audit?action=route.hook&plugin=${plugin}`, {
+async function auditEvents(fx: Fixture, action: string, plugin: string): Promise<Record<string, unknown>[]> {
+  const response = await fx.request(`/v1/audit?action=${action}&plugin=${plugin}`, {
     headers: bearer(fx.adminToken),
   });
   assert.equal(response.status, 200);
   const { events } = await response.json() as { events: Record<string, unknown>[] };
-  return events.filter((e) => e.action === "route.hook" && e.plugin === plugin);
+  return events.filter((e) => e.action === action && e.plugin === plugin);
+}
+
+function hookAudit(fx: Fixture, plugin: string): Promise<Record<string, unknown>[]> {
+  return auditEvents(fx, "route.hook", plugin);
 }
 
 Deno.test("routes: hooks, upstream proxying, handlers, auth and reloads end to end", async (t) => {
@@ -571,9 +605,15 @@ Deno.test("routes: hooks, upstream proxying, handlers, auth and reloads end to e
       },
     );
 
-    await t.step("a failing handler answers 503 problem+json (handlers fail closed)", async () => {
-      const body = await expectProblem(await fx.request("/broken"), 503, "hook-failed");
+    await t.step("a trapping handler answers 502 plugin-failed, named as a handler and audited", async () => {
+      const body = await expectProblem(await fx.request("/broken"), 502, "plugin-failed");
       assert.equal(body.route, "broken-handler");
+      assert.equal(body.plugin, "route-trap");
+      assert.equal(body.export, "unreachable");
+      assert.match(String(body.detail), /^Handler "route-trap" "unreachable" of route "broken-handler" failed: /);
+      assert.doesNotMatch(String(body.detail), /hook/i);
+      const events = await auditEvents(fx, "route.handler", "route-trap");
+      assert.ok(events.some((e) => e.resource === 'Route::"broken-handler"' && e.decision === "deny"));
     });
 
     await t.step("a hook's call carries the route's client as caller (audited on failure)", async () => {
@@ -618,7 +658,128 @@ Deno.test("routes: hooks, upstream proxying, handlers, auth and reloads end to e
       assert.ok(ms >= SLOW_ROUTE_MS - 10 && ms < SLOW_ROUTE_MS + 1_000, `took ${ms} ms`);
     });
 
-    await t.step("a handler route answers from the plugin (quoter)", async () => {
+    await t.step("a plain handler: the request body in, its output out as text (hello.greet)", async () => {
+      const post = await fx.request("/greet", { method: "POST", body: "keycard" });
+      assert.equal(post.status, 200);
+      assert.equal(post.headers.get("content-type"), "text/plain; charset=utf-8");
+      assert.equal(await post.text(), "Hello, keycard!");
+      const get = await fx.request("/greet");
+      assert.equal(await get.text(), "Hello, world!");
+      const head = await fx.request("/greet", { method: "HEAD" });
+      assert.equal(head.status, 200);
+      assert.equal(await head.text(), "");
+    });
+
+    await t.step("a plain handler's bytes come back whole, as application/octet-stream by default", async () => {
+      const bytes = new Uint8Array(LARGE_BYTES); // past the 64 KiB hooks see: a handler gets the whole body
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+      const response = await fx.request("/echo", { method: "POST", body: bytes });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/octet-stream");
+      assert.deepEqual(new Uint8Array(await response.arrayBuffer()), bytes);
+      const empty = await fx.request("/echo", { method: "POST" });
+      assert.equal(empty.status, 200);
+      assert.equal((await empty.arrayBuffer()).byteLength, 0);
+    });
+
+    await t.step("a route's contentType names its handler's answer", async () => {
+      const response = await fx.request("/vowels", { method: "POST", body: "Hello, World" });
+      assert.equal(response.headers.get("content-type"), "application/json");
+      assert.deepEqual(await response.json(), { count: 3 });
+    });
+
+    await t.step("a manifest export's contentType names the answer when the route does not", async () => {
+      const response = await fx.request("/quoter-describe");
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/json");
+      assert.equal((await response.json() as { name: string }).name, "quoter");
+    });
+
+    await t.step("plugin errors become problems: reported 422, deadline 504, each named as a handler's", async () => {
+      const reported = await expectProblem(
+        await fx.request("/fib", { method: "POST", body: "x" }),
+        422,
+        "plugin-error",
+      );
+      assert.equal(reported.pluginDetail, "fib: input must be a decimal integer");
+      assert.equal(reported.route, "fib");
+      assert.match(String(reported.detail), /^Handler "hello" "fib" of route "fib" failed: /);
+      const ok = await fx.request("/fib", { method: "POST", body: "10" });
+      assert.equal(await ok.text(), "55");
+
+      const spin = await within(5_000, "the looping handler", fx.request("/spin-handler"));
+      const deadline = await expectProblem(spin, 504, "deadline-exceeded");
+      assert.equal(deadline.deadlineMs, 300);
+      assert.match(String(deadline.detail), /^Handler "route-spin" "spin" of route "spin-handler" failed: /);
+      const metrics = await metricsText(fx);
+      assert.ok(callCount(metrics, "hello", "fib", "plugin-error") >= 1, metrics);
+      assert.ok(callCount(metrics, "route-spin", "spin", "deadline-exceeded") >= 1, metrics);
+    });
+
+    await t.step(
+      "a plain handler's body is bounded: the plugin's inputBytes and server.maxBodyBytes, 413",
+      async () => {
+        const overPlugin = new Uint8Array(1536 * KIB);
+        const plugin = await expectProblem(
+          await fx.request("/echo", { method: "POST", body: overPlugin }),
+          413,
+          "payload-too-large",
+        );
+        assert.equal(plugin.limit, "inputBytes");
+        const overServer = new Uint8Array(MAX_BODY_BYTES + 1);
+        const server = await expectProblem(
+          await fx.request("/echo", { method: "POST", body: overServer }),
+          413,
+          "payload-too-large",
+        );
+        assert.match(String(server.detail), /Request body of route "echo" exceeds 2097152 bytes/);
+      },
+    );
+
+    await t.step(
+      "hooks run around a plain handler: its body from a request hook, its answer to response hooks",
+      async () => {
+        const response = await fx.request("/greet-hooked", { method: "POST", body: "original" });
+        assert.equal(response.status, 200);
+        assert.equal(await response.text(), "Hello, replaced!");
+        assert.equal(response.headers.get("content-type"), "text/plain");
+        assert.equal(response.headers.get("x-a"), "1");
+        assert.equal(response.headers.get("x-probe-truncated"), "false");
+      },
+    );
+
+    await t.step("a route's envelope: true makes its handler answer status, headers and body", async () => {
+      const denied = await fx.request("/deny-envelope");
+      assert.equal(denied.status, 451);
+      assert.equal(denied.headers.get("content-type"), "text/plain");
+      assert.equal(denied.headers.get("x-denied-by"), "451");
+      assert.equal(await denied.text(), "denied by 451");
+      // An envelope body without a content type gets the default one.
+      const allowed = await fx.request("/allow-envelope");
+      assert.equal(allowed.status, 200);
+      assert.equal(allowed.headers.get("content-type"), "application/octet-stream");
+      assert.equal(await allowed.text(), "replaced");
+    });
+
+    await t.step("an enveloped handler whose output is no envelope answers 502, saying who asked for one", async () => {
+      const body = await expectProblem(await fx.request("/greet-enveloped"), 502, "plugin-failed");
+      assert.match(
+        String(body.detail),
+        /^Handler "hello" "greet" of route "greet-enveloped" failed: output is not JSON/,
+      );
+      assert.match(String(body.detail), /the route says "greet" answers keycard's JSON envelope/);
+    });
+
+    await t.step("a route's envelope: false goes over the manifest's envelope: true", async () => {
+      const response = await fx.request("/quote-raw");
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get("content-type"), "application/octet-stream");
+      const envelope = await response.json() as { status: number; body: string };
+      assert.equal(envelope.status, 200);
+      assert.equal(JSON.parse(atob(envelope.body)).path, ""); // the raw (empty) body was its input
+    });
+
+    await t.step("a handler route answers from the plugin (quoter: the envelope by its manifest)", async () => {
       const response = await fx.request("/quote");
       assert.equal(response.status, 200);
       assert.equal(response.headers.get("content-type"), "application/json");

@@ -1,24 +1,18 @@
 import type { AuditLog } from "../audit/mod.ts";
-import type { HandlerConfig, HookConfig, RouteConfig } from "../config/mod.ts";
-import { type Client, type Metrics, problem, problemKind, type ProblemType } from "../http/mod.ts";
+import type { RouteConfig } from "../config/mod.ts";
+import type { Client, Metrics } from "../http/mod.ts";
 import { type AuthorizationRequest, clientEntity, type Decision, type Entity } from "../policy/mod.ts";
 import type { InvokeOptions } from "../runtime/mod.ts";
+import { bodiless, peek, toBase64 } from "./_body.ts";
+import { runHandler } from "./_handler.ts";
+import { applyHeaders, forwardable, plainHeaders } from "./_headers.ts";
+import { runHook } from "./_hook.ts";
+import { problemResponse } from "./_problem_response.ts";
+import { matches, specificity } from "./_route_match.ts";
+import { proxy } from "./_upstream.ts";
 
 /** Bytes of a body a hook sees; larger bodies stream through untouched. */
 export const HOOK_BODY_BYTES = 64 * 1024;
-
-/** Headers that belong to one connection and are never forwarded (RFC 9110 7.6.1). */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
 
 /** What a hook receives (its input, as JSON). */
 export interface HookInput {
@@ -59,123 +53,16 @@ export interface RouteRunnerDeps {
   invoke(plugin: string, exportName: string, input: Uint8Array, options: InvokeOptions<{ caller?: string }>): Promise<
     Uint8Array
   >;
+  /**
+   * What the installed manifest says of an export a handler calls: its content type, and whether it answers
+   * keycard's JSON envelope; a route's own `contentType`/`envelope` go over these.
+   * @default {() => undefined}
+   */
+  exportInfo?(plugin: string, exportName: string): { contentType?: string; envelope?: boolean } | undefined;
+  /** The largest request body read whole for a plain handler, in bytes (`server.maxBodyBytes`). @default {16777216} */
+  maxBodyBytes?: number;
   audit: AuditLog;
   metrics: Metrics;
-}
-
-class HookFailure extends Error {
-  readonly hook: HookConfig | HandlerConfig;
-  constructor(hook: HookConfig | HandlerConfig, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.hook = hook;
-  }
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function problemResponse(kind: ProblemType, detail: string, extensions: Record<string, unknown> = {}): Response {
-  const body = problem(kind, detail, extensions);
-  return new Response(JSON.stringify(body), {
-    status: body.status,
-    headers: { "content-type": "application/problem+json" },
-  });
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
-}
-
-function fromBase64(text: string): Uint8Array<ArrayBuffer> {
-  const binary = atob(text);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}
-
-/** Reads up to `limit` bytes of a stream; returns them and a stream of the whole body (prefix + rest). */
-async function peek(
-  body: ReadableStream<Uint8Array> | null,
-  limit: number,
-): Promise<{ head: Uint8Array; truncated: boolean; whole: ReadableStream<Uint8Array> | null }> {
-  if (!body) return { head: new Uint8Array(), truncated: false, whole: null };
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let done = false;
-  while (size <= limit) {
-    const next = await reader.read();
-    if (next.done) {
-      done = true;
-      break;
-    }
-    chunks.push(next.value);
-    size += next.value.length;
-  }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  const whole = new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (all.length) controller.enqueue(all);
-      if (done) controller.close();
-    },
-    async pull(controller) {
-      const next = await reader.read();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  });
-  return { head: all.subarray(0, Math.min(limit, all.length)), truncated: !done || size > limit, whole };
-}
-
-function applyHeaders(headers: Headers, change: HookOutput["headers"]): void {
-  for (const name of change?.remove ?? []) headers.delete(name);
-  for (const [name, value] of Object.entries(change?.set ?? {})) headers.set(name, value);
-}
-
-function plainHeaders(headers: Headers): Record<string, string> {
-  const out: Record<string, string> = {};
-  headers.forEach((value, name) => out[name] = value);
-  return out;
-}
-
-function forwardable(headers: Headers): Headers {
-  const out = new Headers();
-  const named = (headers.get("connection") ?? "").split(",").map((h) => h.trim().toLowerCase());
-  headers.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name) && !named.includes(name)) out.set(name, value);
-  });
-  return out;
-}
-
-function parseOutput(hook: HookConfig | HandlerConfig, bytes: Uint8Array): HookOutput {
-  let output: unknown;
-  try {
-    output = bytes.length === 0 ? {} : JSON.parse(decoder.decode(bytes));
-  } catch (error) {
-    throw new HookFailure(hook, `Hook output is not JSON: ${(error as Error).message}`);
-  }
-  if (typeof output !== "object" || output === null || Array.isArray(output)) {
-    throw new HookFailure(hook, "Hook output must be a JSON object");
-  }
-  const o = output as HookOutput;
-  if (o.status === 0) delete o.status; // 0 means "no override"
-  if (o.status !== undefined && (!Number.isInteger(o.status) || o.status < 100 || o.status > 599)) {
-    throw new HookFailure(hook, `Hook output status ${JSON.stringify(o.status)} is not an HTTP status`);
-  }
-  if (o.body !== undefined && typeof o.body !== "string") {
-    throw new HookFailure(hook, "Hook output body must be base64");
-  }
-  return o;
 }
 
 /**
@@ -243,8 +130,10 @@ export class RouteRunner {
     }
     const caller = client?.id;
     const headers = forwardable(request.headers);
-    const { head, truncated, whole } = await peek(request.body, HOOK_BODY_BYTES);
-    let body: BodyInit | null = whole;
+    const peeked = await peek(request.body, HOOK_BODY_BYTES);
+    // The request body as it stands: the client's stream, or the bytes a request hook put in its place.
+    let body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null = peeked.whole;
+    let { head, truncated } = peeked;
     const input = (phase: "request" | "response", h: Headers, b: Uint8Array, t: boolean): HookInput => ({
       route: route.name,
       phase,
@@ -264,61 +153,35 @@ export class RouteRunner {
 
     // Request hooks.
     for (const hook of chain("request")) {
-      const output = await this.#runHook(route, hook, input("request", headers, head, truncated), caller);
+      const output = await runHook(this.#deps, route, hook, input("request", headers, head, truncated), caller);
       if (output === undefined) continue; // failed open
       if (output instanceof Response) return output;
       if (output.allow === false) {
-        const response = new Response(output.body ? fromBase64(output.body) : null, { status: output.status ?? 403 });
+        const status = output.status ?? 403;
+        const response = new Response(bodiless(status) ? null : output.body ?? null, { status });
         applyHeaders(response.headers, output.headers);
         return response;
       }
       applyHeaders(headers, output.headers);
       statusOverride ??= output.status;
-      if (output.body !== undefined) body = fromBase64(output.body);
+      if (output.body !== undefined) {
+        body = output.body;
+        head = body.subarray(0, HOOK_BODY_BYTES);
+        truncated = body.length > HOOK_BODY_BYTES;
+      }
     }
 
-    // The upstream, or a handler plugin.
-    let response: Response;
-    if (route.handler) {
-      const output = await this.#runHook(route, route.handler, input("request", headers, head, truncated), caller);
-      if (output === undefined || output instanceof Response) {
-        return output ?? problemResponse("plugin-failed", `Handler of route "${route.name}" failed`);
-      }
-      response = new Response(output.body ? fromBase64(output.body) : null, { status: output.status ?? 200 });
-      applyHeaders(response.headers, output.headers);
-    } else {
-      const target = new URL(route.upstream!);
-      target.pathname = target.pathname.replace(/\/$/, "") + url.pathname;
-      target.search = url.search;
-      headers.set("x-forwarded-for", remote);
-      headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
-      headers.set("x-forwarded-host", request.headers.get("host") ?? url.host);
-      headers.delete("host");
-      const timeout = AbortSignal.timeout(route.timeouts.responseMs);
-      try {
-        response = await fetch(target, {
-          method: request.method,
-          headers,
-          body: request.method === "GET" || request.method === "HEAD" ? null : body,
-          redirect: "manual",
-          signal: timeout,
-          // @ts-ignore: Deno needs this for a streamed request body
-          duplex: "half",
-        });
-      } catch (error) {
-        if (timeout.aborted) {
-          return problemResponse(
-            "deadline-exceeded",
-            `Upstream of route "${route.name}" did not answer within ${route.timeouts.responseMs} ms`,
-          );
-        }
-        return problemResponse(
-          "upstream-failed",
-          `Upstream of route "${route.name}" failed: ${(error as Error).message}`,
-          { route: route.name },
-        );
-      }
-    }
+    // The handler plugin, or the upstream; their own failures answer at once.
+    const { response, failed } = route.handler
+      ? await runHandler(this.#deps, {
+        route,
+        handler: route.handler,
+        body,
+        hookInput: input("request", headers, head, truncated),
+        caller,
+      })
+      : await proxy({ route: route as RouteConfig & { upstream: string }, request, url, headers, body, remote });
+    if (failed) return response;
 
     // Response hooks.
     const responseHeaders = forwardable(response.headers);
@@ -330,79 +193,20 @@ export class RouteRunner {
       responseBody = peeked.whole;
       for (const hook of responseChain) {
         const hookInput = { ...input("response", responseHeaders, peeked.head, peeked.truncated), status };
-        const output = await this.#runHook(route, hook, hookInput, caller);
+        const output = await runHook(this.#deps, route, hook, hookInput, caller);
         if (output === undefined) continue;
         if (output instanceof Response) return output;
         applyHeaders(responseHeaders, output.headers);
         statusOverride ??= output.status;
         // A truncated body streams through untouched: the hook saw only its head.
         if (output.body !== undefined && !peeked.truncated) {
-          responseBody = fromBase64(output.body);
+          responseBody = output.body;
           responseHeaders.delete("content-length");
         }
       }
     }
     if (statusOverride !== undefined) status = statusOverride;
-    const nullBody = status === 204 || status === 304 || request.method === "HEAD";
+    const nullBody = bodiless(status) || request.method === "HEAD";
     return new Response(nullBody ? null : responseBody, { status, headers: responseHeaders });
   }
-
-  /** Runs one hook; a failure answers 503 (closed) or is skipped (open), audited and counted either way. */
-  async #runHook(
-    route: RouteConfig,
-    hook: HookConfig | HandlerConfig,
-    input: HookInput,
-    caller: string | undefined,
-  ): Promise<HookOutput | Response | undefined> {
-    const started = performance.now();
-    const config = "config" in hook && hook.config ? { config: hook.config } : {};
-    try {
-      const out = await this.#deps.invoke(
-        hook.plugin,
-        hook.export,
-        encoder.encode(JSON.stringify({ ...input, ...config })),
-        { hostContext: caller ? { caller } : {} },
-      );
-      const output = parseOutput(hook, out);
-      this.#deps.metrics.observeCall(hook.plugin, hook.export, "ok", (performance.now() - started) / 1000);
-      return output;
-    } catch (error) {
-      const kind = error instanceof HookFailure ? "plugin-failed" : problemKind(error);
-      this.#deps.metrics.observeCall(hook.plugin, hook.export, kind, (performance.now() - started) / 1000);
-      const failure = "failure" in hook ? hook.failure : "closed";
-      const message = error instanceof Error ? error.message : String(error);
-      this.#deps.audit.record({
-        time: new Date().toISOString(),
-        callId: crypto.randomUUID(),
-        plugin: hook.plugin,
-        version: "",
-        action: "route.hook",
-        resource: `Route::${JSON.stringify(route.name)}`,
-        decision: failure === "open" ? "allow" : "deny",
-        policies: [],
-        errors: [message],
-        caller: caller ?? null,
-        durationUs: Math.round((performance.now() - started) * 1000),
-        reason: `hook "${hook.plugin}" "${hook.export}" failed ${failure}: ${message}`,
-      });
-      if (failure === "open") return undefined;
-      return problemResponse("hook-failed", `Hook "${hook.plugin}" of route "${route.name}" failed: ${message}`, {
-        route: route.name,
-        plugin: hook.plugin,
-        export: hook.export,
-      });
-    }
-  }
-}
-
-function specificity(route: RouteConfig): number {
-  return route.match.path.endsWith("/*") ? route.match.path.length - 2 : route.match.path.length + 10_000;
-}
-
-function matches(route: RouteConfig, method: string, path: string): boolean {
-  if (route.match.methods && !route.match.methods.includes(method)) return false;
-  const pattern = route.match.path;
-  if (!pattern.endsWith("/*")) return path === pattern;
-  const prefix = pattern.slice(0, -2);
-  return path === prefix || path.startsWith(prefix + "/");
 }
