@@ -14,7 +14,7 @@ import { proxy } from "./_upstream.ts";
 /** Bytes of a body a hook sees; larger bodies stream through untouched. */
 export const HOOK_BODY_BYTES = 64 * 1024;
 
-/** What a hook receives (its input, as JSON). */
+/** What a hook, or a handler that speaks keycard's envelope, receives (its input, as JSON). */
 export interface HookInput {
   route: string;
   phase: "request" | "response";
@@ -35,7 +35,7 @@ export interface HookInput {
   config?: Record<string, string>;
 }
 
-/** What a hook returns (its output, as JSON). */
+/** What a hook, or a handler that speaks keycard's envelope, returns (its output, as JSON). */
 export interface HookOutput {
   /** `false` stops the chain and answers with `status` (default 403) and `body`. @default {true} */
   allow?: boolean;
@@ -68,8 +68,10 @@ export interface RouteRunnerDeps {
 /**
  * Runs requests through routes: authentication and the `route.call` Cedar
  * action, request hooks in priority order, the upstream (or a handler
- * plugin), then response hooks. Each hook is an ordinary plugin call: its own
- * isolate, its grants, the route's client as `context.caller`.
+ * plugin), then response hooks. Each hook and handler is an ordinary plugin
+ * call: its own isolate, its grants, the route's client as `context.caller`.
+ * A handler gets the request body and answers the response body, unless the
+ * route or the manifest says it speaks keycard's JSON envelope.
  */
 export class RouteRunner {
   readonly #deps: RouteRunnerDeps;
