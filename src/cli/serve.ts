@@ -51,6 +51,9 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
     options.configPath ? { path: options.configPath } : {},
   );
   const admin = await adminToken(config.dataDir, fromEnv);
+  // Scratch space (conformance sandboxes) lives under the data dir, where the server may write; a crash
+  // may have left some behind.
+  await Deno.remove(join(config.dataDir, "tmp"), { recursive: true }).catch(() => {});
   const gateway = await createGateway(config, { adminToken: admin.token });
   const stop = new AbortController();
   // Listen for the stop signal before anything slow, and honour one that came early.
@@ -72,7 +75,17 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const addr = await listen;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   log(`keycard serving on http://${host}:${addr.port} (config ${source})`);
-  log(`plugins: ${(await gateway.services.plugins.list()).map((p) => `${p.name}@${p.version}`).join(", ") || "none"}`);
+  const plugins = await gateway.services.plugins.list();
+  const named = (state: string) => plugins.filter((p) => p.state === state).map((p) => `${p.name}@${p.version}`);
+  const failedNames = named("failed");
+  log(
+    `plugins: ${named("loaded").join(", ") || "none"}${
+      failedNames.length ? ` (not loaded: ${failedNames.join(", ")})` : ""
+    }`,
+  );
+  if (gateway.startFailures().length > 0) {
+    log(`degraded start: ${gateway.startFailures().length} failure(s), listed above and at /readyz`);
+  }
   if (admin.created) {
     log(`admin token (shown once; kept in ${join(config.dataDir, "admin-token")}, mode 0600):`);
     log(`  ${admin.token}`);

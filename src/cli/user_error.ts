@@ -1,8 +1,9 @@
 import { ConfigError } from "../config/mod.ts";
+import { PolicyValidationError } from "../policy/mod.ts";
 
 /**
  * The one line to print for an error a user can fix (a bad config file or
- * `KEYCARD_*` value, a config file that is missing or unreadable), or
+ * `KEYCARD_*` value, an invalid policy file, a file that is missing or unreadable), or
  * `undefined` for anything else, which is a bug and keeps its stack trace.
  *
  * @param error What was thrown.
@@ -11,6 +12,7 @@ import { ConfigError } from "../config/mod.ts";
  * @example A config error becomes its message
  * ```ts
  * import { ConfigError } from "../config/mod.ts";
+import { PolicyValidationError } from "../policy/mod.ts";
  * import { userError } from "./user_error.ts";
  * userError(new ConfigError("expected true or false, got 3", { file: "keycard.yaml", path: "strictStart" }));
  * // 'Invalid config "keycard.yaml": "strictStart" expected true or false, got 3'
@@ -18,7 +20,7 @@ import { ConfigError } from "../config/mod.ts";
  * ```
  */
 export function userError(error: unknown): string | undefined {
-  if (error instanceof ConfigError) return error.message;
+  if (error instanceof ConfigError || error instanceof PolicyValidationError) return error.message;
   if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
     return (error as Error).message;
   }

@@ -130,8 +130,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   // A plugin that fails at start is reported and skipped, unless the operator asked for a strict start.
   const failures: StartFailure[] = [];
   const log = options.log ?? console.error;
-  const failed = (failure: StartFailure, cause: unknown) => {
+  let started: PluginHost<CallerContext> | undefined;
+  const failed = async (failure: StartFailure, cause: unknown) => {
     if (config.strictStart) {
+      // The start is refused: release what is open so that the caller may exit or retry cleanly.
+      await started?.close();
+      await audit.close();
+      kv.close();
       throw cause instanceof StartError
         ? cause
         : new StartError(failure.error, { path: failure.path ?? "", ...failure, cause });
@@ -146,7 +151,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       await seed(registry, path);
     } catch (error) {
       const plugin = error instanceof StartError ? error.plugin : undefined;
-      failed({ path, ...(plugin ? { plugin } : {}), error: (error as Error).message }, error);
+      await failed({ path, ...(plugin ? { plugin } : {}), error: (error as Error).message }, error);
     }
   }
 
@@ -168,12 +173,12 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       validate.check([...files, ...grantSources(new Map([[name, manifest]]))]);
     } catch (error) {
       manifests.delete(name);
-      failed({ plugin: name, error: `Plugin "${name}" has invalid grants: ${(error as Error).message}` }, error);
+      await failed({ plugin: name, error: `Plugin "${name}" has invalid grants: ${(error as Error).message}` }, error);
     }
   }
   const engine = await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
 
-  const host = new PluginHost<CallerContext>({
+  const host = started = new PluginHost<CallerContext>({
     limits: config.limits,
     concurrency: config.concurrency,
     spareWorkers: options.spareWorkers ?? 1,
@@ -202,7 +207,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     try {
       await load(stored);
     } catch (error) {
-      failed({ plugin: name, error: `Plugin "${name}" failed to load: ${(error as Error).message}` }, error);
+      await failed({ plugin: name, error: `Plugin "${name}" failed to load: ${(error as Error).message}` }, error);
     }
   }
 
