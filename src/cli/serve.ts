@@ -105,9 +105,15 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   try {
     await closed.promise; // Deno.serve drains in-flight requests before `finished` settles
   } finally {
-    for (const s of signals) Deno.removeSignalListener(s, shutdown);
-    Deno.removeSignalListener("SIGHUP", onHup);
-    await gateway.close();
-    log("keycard stopped");
+    // The listeners stay until the gateway has closed: Ctrl-C signals the whole process group, so the
+    // server gets the signal from the terminal and again from the launcher, and a second signal with no
+    // listener would kill it mid-drain.
+    try {
+      await gateway.close();
+      log("keycard stopped");
+    } finally {
+      for (const s of signals) Deno.removeSignalListener(s, shutdown);
+      Deno.removeSignalListener("SIGHUP", onHup);
+    }
   }
 }
