@@ -201,7 +201,9 @@ export class Lines {
     const found = Promise.withResolvers<string>();
     this.#waiters.push({ pattern, from, resolve: found.resolve });
     const line = await within(options.ms ?? BOUND.line, `a line ${what}`, found.promise, () => this.text());
-    if (line === "" && this.#done && !pattern.test("")) throw new Error(`The output ended without ${what}:\n${this.text()}`);
+    if (line === "" && this.#done && !pattern.test("")) {
+      throw new Error(`The output ended without ${what}:\n${this.text()}`);
+    }
     return line;
   }
 }
@@ -401,4 +403,71 @@ export async function exists(path: string): Promise<boolean> {
 /** Authorization header for a token. */
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * Reads a problem+json response: its status, content type and `type` (`/problems/<type>`), and a `detail` string.
+ * @returns The body.
+ */
+export async function expectProblem(
+  response: Response,
+  status: number,
+  type?: string,
+): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  const where = `${response.status} ${response.headers.get("content-type")} ${text.slice(0, 400)}`;
+  if (response.status !== status) throw new Error(`Expected status ${status}, got ${where}`);
+  if (!(response.headers.get("content-type") ?? "").startsWith("application/problem+json")) {
+    throw new Error(`Expected application/problem+json, got ${where}`);
+  }
+  const body = JSON.parse(text) as Record<string, unknown>;
+  if (body.status !== status || typeof body.detail !== "string" || typeof body.type !== "string") {
+    throw new Error(`Expected a problem with status, type and detail, got ${where}`);
+  }
+  if (type !== undefined && body.type !== `/problems/${type}`) {
+    throw new Error(`Expected a /problems/${type} problem, got ${where}`);
+  }
+  return body;
+}
+
+/** A multipart body with `wasm` and (optional) `manifest`, as `curl -F wasm=@plugin.wasm -F manifest=<plugin.yaml`. */
+export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
+  const form = new FormData();
+  form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>], { type: "application/wasm" }), "plugin.wasm");
+  if (manifest !== undefined) form.append("manifest", manifest);
+  return form;
+}
+
+/** Manifest text of tests/testdata/http_echo.wat under a name and version. */
+export function echoManifest(name: string, version = "1.0.0"): string {
+  return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
+}
+
+/** The built module of an example plugin (built by {@linkcode makeSite} or the launcher). */
+export async function builtPlugin(name: string): Promise<Uint8Array> {
+  return await Deno.readFile(join(pluginDir(name), "build", "plugin.wasm"));
+}
+
+/** The names (and versions) the server lists, sorted: what the bad-input checks compare before and after. */
+export async function listPlugins(kc: Keycard): Promise<string[]> {
+  const response = await kc.fetch("/v1/plugins", { headers: bearer(kc.adminToken) });
+  if (response.status !== 200) throw new Error(`GET /v1/plugins: ${response.status} ${await response.text()}`);
+  const { plugins } = await response.json() as { plugins: { name: string; version: string; sha256?: string }[] };
+  return plugins.map((p) => `${p.name}@${p.version}${p.sha256 ? `#${p.sha256.slice(0, 12)}` : ""}`).sort();
+}
+
+/**
+ * Checks a response's status; on a mismatch the failure carries the body and the tail of the server's log, where
+ * the cause of a 500 is.
+ * @returns The body text.
+ */
+export async function expectStatus(kc: Keycard, response: Response, status: number): Promise<string> {
+  const text = await response.text();
+  if (response.status !== status) {
+    throw new Error(
+      `Expected status ${status}, got ${response.status}: ${text.slice(0, 600)}\n--- server stderr (tail)\n` +
+        kc.run.stderr.lines.slice(-25).join("\n"),
+    );
+  }
+  return text;
 }
