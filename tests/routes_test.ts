@@ -324,7 +324,9 @@ async function startFixture(): Promise<Fixture> {
       `  - { id: app, sha256: "${sha256Hex(callerToken)}", roles: [caller] }`,
       `  - { id: viewer, sha256: "${sha256Hex(viewerToken)}", roles: [viewer] }`,
       "limits:",
-      "  deadlineMs: 300",
+      // Generous for every plugin (queue time counts, and the load step queues 50 calls on 2 instances);
+      // route-spin's own manifest sets the 300 ms that the deadline tests meet.
+      "  deadlineMs: 10000",
       "  instances: 2",
       "  queue: 512",
       "concurrency:",
