@@ -22,6 +22,10 @@
  *
  * @module
  */
+import type { z } from "zod";
+import type { PluginLimits } from "../runtime/mod.ts";
+import { CONFIG_FILE_SCHEMA } from "./_schema.ts";
+
 export {
   type AuditConfig,
   type ConcurrencyConfig,
@@ -40,4 +44,21 @@ export {
 export { ConfigError, type ConfigErrorOptions } from "./config_error.ts";
 export { CONFIG_ENV_VARS, loadConfig, type LoadConfigOptions, type LoadedConfig } from "./load_config.ts";
 export { parseRoutes } from "./parse_routes.ts";
+// The one YAML + zod path, shared with plugin.yaml (src/registry/parse_manifest.ts).
+export { parseYaml, type ParseYamlOptions } from "./_parse_yaml.ts";
+export { show as showYamlValue } from "./_schema.ts";
 export type { PluginLimits } from "../runtime/mod.ts";
+
+/**
+ * The zod schema of a `limits` map, as `keycard.yaml` and `plugin.yaml` take
+ * it: every key optional, unknown keys refused, each value an integer in its
+ * range (`memoryPages` from 1 to 65536, `deadlineMs` at least 1, ...).
+ *
+ * @example Validate limits
+ * ```ts
+ * import { PLUGIN_LIMITS_SCHEMA } from "./mod.ts";
+ * PLUGIN_LIMITS_SCHEMA.safeParse({ memoryPages: 70000 }).success; // false
+ * ```
+ */
+export const PLUGIN_LIMITS_SCHEMA: z.ZodType<Partial<PluginLimits>> = CONFIG_FILE_SCHEMA.shape.limits.unwrap()
+  .unwrap();

@@ -14,7 +14,14 @@
  *
  * @module
  */
-export { type Manifest, ManifestError, type ManifestExport, parseManifest } from "./parse_manifest.ts";
+export {
+  type Manifest,
+  ManifestError,
+  type ManifestErrorOptions,
+  type ManifestExport,
+  type ManifestSample,
+  parseManifest,
+} from "./parse_manifest.ts";
 export type { PluginStore, PluginSummary, StoredPlugin } from "./plugin_store.ts";
 export { FileStore, type StoreProblem } from "./file_store.ts";
 export { MemoryStore } from "./memory_store.ts";

@@ -1,6 +1,19 @@
-import { isMap, parseDocument } from "yaml";
+import { type ConfigErrorOptions, parseYaml } from "../config/mod.ts";
 import type { Grant } from "../policy/mod.ts";
 import type { PluginLimits } from "../runtime/mod.ts";
+import { MANIFEST_SCHEMA } from "./_manifest_schema.ts";
+
+/** One input the conformance suite runs an export on, and how the run must end. */
+export interface ManifestSample {
+  /** The input, as text. */
+  input: string;
+  /**
+   * `ok`: the export must return; `error`: it must fail with an error of its
+   * own (a reported error or a trap), for inputs it should refuse. A
+   * deadline or memory overrun fails either way.
+   */
+  expect: "ok" | "error";
+}
 
 /** One export a manifest declares. */
 export interface ManifestExport {
@@ -8,8 +21,19 @@ export interface ManifestExport {
   name: string;
   /** What the function does, for people. */
   description?: string;
-  /** Sample inputs the conformance suite runs. */
-  samples: string[];
+  /**
+   * Inputs the conformance suite runs (a bare string in the YAML is an input
+   * expected to succeed); an export without samples runs once on empty input.
+   */
+  samples: ManifestSample[];
+  /** The media type of the export's output when a route handler serves it, e.g. `text/plain; charset=utf-8`. */
+  contentType?: string;
+  /**
+   * Whether the export speaks keycard's JSON envelope as a route handler (a
+   * `HookInput` in, `{status, headers, body}` out) rather than body in, body
+   * out. @default {false}
+   */
+  envelope?: boolean;
 }
 
 /** A plugin's `plugin.yaml`. */
@@ -22,11 +46,11 @@ export interface Manifest {
   description?: string;
   /** The functions callers may invoke (a bare string in the YAML is a name); empty when absent. */
   exports: ManifestExport[];
-  /** The Cedar actions the plugin says it may attempt. */
+  /** The Cedar actions the plugin says it may attempt (each one of the plugin actions of the schema). */
   capabilities: string[];
   /** The grants to compile to Cedar, as written; {@linkcode compileGrants} checks them. */
   grants: Grant[];
-  /** Per-plugin overrides of the host's {@linkcode PluginLimits}, unchecked; empty when absent. */
+  /** The limits the plugin asks for, each within its range; empty when absent. A host may cap them. */
   limits: Partial<PluginLimits>;
   /** Configuration variables (`env.get`, Extism `config_get`). */
   config: Record<string, string>;
@@ -36,14 +60,33 @@ export interface Manifest {
   signature?: string;
 }
 
+/** Where a {@linkcode ManifestError} points. */
+export interface ManifestErrorOptions extends ErrorOptions {
+  /** The manifest's file name, as given to {@linkcode parseManifest}. */
+  source: string;
+  /** 1-based line of the offending value, when known. */
+  line?: number;
+  /** 1-based column of the offending value, when known. */
+  column?: number;
+  /** Dotted path of the offending field, e.g. `limits.deadlineMs` or `exports[0].samples[1]`. */
+  path?: string;
+}
+
 /**
- * A manifest that cannot be used: YAML syntax, or a field of the wrong shape.
- * `line`/`column` point at the offending value when known.
+ * A manifest that cannot be used: YAML syntax, an alias bomb, an unknown key,
+ * or a field of the wrong shape or range. `line`/`column` point at the
+ * offending value when known and `path` names the field.
  *
- * @example
+ * @example Build one
  * ```ts
  * import { ManifestError } from "./parse_manifest.ts";
- * new ManifestError("bad", { source: "plugin.yaml", line: 2, column: 3 }).line; // 2
+ * const error = new ManifestError('expected an integer of at least 1, got "fast"', {
+ *   source: "plugin.yaml",
+ *   line: 2,
+ *   column: 15,
+ *   path: "limits.deadlineMs",
+ * });
+ * error.message; // 'Invalid manifest "plugin.yaml" at line 2, column 15: "limits.deadlineMs" expected ...'
  * ```
  */
 export class ManifestError extends SyntaxError {
@@ -53,121 +96,73 @@ export class ManifestError extends SyntaxError {
   readonly line: number | undefined;
   /** 1-based column of the offending value, when known. */
   readonly column: number | undefined;
+  /** Dotted path of the offending field, when the problem is one field's. */
+  readonly path: string | undefined;
   /**
-   * Builds the error; the message names the source and position.
+   * Builds the error; the message names the source, position and field.
    *
-   * @param message What is wrong.
-   * @param options Where: the source, and line and column when known.
+   * @param message What is wrong, quoting the value.
+   * @param options Where: the source, and line, column and path when known.
    */
-  constructor(message: string, options: { source: string; line?: number; column?: number }) {
+  constructor(message: string, options: ManifestErrorOptions) {
     const where = options.line === undefined ? "" : ` at line ${options.line}, column ${options.column ?? 1}`;
-    super(`Invalid manifest "${options.source}"${where}: ${message}`);
+    const field = options.path ? `"${options.path}" ` : "";
+    super(
+      `Invalid manifest "${options.source}"${where}: ${field}${message}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "ManifestError";
     this.source = options.source;
     this.line = options.line;
     this.column = options.column;
+    this.path = options.path;
   }
 }
 
-const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
-const SHA256 = /^[0-9A-Fa-f]{64}$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
- * Parses and checks a `plugin.yaml`.
+ * Parses and checks a `plugin.yaml` through the same YAML + zod path as
+ * `keycard.yaml`: every field is validated (grants as the gateway compiles
+ * them, `limits` within their ranges), unknown keys are refused, and YAML
+ * alias bombs are refused before they expand.
  *
  * @param text The YAML text.
  * @param source The file name used in errors.
  * @returns The manifest, with defaults for the optional lists.
- * @throws {ManifestError} On YAML syntax errors or a field of the wrong type, with line and column.
+ * @throws {ManifestError} On YAML syntax errors, alias bombs, unknown keys, or a field of the wrong type or
+ * range, with line, column and the field's path.
  *
  * @example Parse a manifest
  * ```ts
  * import { parseManifest } from "./parse_manifest.ts";
- * const manifest = parseManifest("name: hello\nversion: 1.0.0\nexports: [{ name: greet }]\n", "plugin.yaml");
- * manifest.exports[0]?.name; // "greet"
+ * const manifest = parseManifest(
+ *   "name: hello\nversion: 1.0.0\nexports:\n  - { name: greet, samples: [keycard, { input: '', expect: ok }] }\n",
+ *   "plugin.yaml",
+ * );
+ * manifest.exports[0]?.samples; // [{ input: "keycard", expect: "ok" }, { input: "", expect: "ok" }]
  * ```
  */
 export function parseManifest(text: string, source: string): Manifest {
-  const document = parseDocument(text, { prettyErrors: false });
-  const error = document.errors[0];
-  if (error) {
-    const [line, column] = lineColumn(text, error.pos[0]);
-    throw new ManifestError(error.message.split("\n")[0]!, { source, line, column });
-  }
-  const root = document.contents;
-  if (!isMap(root)) throw new ManifestError("expected a map at the top level", { source, line: 1, column: 1 });
-  const at = (key: string) => {
-    const node = root.get(key, true) as { range?: [number, number, number] } | undefined;
-    const [line, column] = node?.range ? lineColumn(text, node.range[0]) : [undefined, undefined];
-    return { source, ...(line === undefined ? {} : { line, column }) };
-  };
-  const data = document.toJS() as Record<string, unknown>;
-  const fail = (key: string, message: string): never => {
-    throw new ManifestError(`"${key}" ${message}`, at(key));
-  };
-  const name = data.name;
-  if (typeof name !== "string" || !NAME.test(name)) fail("name", "must be 1-128 letters, digits, '_', '.' or '-'");
-  const version = data.version === undefined ? "0.0.0" : String(data.version);
-  if (!SEMVER.test(version)) fail("version", `must be a semantic version, got ${JSON.stringify(version)}`);
-  if (data.description !== undefined && typeof data.description !== "string") fail("description", "must be text");
-  const exports = data.exports ?? [];
-  if (!Array.isArray(exports)) return fail("exports", "must be a list");
-  const parsedExports = exports.map((entry: unknown): ManifestExport => {
-    const item = typeof entry === "string" ? { name: entry } : entry as Record<string, unknown>;
-    if (typeof item !== "object" || item === null || typeof item.name !== "string" || item.name === "") {
-      return fail("exports", `entries need a "name", got ${JSON.stringify(entry)}`);
-    }
-    const samples = item.samples ?? [];
-    if (!Array.isArray(samples) || !samples.every((s) => typeof s === "string")) {
-      return fail("exports", `samples of "${item.name}" must be a list of strings`);
-    }
-    return {
-      name: item.name,
-      ...(typeof item.description === "string" ? { description: item.description } : {}),
-      samples,
-    };
+  const data = parseYaml(text, source, MANIFEST_SCHEMA, 'expected a map with at least a "name"', {
+    error: (detail: string, where: ConfigErrorOptions) => {
+      const { file, path, line, column, cause } = where;
+      return new ManifestError(detail, {
+        source: file,
+        ...(line === undefined ? {} : { line, column: column ?? 1 }),
+        ...(path === undefined ? {} : { path }),
+        ...(cause === undefined ? {} : { cause }),
+      });
+    },
   });
-  const list = (key: string): unknown[] => {
-    const value = data[key] ?? [];
-    return Array.isArray(value) ? value : fail(key, "must be a list");
-  };
-  const capabilities = list("capabilities");
-  if (!capabilities.every((c) => typeof c === "string")) fail("capabilities", "must be a list of action names");
-  const map = (key: string): Record<string, unknown> => {
-    const value = data[key] ?? {};
-    return typeof value === "object" && value !== null && !Array.isArray(value)
-      ? value as Record<string, unknown>
-      : fail(key, "must be a map");
-  };
-  const config = Object.fromEntries(Object.entries(map("config")).map(([k, v]) => [k, String(v)]));
-  // A hash of digits only (or digits and one "e") reads as a YAML number, hence the hint to quote it.
-  if (data.sha256 !== undefined && (typeof data.sha256 !== "string" || !SHA256.test(data.sha256))) {
-    fail("sha256", `must be 64 hexadecimal digits in quotes, got ${JSON.stringify(data.sha256)}`);
-  }
-  if (
-    data.signature !== undefined &&
-    (typeof data.signature !== "string" || data.signature === "" || !BASE64.test(data.signature))
-  ) {
-    fail("signature", `must be base64 text, got ${JSON.stringify(data.signature)}`);
-  }
   return {
-    name: name as string,
-    version,
-    ...(typeof data.description === "string" ? { description: data.description } : {}),
-    exports: parsedExports,
-    capabilities: capabilities as string[],
-    grants: list("grants") as Grant[],
-    limits: map("limits") as Partial<PluginLimits>,
-    config,
-    ...(typeof data.sha256 === "string" ? { sha256: data.sha256.toLowerCase() } : {}),
-    ...(typeof data.signature === "string" ? { signature: data.signature } : {}),
+    name: data.name,
+    version: data.version ?? "0.0.0",
+    ...(data.description === undefined ? {} : { description: data.description }),
+    exports: data.exports ?? [],
+    capabilities: data.capabilities ?? [],
+    grants: (data.grants ?? []) as Grant[],
+    limits: data.limits ?? {},
+    config: data.config ?? {},
+    ...(data.sha256 === undefined ? {} : { sha256: data.sha256 }),
+    ...(data.signature === undefined ? {} : { signature: data.signature }),
   };
-}
-
-function lineColumn(text: string, offset: number): [number, number] {
-  const before = text.slice(0, offset);
-  const line = before.split("\n").length;
-  return [line, offset - before.lastIndexOf("\n")];
 }
