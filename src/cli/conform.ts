@@ -3,8 +3,11 @@
  * the report.
  *
  * ```sh
- * deno task conform <plugin.wasm> [--manifest plugin.yaml] [--format text|json|junit] [--out FILE]
+ * deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--format text|json|junit] [--out FILE]
  * ```
+ *
+ * `--grants` runs the plugin under the base policies plus its manifest's
+ * grants instead of the empty grant, as the gateway does at install.
  *
  * Exits 0 when the plugin is conformant, 1 when it is not, 2 when no verdict
  * could be reached (bad usage, a missing or unreadable module, an unreadable
@@ -16,7 +19,8 @@ import { parseArgs } from "node:util";
 import { formatReport, REPORT_FORMATS, type ReportFormat, runConformance } from "../conformance/mod.ts";
 import { type Manifest, ManifestError, parseManifest } from "../registry/mod.ts";
 
-const USAGE = "Usage: deno task conform <plugin.wasm> [--manifest plugin.yaml] [--format text|json|junit] [--out FILE]";
+const USAGE =
+  "Usage: deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--format text|json|junit] [--out FILE]";
 
 /** Options of {@linkcode main}: where its output goes. */
 export interface ConformMainOptions {
@@ -61,6 +65,7 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
       strict: true,
       options: {
         manifest: { type: "string", short: "m" },
+        grants: { type: "boolean", short: "g" },
         format: { type: "string", short: "f", default: "text" },
         out: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
@@ -86,6 +91,9 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
     return usage(`Unknown format "${format}": expected one of ${REPORT_FORMATS.join(", ")}`);
   }
   const wasmPath = positionals[0]!;
+  if (values.grants && values.manifest === undefined) {
+    return usage("--grants needs --manifest: the grants are the manifest's");
+  }
 
   let wasm: Uint8Array;
   try {
@@ -112,7 +120,10 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
   let text: string;
   let passed: boolean;
   try {
-    const report = await runConformance(wasm, manifest === undefined ? {} : { manifest });
+    const report = await runConformance(wasm, {
+      ...(manifest === undefined ? {} : { manifest }),
+      ...(values.grants ? { grants: true } : {}),
+    });
     text = formatReport(report, format as ReportFormat);
     passed = report.passed;
   } catch (error) {

@@ -68,13 +68,19 @@ function _text(report: ConformanceReport): string {
   for (const check of report.checks) {
     lines.push(`${_status(check)} ${check.id.padEnd(width)}  ${check.detail.replace(/\r?\n/g, indent)}`);
   }
+  lines.push(`limits asked for: ${_limits(report)}`);
   if (report.footprint.length === 0) {
     lines.push("footprint: no host calls attempted");
   } else {
-    lines.push("footprint (host calls attempted, all under an empty grant):");
+    lines.push(
+      report.grants === "grants"
+        ? "footprint (host calls attempted under its grants):"
+        : "footprint (host calls attempted, all under an empty grant):",
+    );
     for (const entry of report.footprint) {
       const declared = entry.declared ? "declared" : "NOT DECLARED";
-      lines.push(`  ${entry.action} ${entry.resource} x${entry.count} (${declared})`);
+      const allowed = report.grants === "grants" ? `, ${entry.allowed} permitted` : "";
+      lines.push(`  ${entry.action} ${entry.resource} x${entry.count} (${declared}${allowed})`);
     }
   }
   const { tests, failures, skipped } = _tally(report);
@@ -83,6 +89,12 @@ function _text(report: ConformanceReport): string {
       `${tests - failures - skipped} passed, ${failures} failed, ${skipped} skipped in ${report.durationMs} ms`,
   );
   return `${lines.join("\n")}\n`;
+}
+
+/** The manifest's `limits`, as `deadlineMs 250, memoryPages 32`, or what applies without them. */
+function _limits(report: ConformanceReport): string {
+  const entries = Object.entries(report.requestedLimits);
+  return entries.length === 0 ? "none (the host's defaults)" : entries.map(([k, v]) => `${k} ${v}`).join(", ");
 }
 
 /** Characters XML 1.0 cannot carry: C0 controls but tab and newlines, U+FFFE/U+FFFF, lone surrogates. */
@@ -118,6 +130,8 @@ function _junit(report: ConformanceReport): string {
     `      <property name="plugin" value="${_xml(report.plugin)}"/>`,
     `      <property name="version" value="${_xml(report.version)}"/>`,
     `      <property name="sha256" value="${_xml(report.sha256)}"/>`,
+    `      <property name="grants" value="${_xml(report.grants)}"/>`,
+    `      <property name="requestedLimits" value="${_xml(_limits(report))}"/>`,
     `    </properties>`,
   ];
   for (const check of report.checks) {

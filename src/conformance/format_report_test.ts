@@ -12,12 +12,14 @@ const SYNTHETIC: ConformanceReport = {
   sha256: "0".repeat(64),
   passed: false,
   durationMs: 1234,
+  grants: "empty",
+  requestedLimits: { deadlineMs: 250, memoryPages: 32 },
   checks: [
     { id: "module.valid", name: "Valid module", passed: true, detail: "Well-formed" },
     { id: "exports.run", name: "Declared exports run on their samples", passed: false, detail: NASTY },
     { id: "describe.matches", name: "Describe matches the manifest", passed: false, skipped: true, detail: "No" },
   ],
-  footprint: [{ action: "fs.read", resource: 'File::"/a&b.txt"', count: 3, declared: false }],
+  footprint: [{ action: "fs.read", resource: 'File::"/a&b.txt"', count: 3, allowed: 0, declared: false }],
 };
 
 interface Element {

@@ -1,4 +1,5 @@
-import type { Manifest } from "../registry/mod.ts";
+import { compileGrants, type PolicySource } from "../policy/mod.ts";
+import type { Manifest, ManifestSample } from "../registry/mod.ts";
 import {
   DEFAULT_LIMITS,
   EXTISM_HOST_FUNCTIONS,
@@ -7,6 +8,7 @@ import {
   type PluginLimits,
   PluginReportedError,
   PluginRuntimeError,
+  PluginTrapError,
   WASI_FUNCTIONS,
 } from "../runtime/mod.ts";
 import { _openSandbox, type _Sandbox } from "./_sandbox.ts";
@@ -33,6 +35,8 @@ export interface FootprintEntry {
   resource: string;
   /** How many times it was attempted. */
   count: number;
+  /** How many of the attempts were permitted (always 0 under the empty grant). */
+  allowed: number;
   /** Whether the manifest lists the action in its `capabilities`. */
   declared: boolean;
 }
@@ -49,9 +53,16 @@ export interface ConformanceReport {
   passed: boolean;
   /** Wall-clock time of the whole run, in milliseconds. */
   durationMs: number;
+  /**
+   * What the plugin ran under: `"empty"` (base policies only, nothing
+   * permitted) or `"grants"` (base policies and the manifest's compiled grants).
+   */
+  grants: "empty" | "grants";
+  /** The limits the manifest asks for (its `limits`), as written; `{}` without any. */
+  requestedLimits: Partial<PluginLimits>;
   /** Every check, always all of them, in a fixed order. */
   checks: Check[];
-  /** Every host call attempted (and denied) during the run, by action and resource. */
+  /** Every host call attempted during the run, by action and resource. */
   footprint: FootprintEntry[];
 }
 
@@ -67,6 +78,30 @@ export interface RunConformanceOptions {
    * @default {{ deadlineMs: 1000, memoryPages: 256 }}
    */
   limits?: Partial<PluginLimits>;
+  /**
+   * Run under the base policies plus the manifest's compiled grants instead
+   * of the empty grant, as the gateway does when an operator installs the
+   * plugin with its grants; the privileges check then asks that every
+   * attempted operation was permitted. The sandbox is the same either way.
+   *
+   * @default {false}
+   */
+  grants?: boolean;
+  /**
+   * The directory under which the run's data root and key-value store are
+   * made (created when missing) and removed after; nothing else is written.
+   *
+   * @default {the system's temp dir (`Deno.makeTempDir`)}
+   */
+  tempDir?: string;
+  /** The Cedar schema text. @default {the text of the repository's `policies/keycard.cedarschema`} */
+  schema?: string;
+  /**
+   * The base policies, always in force (the grants, when used, are added).
+   *
+   * @default {the repository's `policies/base.cedar`}
+   */
+  policies?: readonly PolicySource[];
 }
 
 const CHECKS = [
@@ -75,36 +110,74 @@ const CHECKS = [
   ["memory.cap", "One memory within the cap"],
   ["exports.declared", "Declared exports exist"],
   ["instantiate.empty-grant", "Instantiates under an empty grant"],
-  ["exports.run", "Declared exports run on their samples"],
+  ["exports.run", "Exports run on their samples"],
   ["privileges.none", "Performs no privileged operation"],
   ["capabilities.declared", "Attempts only declared capabilities"],
   ["describe.matches", "Describe matches the manifest"],
 ] as const;
 
+/** The checks whose question changes when the plugin runs under its grants: other ids and names. */
+const GRANTED: Partial<Record<CheckId, readonly [string, string]>> = {
+  "instantiate.empty-grant": ["instantiate.grants", "Instantiates under its grants"],
+  "privileges.none": ["privileges.granted", "Attempts only what its grants permit"],
+};
+
 type CheckId = (typeof CHECKS)[number][0];
 type Outcome = { passed: boolean; skipped?: true; detail: string };
+
+const POLICIES = new URL("../../policies/", import.meta.url);
+
+/** Exports that are start code: the runtime runs them at instantiation, never as calls. */
+const START_CODE = new Set(["_start", "_initialize", "hs_init"]);
+/** Allocator and ABI helpers toolchains export; called by hosts, never on their own. */
+const ABI_HELPERS = new Set([
+  "alloc",
+  "free",
+  "malloc",
+  "realloc",
+  "calloc",
+  "aligned_alloc",
+  "posix_memalign",
+  "cabi_realloc",
+  "dealloc",
+]);
 
 const CALLER = { caller: "conformance" };
 
 /**
  * Runs keycard's admission suite on a plugin: static checks of the module,
- * then a real run in a worker isolate under an empty grant (only
- * `policies/base.cedar`, nothing permitted, a fresh temp data root and
- * key-value store), every declared export on each of its manifest samples,
- * with the host calls it attempts recorded as its capability footprint.
+ * then a real run in a worker isolate under an empty grant (only the base
+ * policies, nothing permitted; with `grants`, the manifest's grants too), in a
+ * fresh data root and key-value store under `tempDir`, with a resolver that
+ * answers only an unroutable documentation address. The host calls the plugin
+ * attempts are recorded as its capability footprint.
+ *
+ * What runs: every declared export on each of its samples, or once on empty
+ * input when it has none; without a manifest, every exported function of
+ * Extism's shape (`() -> i32`) but start code (`_start`, `_initialize`,
+ * `hs_init`) and allocator helpers (`alloc`, `malloc`, `cabi_realloc`, names
+ * starting with `__`, ...), once on empty input. A trap, deadline, memory
+ * overrun or the plugin's own error fails `exports.run`, unless the sample
+ * says `expect: error` (then a return fails it, and a reported error or a
+ * trap passes). Under the empty grant, a reported error that follows a denied
+ * host call is the plugin handling the denial, and passes.
  *
  * The checks, in order: `module.valid`, `imports.known`, `memory.cap`,
  * `exports.declared`, `instantiate.empty-grant`, `exports.run`,
- * `privileges.none`, `capabilities.declared`, `describe.matches`. A malformed
- * module fails `module.valid` and every other check is skipped; a plugin that
- * does not instantiate skips the checks that need it to run.
+ * `privileges.none`, `capabilities.declared`, `describe.matches`; with
+ * `grants`, `instantiate.grants` and `privileges.granted` (every attempt
+ * permitted) in place of the two empty-grant ones. A malformed module fails
+ * `module.valid` and every other check is skipped; a plugin that does not
+ * instantiate skips the checks that need it to run.
  *
  * @param wasm The module's bytes.
- * @param options The manifest, and the limits of the run.
+ * @param options The manifest, the limits, the grant mode, the temp dir and the policies.
  * @returns The report; `passed` says whether the plugin is conformant. A
  * failing plugin is a report, never an exception.
- * @throws {Deno.errors.NotFound} When `policies/keycard.cedarschema` or
- * `policies/base.cedar` cannot be read.
+ * @throws {Deno.errors.NotFound} When `schema` or `policies` is not given and
+ * `policies/keycard.cedarschema` or `policies/base.cedar` cannot be read.
+ * @throws {PolicyValidationError} When the schema or a base policy is invalid.
+ * @throws {GrantError} With `grants`, when a grant of the manifest does not compile.
  * @throws {RangeError} When a limit is out of range.
  *
  * @example Check the hello plugin against its manifest
@@ -125,6 +198,7 @@ export async function runConformance(
   const plugin = manifest?.name ?? "plugin";
   const version = manifest?.version ?? "0.0.0";
   const limits: PluginLimits = { ...DEFAULT_LIMITS, instances: 1, ...options.limits };
+  const granted = options.grants === true;
   const outcomes = new Map<CheckId, Outcome>();
   const footprint: FootprintEntry[] = [];
   const sha256 = await _sha256(wasm);
@@ -132,7 +206,8 @@ export async function runConformance(
   const report = (): ConformanceReport => {
     const checks = CHECKS.map(([id, name]): Check => {
       const outcome = outcomes.get(id) ?? { passed: false, skipped: true, detail: "Skipped: the module is malformed" };
-      return { id, name, ...outcome };
+      const [shownId, shownName] = (granted ? GRANTED[id] : undefined) ?? [id, name];
+      return { id: shownId, name: shownName, ...outcome };
     });
     return {
       plugin,
@@ -140,6 +215,8 @@ export async function runConformance(
       sha256,
       passed: checks.every((check) => check.passed || check.skipped),
       durationMs: Math.round(performance.now() - started),
+      grants: granted ? "grants" : "empty",
+      requestedLimits: { ...manifest?.limits },
       checks,
       footprint,
     };
@@ -157,7 +234,8 @@ export async function runConformance(
       `${_count(info.exports.length, "export")} and ${_count(info.memories.length, "memory", "memories")}`,
   });
 
-  await using sandbox = await _openSandbox(limits, manifest?.config ?? {});
+  const policies = await _policies(options, manifest, granted);
+  await using sandbox = _openSandbox({ limits, config: manifest?.config ?? {}, tempDir: options.tempDir, ...policies });
   outcomes.set("imports.known", _checkImports(info, sandbox.hostFunctionNames));
   outcomes.set("memory.cap", _checkMemory(info, limits.memoryPages));
   outcomes.set("exports.declared", _checkDeclaredExports(info, manifest));
@@ -165,10 +243,14 @@ export async function runConformance(
   const skipped = (detail: string): Outcome => ({ passed: false, skipped: true, detail });
   const loadStarted = performance.now();
   try {
+    // A module that can reach a host function gets its world before it runs, so no call waits for it.
+    if (_mayCallHost(info)) await sandbox.prepare();
     await sandbox.host.load(wasm, { name: plugin, version, config: { ...manifest?.config } });
     outcomes.set("instantiate.empty-grant", {
       passed: true,
-      detail: `Instantiated with no grants in ${Math.round(performance.now() - loadStarted)} ms`,
+      detail: `Instantiated ${granted ? "under its grants" : "with no grants"} in ${
+        Math.round(performance.now() - loadStarted)
+      } ms`,
     });
   } catch (error) {
     if (!(error instanceof PluginRuntimeError)) throw error;
@@ -180,13 +262,13 @@ export async function runConformance(
     return report();
   }
 
-  outcomes.set("exports.run", await _runSamples(sandbox, plugin, info, manifest));
+  outcomes.set("exports.run", await _runExports(sandbox, plugin, info, manifest, granted));
   const describe = info.exports.some((e) => e.name === "describe" && e.kind === "function")
     ? await _callDescribe(sandbox, plugin)
     : undefined;
 
   footprint.push(..._footprint(sandbox.events, manifest));
-  outcomes.set("privileges.none", _checkPrivileges(sandbox.events));
+  outcomes.set("privileges.none", granted ? _checkGranted(sandbox.events) : _checkPrivileges(sandbox.events));
   outcomes.set("capabilities.declared", _checkCapabilities(footprint, manifest));
   outcomes.set(
     "describe.matches",
@@ -197,6 +279,48 @@ export async function runConformance(
       : _checkDescribe(describe, manifest),
   );
   return report();
+}
+
+/** The schema and the policies in force: the base set, and the compiled grants when the run uses them. */
+async function _policies(
+  options: RunConformanceOptions,
+  manifest: Manifest | undefined,
+  granted: boolean,
+): Promise<{ schema: string; policies: PolicySource[] }> {
+  const [schema, base] = await Promise.all([
+    options.schema ?? Deno.readTextFile(new URL("keycard.cedarschema", POLICIES)),
+    options.policies ??
+      Deno.readTextFile(new URL("base.cedar", POLICIES)).then((text) => [{ name: "base.cedar", text }]),
+  ]);
+  const policies = [...base];
+  if (granted && manifest !== undefined && manifest.grants.length > 0) {
+    policies.push({ name: `grants/${manifest.name}.cedar`, text: compileGrants(manifest.name, manifest.grants) });
+  }
+  return { schema, policies };
+}
+
+/** Extism ABI imports that only move bytes within the instance: no host function behind them. */
+const LOCAL_ABI = new Set([
+  "alloc",
+  "free",
+  "length",
+  "length_unsafe",
+  "load_u8",
+  "load_u64",
+  "store_u8",
+  "store_u64",
+  "input_length",
+  "input_load_u8",
+  "input_load_u64",
+  "input_offset",
+  "output_set",
+  "error_set",
+  "error_get",
+]);
+
+/** Whether some import of the module can lead to a keycard host function (and so to a Cedar decision). */
+function _mayCallHost(info: ModuleInfo): boolean {
+  return info.imports.some((i) => !(i.module === "extism:host/env" && LOCAL_ABI.has(i.name)));
 }
 
 async function _sha256(bytes: Uint8Array): Promise<string> {
@@ -299,40 +423,82 @@ function _checkDeclaredExports(info: ModuleInfo, manifest: Manifest | undefined)
   };
 }
 
-async function _runSamples(
+/** One run of an export on one input, and what the manifest expects of it. */
+interface Run {
+  name: string;
+  sample: ManifestSample;
+}
+
+/** The runs of `exports.run`: the manifest's samples, or Extism-shaped exports once each without a manifest. */
+function _plannedRuns(info: ModuleInfo, manifest: Manifest | undefined): Run[] {
+  const empty: ManifestSample = { input: "", expect: "ok" };
+  if (manifest !== undefined) {
+    // A declared export the module lacks already fails exports.declared.
+    return manifest.exports
+      .filter(({ name }) => info.exports.some((e) => e.name === name && e.kind === "function"))
+      .flatMap(({ name, samples }) => (samples.length > 0 ? samples : [empty]).map((sample) => ({ name, sample })));
+  }
+  return info.exports
+    .filter((e) =>
+      e.kind === "function" && e.signature?.params.length === 0 && e.signature.results.length === 1 &&
+      e.signature.results[0] === "i32" && !START_CODE.has(e.name) && !ABI_HELPERS.has(e.name) &&
+      !e.name.startsWith("__")
+    )
+    .map(({ name }) => ({ name, sample: empty }));
+}
+
+async function _runExports(
   sandbox: _Sandbox,
   plugin: string,
   info: ModuleInfo,
   manifest: Manifest | undefined,
+  granted: boolean,
 ): Promise<Outcome> {
-  if (manifest === undefined) return { passed: true, detail: "No manifest: nothing to run" };
+  const runs = _plannedRuns(info, manifest);
+  if (runs.length === 0) {
+    return {
+      passed: true,
+      detail: manifest === undefined
+        ? "No export of Extism's shape (() -> i32) to run; start code and allocator helpers are not run as calls"
+        : "The manifest declares no exports: nothing ran",
+    };
+  }
   const failures: string[] = [];
-  const reported: string[] = [];
-  const unsampled: string[] = [];
-  let runs = 0;
-  for (const { name, samples } of manifest.exports) {
-    // A declared export the module lacks already fails exports.declared.
-    if (!info.exports.some((e) => e.name === name && e.kind === "function")) continue;
-    if (samples.length === 0) unsampled.push(name);
-    for (const sample of samples) {
-      runs++;
-      const where = `${JSON.stringify(name)} on sample ${JSON.stringify(sample)}`;
-      try {
-        await sandbox.host.invoke(plugin, name, sample, { hostContext: CALLER });
-      } catch (error) {
-        if (error instanceof PluginReportedError) reported.push(where);
-        else if (error instanceof PluginRuntimeError) failures.push(`${where} failed: ${error.name}: ${error.message}`);
-        else throw error;
-      }
+  const expectedErrors: string[] = [];
+  const denied: string[] = [];
+  for (const { name, sample } of runs) {
+    const where = `${JSON.stringify(name)} on ${sample.input === "" ? "empty input" : JSON.stringify(sample.input)}`;
+    const before = sandbox.events.length;
+    let error: PluginRuntimeError | undefined;
+    try {
+      await sandbox.host.invoke(plugin, name, sample.input, { hostContext: CALLER });
+    } catch (caught) {
+      if (!(caught instanceof PluginRuntimeError)) throw caught;
+      error = caught;
+    }
+    const failed = error === undefined ? "" : `${error.name}: ${error.message}`;
+    const ownError = error instanceof PluginReportedError || error instanceof PluginTrapError;
+    if (sample.expect === "error") {
+      if (error === undefined) failures.push(`${where} returned, but the manifest expects an error`);
+      else if (ownError) expectedErrors.push(where);
+      else failures.push(`${where} failed: ${failed}`);
+    } else if (error instanceof PluginReportedError && !granted && _deniedSince(sandbox, before)) {
+      denied.push(where);
+    } else if (error !== undefined) {
+      failures.push(`${where} failed: ${failed}`);
     }
   }
   if (failures.length > 0) return { passed: false, detail: failures.join("; ") };
-  let detail = runs === 0
-    ? "No declared export has samples: nothing ran"
-    : `Ran ${_count(runs, "sample")} without trapping, within deadline and memory`;
-  if (reported.length > 0) detail += `; reported errors of their own: ${reported.join(", ")}`;
-  if (unsampled.length > 0 && runs > 0) detail += `; no samples for ${_quoteList(unsampled)}`;
+  let detail = `Ran ${_count(runs.length, "call")} (${_quoteList(new Set(runs.map((r) => r.name)))}) ` +
+    "without trapping, within deadline and memory";
+  if (expectedErrors.length > 0) detail += `; failed as the manifest expects: ${expectedErrors.join(", ")}`;
+  if (denied.length > 0) detail += `; reported errors after a denied host call: ${denied.join(", ")}`;
   return { passed: true, detail };
+}
+
+/** Whether a host call was denied since the `before`-th audit event. */
+function _deniedSince(sandbox: _Sandbox, before: number): boolean {
+  return sandbox.events.slice(before).some((e) => e.decision === "deny");
 }
 
 type DescribeResult = { output: string } | { error: string };
@@ -347,13 +513,27 @@ async function _callDescribe(sandbox: _Sandbox, plugin: string): Promise<Describ
   }
 }
 
-function _footprint(events: readonly { action: string; resource: string }[], manifest: Manifest | undefined) {
+function _footprint(
+  events: readonly { action: string; resource: string; decision: string }[],
+  manifest: Manifest | undefined,
+): FootprintEntry[] {
   const byKey = new Map<string, FootprintEntry>();
-  for (const { action, resource } of events) {
+  for (const { action, resource, decision } of events) {
     const key = `${action}\0${resource}`;
     const entry = byKey.get(key);
-    if (entry) entry.count++;
-    else byKey.set(key, { action, resource, count: 1, declared: manifest?.capabilities.includes(action) ?? false });
+    const allowed = decision === "allow" ? 1 : 0;
+    if (entry) {
+      entry.count++;
+      entry.allowed += allowed;
+    } else {
+      byKey.set(key, {
+        action,
+        resource,
+        count: 1,
+        allowed,
+        declared: manifest?.capabilities.includes(action) ?? false,
+      });
+    }
   }
   return [...byKey.values()];
 }
@@ -373,6 +553,24 @@ function _checkPrivileges(events: readonly { action: string; resource: string; d
     detail: events.length === 0
       ? "No host calls attempted"
       : `${_all(events.length, "host call attempt was", "host call attempts were")} denied`,
+  };
+}
+
+function _checkGranted(events: readonly { action: string; resource: string; decision: string }[]): Outcome {
+  const refused = events.filter((e) => e.decision !== "allow");
+  if (refused.length > 0) {
+    const names = [...new Set(refused.map((e) => `${e.action} ${e.resource}`))];
+    return {
+      passed: false,
+      detail: `${_count(refused.length, "host call was", "host calls were")} denied: its grants do not permit ` +
+        names.join(", "),
+    };
+  }
+  return {
+    passed: true,
+    detail: events.length === 0
+      ? "No host calls attempted"
+      : `${_all(events.length, "host call was", "host calls were")} permitted by its grants`,
   };
 }
 

@@ -49,7 +49,7 @@ Deno.test("runConformance() passes hello with its manifest on every check", asyn
   assert.match(report.sha256, /^[0-9a-f]{64}$/);
   assert.deepEqual(report.footprint, []);
   assert.equal(check(report, "privileges.none").detail, "No host calls attempted");
-  assert.match(check(report, "exports.run").detail, /Ran 10 samples without trapping/);
+  assert.match(check(report, "exports.run").detail, /^Ran 10 calls \("greet", "echo", .*\) without trapping/);
   assert.match(check(report, "describe.matches").detail, /matches the manifest: hello 1\.0\.0 with 6 exports/);
 });
 
@@ -65,12 +65,14 @@ Deno.test("runConformance() passes stamp: every host call it attempts is denied 
   assert.ok(!actions.has("kv.set"));
   assert.ok(report.footprint.every((e) => e.declared));
   const stamp = report.footprint.find((e) => e.action === "clock.now");
-  assert.deepEqual(stamp, { action: "clock.now", resource: 'Runtime::"clock"', count: 2, declared: true });
-  assert.ok(report.footprint.some((e) => e.resource === 'File::"/hello.txt"'));
+  assert.deepEqual(stamp, { action: "clock.now", resource: 'Runtime::"clock"', count: 2, allowed: 0, declared: true });
+  assert.ok(report.footprint.some((e) => e.resource === 'File::"/data/stamp/hello.txt"'));
   const attempts = report.footprint.reduce((sum, e) => sum + e.count, 0);
   assert.equal(check(report, "privileges.none").detail, `All ${attempts} host call attempts were denied`);
-  // Denied host calls are values the plugin reports, not traps.
-  assert.match(check(report, "exports.run").detail, /reported errors of their own: "kv_counter" on sample ""/);
+  // Denied host calls are values the plugin reports, not traps: handling them is conformant.
+  assert.match(check(report, "exports.run").detail, /reported errors after a denied host call: "kv_counter" on empty/);
+  assert.match(check(report, "exports.run").detail, /failed as the manifest expects: "read_file" on "data\/stamp/);
+  assert.deepEqual(report.requestedLimits, {});
 });
 
 Deno.test("runConformance() fails capabilities.declared for an attempt the manifest does not declare", async () => {
@@ -79,7 +81,7 @@ Deno.test("runConformance() fails capabilities.declared for an attempt the manif
   assertOutcome(report, ["capabilities.declared"], ["describe.matches"]);
   assert.match(check(report, "capabilities.declared").detail, /do not declare: "env\.get" \(1 attempt\)/);
   assert.deepEqual(report.footprint, [
-    { action: "env.get", resource: 'EnvVar::"undeclared/REGION"', count: 1, declared: false },
+    { action: "env.get", resource: 'EnvVar::"undeclared/REGION"', count: 1, allowed: 0, declared: false },
   ]);
   // Configured, and still not read: the grant is empty.
   assert.equal(check(report, "privileges.none").detail, "The one host call attempt was denied");
@@ -89,7 +91,7 @@ Deno.test("runConformance() fails exports.run for a trap, naming the export and 
   const manifest = await manifestAt("tests/testdata/conform_trap.yaml");
   const report = await runConformance(await watFixture("trap"), { manifest });
   assertOutcome(report, ["exports.run"], ["describe.matches"]);
-  assert.match(check(report, "exports.run").detail, /^"unreachable" on sample "" failed: PluginTrapError: /);
+  assert.match(check(report, "exports.run").detail, /^"unreachable" on empty input failed: PluginTrapError: /);
 });
 
 Deno.test("runConformance() fails exports.run when a sample passes the deadline", async () => {
@@ -100,7 +102,7 @@ Deno.test("runConformance() fails exports.run when a sample passes the deadline"
   const started = performance.now();
   const report = await runConformance(await watFixture("infinite_loop"), { manifest, limits: { deadlineMs: 200 } });
   assertOutcome(report, ["exports.run"], ["describe.matches"]);
-  assert.match(check(report, "exports.run").detail, /"spin" on sample "go" failed: PluginDeadlineError: .*200 ms/);
+  assert.match(check(report, "exports.run").detail, /"spin" on "go" failed: PluginDeadlineError: .*200 ms/);
   assert.ok(performance.now() - started < 5000);
 });
 
@@ -139,7 +141,7 @@ Deno.test("runConformance() fails exports.declared for a declared export the mod
   const report = await runConformance(await examplePlugin("hello"), { manifest });
   assertOutcome(report, ["exports.declared", "describe.matches"]);
   assert.match(check(report, "exports.declared").detail, /"nope" is not exported/);
-  assert.match(check(report, "exports.run").detail, /Ran 1 sample /);
+  assert.match(check(report, "exports.run").detail, /Ran 1 call \("greet"\) /);
 });
 
 Deno.test("runConformance() fails describe.matches when describe disagrees with the manifest", async () => {
@@ -166,9 +168,11 @@ Deno.test("runConformance() fails memory.cap for a maximum over the cap", async 
   assert.match(check(report, "memory.cap").detail, /maximum of 512 pages exceeds the cap of 256 pages/);
 });
 
-Deno.test("runConformance() without a manifest checks the module and declares nothing", async () => {
+Deno.test("runConformance() without a manifest runs every Extism-shaped export once on empty input", async () => {
   const report = await runConformance(await examplePlugin("hello"));
-  assertOutcome(report, [], ["describe.matches"]);
+  // fib refuses an empty input with an error of its own: only its manifest's samples make hello conformant.
+  assertOutcome(report, ["exports.run"], ["describe.matches"]);
   assert.equal(check(report, "exports.declared").detail, "no manifest: nothing declared");
+  assert.match(check(report, "exports.run").detail, /^"fib" on empty input failed: PluginReportedError: /);
   assert.equal(report.plugin, "plugin");
 });

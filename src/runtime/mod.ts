@@ -33,5 +33,5 @@ export {
   SaturatedError,
 } from "./errors.ts";
 export { WASI_FUNCTIONS } from "./_wasi.ts";
-export { inspectModule, type MemoryInfo, type ModuleInfo } from "./inspect_module.ts";
+export { type FunctionSignature, inspectModule, type MemoryInfo, type ModuleInfo } from "./inspect_module.ts";
 export { type InstrumentedModule, instrumentModule, type InstrumentOptions } from "./instrument_module.ts";
