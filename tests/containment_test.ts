@@ -118,7 +118,7 @@ Deno.test("load() bounds a start section that never returns", () =>
       async () => host.load(await watFixture("start_loop"), { name: "start" }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError);
-        assert.match(error.message, /start code failed: deadline/);
+        assert.match(error.message, /start code "start section" passed its 300 ms deadline/);
         return true;
       },
     );
@@ -128,9 +128,34 @@ Deno.test("load() bounds a start section that never returns", () =>
     await assertHelloAnswers(host);
   }));
 
+// Extism's SDK would run hs_init itself inside createPlugin: before keycard
+// holds the interrupt flag, so nothing could stop it.
+Deno.test("load() bounds an hs_init that never returns and leaves no thread spinning", () =>
+  withHost(async (host) => {
+    const started = performance.now();
+    await assert.rejects(
+      async () => host.load(await watFixture("ghc_init_loop"), { name: "ghc" }),
+      (error: unknown) => {
+        assert.ok(error instanceof PluginLoadError, String(error));
+        assert.match(
+          error.message,
+          /^Cannot load plugin "ghc": its start code "hs_init" passed its 300 ms deadline/,
+        );
+        assert.ok(error.cause instanceof PluginDeadlineError);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - started <= DEADLINE_MS + SLACK_MS + 200);
+    assert.equal(host.plugins().some((p) => p.name === "ghc"), false);
+    await assertNoSpinningThread(host);
+    await assertHelloAnswers(host);
+  }));
+
 Deno.test("invoke() reports a trap and replaces the instance", () =>
   withHost(async (host) => {
-    await host.load(await watFixture("trap"), { name: "trap" });
+    // One instance: the second call waits for the replaced one, not for a
+    // second worker to boot (which can pass 300 ms on a loaded machine).
+    await host.load(await watFixture("trap"), { name: "trap", limits: { instances: 1 } });
     for (const name of ["unreachable", "out_of_bounds"]) {
       await assert.rejects(() => host.invoke("trap", name), (error: unknown) => {
         assert.ok(error instanceof PluginTrapError);
@@ -181,7 +206,8 @@ Deno.test("invoke() stops a plugin hammering a host function at its deadline", (
 
 Deno.test("invoke() never runs two calls on one instance", () =>
   withHost(async (host) => {
-    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 } });
+    // Both instances start at load: a worker booting on a loaded machine can take a whole deadline.
+    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 }, warmInstances: 2 });
     const started = performance.now();
     const results = await Promise.allSettled(Array.from({ length: 12 }, () => host.invoke("exclusive", "enter")));
     const elapsed = performance.now() - started;

@@ -35,7 +35,7 @@ const WORKER_SPIN_MS = 0.1;
 const COMMAND_CALL = 1;
 const COMMAND_LEAVE = 2;
 
-const OUTCOMES: readonly ("ok" | FailureKind)[] = ["ok", "trap", "deadline", "memory", "output", "reported"];
+const OUTCOMES: readonly ("ok" | FailureKind)[] = ["ok", "trap", "deadline", "memory", "output", "reported", "exit"];
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -62,7 +62,10 @@ export class WorkerShell {
 /** What an instance needs to (re)instantiate its plugin. */
 export interface InstanceSpec {
   module: WebAssembly.Module;
+  /** Hidden exports of start code, run in this order at every instantiation. */
   initExports: string[];
+  /** How long a worker may take to stop after its interrupt before it is given up on. */
+  stopGraceMs: number;
   hostFunctions: string[];
   config: Record<string, string>;
   preopens: string[];
@@ -73,10 +76,14 @@ export interface InstanceSpec {
   handleHostCall: (instance: Instance, fn: number, payload: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 }
 
-/** The outcome of one call as the worker reported it. */
+/**
+ * The outcome of one call (or instantiation) as the worker reported it.
+ * `start` names the start code that failed; `stuck` says the worker never
+ * stopped after its interrupt and was given up on.
+ */
 export type CallOutcome =
   | { ok: true; output: Uint8Array }
-  | { ok: false; kind: FailureKind; message: string };
+  | { ok: false; kind: FailureKind; message: string; start?: string; stuck?: boolean };
 
 /** A plugin instance in its own worker; one call at a time. */
 export class Instance {
@@ -142,7 +149,12 @@ export class Instance {
       this.#channel = new ChannelClient(channel);
       return { ok: true, output: new Uint8Array() };
     }
-    if (reply.type === "failed") return { ok: false, kind: reply.kind, message: reply.message };
+    if (reply.type === "failed") {
+      const outcome: CallOutcome = { ok: false, kind: reply.kind, message: reply.message };
+      if ("start" in reply && reply.start !== undefined) outcome.start = reply.start;
+      if ("stuck" in reply) outcome.stuck = true;
+      return outcome;
+    }
     return { ok: false, kind: "trap", message: `Unexpected reply ${reply.type}` };
   }
 
@@ -192,16 +204,27 @@ export class Instance {
     this.#pending?.({ type: "failed", kind: "trap", message: "The plugin instance was terminated" });
   }
 
-  #exchange(deadlineMs: number, request: WorkerRequest): Promise<WorkerReply> {
+  #exchange(
+    deadlineMs: number,
+    request: WorkerRequest,
+  ): Promise<WorkerReply | { type: "failed"; kind: FailureKind; message: string; stuck: true }> {
     this.#expired = false;
     return new Promise((resolve) => {
+      let grace: ReturnType<typeof setTimeout> | undefined;
       const timer = setTimeout(() => {
         this.#expired = true;
         this.interrupt();
+        // Instrumented code stops at its next check; a worker that does not
+        // answer within the grace period is given up on (the host stops it).
+        grace = setTimeout(() => {
+          this.#pending = undefined;
+          resolve({ type: "failed", kind: "deadline", message: "The worker did not stop", stuck: true });
+        }, this.spec.stopGraceMs);
       }, Math.max(0, deadlineMs));
       this.#pending = (reply) => {
         if (reply.type === "booted" || reply.type === "interrupt") return;
         clearTimeout(timer);
+        clearTimeout(grace);
         this.#pending = undefined;
         resolve(reply);
       };

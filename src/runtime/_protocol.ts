@@ -1,7 +1,10 @@
 // Messages between the main thread and a plugin worker.
 
-/** Why a call or an instantiation failed, as the worker saw it. */
-export type FailureKind = "trap" | "deadline" | "memory" | "output" | "reported";
+/**
+ * Why a call or an instantiation failed, as the worker saw it. For "exit"
+ * (WASI `proc_exit` with a non-zero code) the message is the code.
+ */
+export type FailureKind = "trap" | "deadline" | "memory" | "output" | "reported" | "exit";
 
 /** Main thread to worker (calls then go over the channel, see _channel.ts). */
 export type WorkerRequest =
@@ -27,5 +30,6 @@ export type WorkerReply =
   | { type: "booted" }
   | { type: "interrupt"; buffer: SharedArrayBuffer }
   | { type: "ready" }
-  | { type: "failed"; kind: FailureKind; message: string }
+  /** `start` names the start code that failed ("start section", "_initialize", ...), if any did. */
+  | { type: "failed"; kind: FailureKind; message: string; start?: string }
   | { type: "selfcheck"; results: Record<string, string> };

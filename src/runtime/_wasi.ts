@@ -125,8 +125,15 @@ const decoder = new TextDecoder();
  * @param names The `wasi_snapshot_preview1` function names the module imports.
  */
 export function wasiImports(names: readonly string[], host: WasiHost): Record<string, CallableFunction> {
-  const view = () => new DataView(host.memory()!.buffer);
-  const bytes = () => new Uint8Array(host.memory()!.buffer);
+  // Start code runs only once the worker holds the memory (see _worker.ts):
+  // no memory here means the module exports none.
+  const memory = (): WebAssembly.Memory => {
+    const found = host.memory();
+    if (!found) throw new TypeError('Cannot serve a WASI call: the plugin exports no linear memory named "memory"');
+    return found;
+  };
+  const view = () => new DataView(memory().buffer);
+  const bytes = () => new Uint8Array(memory().buffer);
   const ok = (response: Uint8Array | undefined) => response !== undefined && response[0] === 0;
   const payload = (response: Uint8Array) => response.subarray(1);
 

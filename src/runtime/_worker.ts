@@ -8,8 +8,10 @@ import { BridgeClient, errorResponse } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
 import {
   HTTP_IMPORT_MODULE,
+  INIT_PREFIX,
   INTERRUPT,
   INTERRUPT_EXPORT,
+  START_EXPORT,
   TRAP_REASON,
   WASI_IMPORT_MODULE,
 } from "./instrument_module.ts";
@@ -115,6 +117,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       return bridge.call(fn, payload, interrupted);
     },
   });
+  let exports: WebAssembly.Exports;
   try {
     plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
       useWasi: false,
@@ -134,19 +137,37 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       memory: { maxVarBytes: limits.hostIoBytes },
     });
     const instance = await plugin.getInstance();
+    exports = instance.exports;
     linearMemory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined;
     const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
     interrupt = new Int32Array(memory.buffer);
     post({ type: "interrupt", buffer: memory.buffer as SharedArrayBuffer });
-    for (const name of request.initExports) {
-      (instance.exports[name] as () => void)();
-    }
-    post({ type: "ready" });
   } catch (error) {
     plugin = undefined;
     post({ type: "failed", kind: classify(), message: describe(error) });
     return;
   }
+  // Start code runs only now: the interrupt flag is with the main thread (its
+  // deadline can stop it) and WASI calls can see the linear memory.
+  for (const name of request.initExports) {
+    const start = name === START_EXPORT ? "start section" : name.slice(INIT_PREFIX.length);
+    try {
+      (exports[name] as () => void)();
+    } catch (error) {
+      // proc_exit(0) ends that start function, successfully.
+      if (error instanceof WasiExit && error.code === 0) continue;
+      plugin = undefined;
+      const exit = error instanceof WasiExit;
+      post({
+        type: "failed",
+        kind: exit ? "exit" : classify(),
+        message: exit ? String(error.code) : describe(error),
+        start,
+      });
+      return;
+    }
+  }
+  post({ type: "ready" });
   await channel.serve(call, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners });
 }
 
@@ -225,7 +246,7 @@ async function call(name: string, input: Uint8Array): Promise<ChannelResult & { 
         return { ok: true, output: new Uint8Array() };
       }
       plugin = undefined;
-      return { ok: false, kind: "trap", message: error.message, stop: true };
+      return { ok: false, kind: "exit", message: String(error.code), stop: true };
     }
     const message = describe(error);
     const prefix = "Plugin-originated error: ";

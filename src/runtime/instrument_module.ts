@@ -13,13 +13,24 @@ import {
   WasmFormatError,
 } from "./_wasm_binary.ts";
 import { inspectModule } from "./inspect_module.ts";
+import { planStartCode, type StartPlan } from "./_start_code.ts";
 
 /** Export name of the one-page shared memory that carries the interrupt flag. */
 export const INTERRUPT_EXPORT = "__keycard_interrupt";
 /** Export name given to the start-section function, run by keycard after instantiation. */
 export const START_EXPORT = "__keycard_start";
-/** Prefix under which `_initialize` and `_start` are re-exported, so that keycard runs them under a deadline. */
+/**
+ * Prefix under which start functions (`_initialize`, `hs_init`, and `_start`
+ * when it is an initializer) are re-exported, so that keycard runs them under
+ * a deadline and no SDK runs them on its own.
+ */
 export const INIT_PREFIX = "__keycard_init";
+/**
+ * Export name given to a WASI command's `_start`: Extism's JS SDK would run an
+ * export named `_start` at instantiation, outside any deadline; keycard runs
+ * it only when `_start` is invoked.
+ */
+export const COMMAND_EXPORT = "__keycard_command_start";
 
 /** Byte offsets in the interrupt memory. */
 export const INTERRUPT = {
@@ -48,14 +59,22 @@ export const TRAP_REASON = { memory: 1 } as const;
 export interface InstrumentOptions {
   /** The memory cap in 64 KiB pages: the declared maximum is set to it when absent and refused when larger. */
   maxPages: number;
+  /**
+   * Whether an exported `_start` is a WASI command's program (re-exported as
+   * {@linkcode COMMAND_EXPORT}, run only when invoked) rather than start code.
+   * @default {true when `_start` is the only exported function, allocators, `_initialize` and `hs_init` aside}
+   */
+  command?: boolean;
 }
 
 /** The rewritten module and what was changed. */
 export interface InstrumentedModule {
   /** The rewritten module's binary, ready for `WebAssembly.compile`. */
   bytes: Uint8Array<ArrayBuffer>;
-  /** Export names that keycard must call after instantiation, in order. */
+  /** Export names that keycard must call after instantiation, in order: start section, `_initialize`, `_start` (an initializer), `hs_init`. */
   initExports: string[];
+  /** Whether `_start` is a command's program, exported as {@linkcode COMMAND_EXPORT}. */
+  command: boolean;
   /** Loop headers and function entries that received an interrupt check. */
   checks: number;
 }
@@ -65,8 +84,10 @@ export interface InstrumentedModule {
  * load of a flag in a shared one-page memory the module exports) at every
  * function entry and loop header, a trap with a recorded reason when
  * `memory.grow` fails, the linear memory's maximum set to the cap, and the
- * start section and `_initialize`/`_start` moved to exports so they run only
- * once the host holds the interrupt flag.
+ * start section and start functions (`_initialize`, `hs_init`, an
+ * initializer `_start`) moved to hidden exports so they run only once the
+ * host holds the interrupt flag and the plugin's memory. A command's `_start`
+ * is hidden too (an SDK would run it at instantiation) but stays invocable.
  *
  * Function, memory and global indices of the original module are unchanged:
  * the new memory is appended after the module's own.
@@ -91,7 +112,9 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   const find = (id: number) => sections.find((s) => s.id === id);
 
   const paramCounts = readParamCounts(bytes, find(SECTION.type));
-  const { imports } = inspectModule(bytes);
+  const { imports, exports } = inspectModule(bytes);
+  const functionExports = exports.filter((e) => e.kind === "function").map((e) => e.name);
+  const plan = planStartCode(functionExports, options.command);
   const importedFunctions = imports.filter((i) => i.kind === "function").length;
   if (imports.some((i) => i.kind === "memory")) {
     throw new RangeError("Cannot run a module that imports its memory: keycard gives each plugin its own memory");
@@ -115,7 +138,7 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   const initExports: string[] = [];
   replaced.set(
     SECTION.export,
-    buildExportSection(bytes, find(SECTION.export), interruptMemory, startFunction, initExports),
+    buildExportSection(bytes, find(SECTION.export), interruptMemory, startFunction, plan, initExports),
   );
   let checks = 0;
   const code = find(SECTION.code);
@@ -162,7 +185,7 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   }
   emitPendingBefore(Number.MAX_SAFE_INTEGER);
   for (const id of pending) emit(id, replaced.get(id)!);
-  return { bytes: out.toBytes(), initExports, checks };
+  return { bytes: out.toBytes(), initExports, command: plan.command, checks };
 }
 
 function readParamCounts(bytes: Uint8Array, section: RawSection | undefined): number[] {
@@ -253,10 +276,11 @@ function buildExportSection(
   section: RawSection | undefined,
   interruptMemory: number,
   startFunction: number | undefined,
+  plan: StartPlan,
   initExports: string[],
 ): number[] {
   const entries: number[][] = [];
-  const inits: { name: string; index: number }[] = [];
+  const inits = new Map<string, number>();
   if (section) {
     const reader = new Reader(bytes, section.start, section.end);
     for (let i = reader.u32(); i > 0; i--) {
@@ -266,20 +290,23 @@ function buildExportSection(
       if (name.startsWith("__keycard")) {
         throw new RangeError(`Export "${name}" uses the reserved "__keycard" prefix`);
       }
-      if (kind === 0 && (name === "_initialize" || name === "_start")) {
-        inits.push({ name, index });
+      if (kind === 0 && plan.init.includes(name)) {
+        inits.set(name, index);
+        continue;
+      }
+      if (kind === 0 && name === "_start" && plan.command) {
+        entries.push([...encodeName(COMMAND_EXPORT), kind, ...encodeU32(index)]);
         continue;
       }
       entries.push([...encodeName(name), kind, ...encodeU32(index)]);
     }
   }
-  // Run order matches Extism's: start section, then _initialize, then _start.
-  inits.sort((a, b) => a.name.localeCompare(b.name));
-  if (startFunction !== undefined) inits.unshift({ name: "", index: startFunction });
-  for (const init of inits) {
-    const name = init.name === "" ? START_EXPORT : `${INIT_PREFIX}${init.name}`;
-    initExports.push(name);
-    entries.push([...encodeName(name), 0x00, ...encodeU32(init.index)]);
+  // Run order: the start section, then the plan's order (Extism's: _initialize, _start, hs_init).
+  const order = [...(startFunction === undefined ? [] : [{ name: START_EXPORT, index: startFunction }])];
+  for (const name of plan.init) order.push({ name: `${INIT_PREFIX}${name}`, index: inits.get(name)! });
+  for (const init of order) {
+    initExports.push(init.name);
+    entries.push([...encodeName(init.name), 0x00, ...encodeU32(init.index)]);
   }
   entries.push([...encodeName(INTERRUPT_EXPORT), 0x02, ...encodeU32(interruptMemory)]);
   return [...encodeU32(entries.length), ...entries.flat()];

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { compileWat } from "../../tests/_wat.ts";
 import { inspectModule } from "./inspect_module.ts";
-import { instrumentModule, INTERRUPT, INTERRUPT_EXPORT, START_EXPORT, TRAP_REASON } from "./instrument_module.ts";
+import {
+  COMMAND_EXPORT,
+  INIT_PREFIX,
+  instrumentModule,
+  INTERRUPT,
+  INTERRUPT_EXPORT,
+  START_EXPORT,
+  TRAP_REASON,
+} from "./instrument_module.ts";
 
 const SAMPLE = `(module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
@@ -85,4 +93,28 @@ Deno.test("instrumentModule() adds a memory section to a module without one", as
     maxPages: 16,
   });
   assert.equal(instantiate(bytes).f!(), 1);
+});
+
+Deno.test("instrumentModule() hides start code in run order and a command's _start under its own name", async () => {
+  const reactor = await compileWat(`(module
+    (func $s) (start $s)
+    (func (export "hs_init")) (func (export "_initialize")) (func (export "_start")) (func (export "run")))`);
+  const library = instrumentModule(reactor, { maxPages: 4 });
+  assert.deepEqual(library.initExports, [
+    START_EXPORT,
+    `${INIT_PREFIX}_initialize`,
+    `${INIT_PREFIX}_start`,
+    `${INIT_PREFIX}hs_init`,
+  ]);
+  assert.equal(library.command, false);
+  const names = (bytes: Uint8Array) => inspectModule(bytes).exports.map((e) => e.name);
+  assert.deepEqual(names(library.bytes).filter((n) => !n.startsWith("__keycard")), ["run"]);
+  // Only _start (and an allocator): a WASI command, whose _start no SDK may run on its own.
+  const command = instrumentModule(await compileWat(`(module (func (export "_start")) (func (export "malloc")))`), {
+    maxPages: 4,
+  });
+  assert.deepEqual([command.initExports, command.command], [[], true]);
+  assert.deepEqual(names(command.bytes), [COMMAND_EXPORT, "malloc", INTERRUPT_EXPORT]);
+  // The caller may say which it is.
+  assert.equal(instrumentModule(reactor, { maxPages: 4, command: true }).initExports.length, 3);
 });

@@ -17,7 +17,9 @@ import {
   SaturatedError,
 } from "./errors.ts";
 import { inspectModule, type ModuleInfo } from "./inspect_module.ts";
-import { instrumentModule } from "./instrument_module.ts";
+import { COMMAND_EXPORT, INIT_PREFIX, instrumentModule } from "./instrument_module.ts";
+import { INIT_FUNCTIONS, isStartExport, planStartCode } from "./_start_code.ts";
+import type { FailureKind } from "./_protocol.ts";
 
 /** The bounds one plugin runs within. */
 export interface PluginLimits {
@@ -110,6 +112,14 @@ export interface LoadOptions {
   preopens?: string[];
   /** Instances started before `load` returns (at least one, so start code faults show at load). @default {1} */
   warmInstances?: number;
+  /**
+   * The only exports that may be invoked (a manifest's declared exports);
+   * any other name is "not found". Each must be a function the module
+   * exports, or `load` fails. Naming `_start` makes it a WASI command's
+   * program even when the module exports other functions.
+   * @default {every function the module exports, start code aside}
+   */
+  exports?: readonly string[];
 }
 
 /** A loaded plugin, as handed to `invoke`. */
@@ -120,7 +130,11 @@ export interface PluginInfo {
   readonly version: string;
   /** Hex sha256 of the module as given. */
   readonly sha256: string;
-  /** Exported function names. */
+  /**
+   * Function names that may be invoked: the module's function exports (or the
+   * declared ones), never start code (`_initialize`, `hs_init`, an
+   * initializer `_start`). A WASI command lists `_start`.
+   */
   readonly exports: readonly string[];
   /** What the module imports, as {@linkcode inspectModule} reports it. */
   readonly imports: ModuleInfo["imports"];
@@ -206,6 +220,10 @@ interface CallState {
 class PluginEntry {
   readonly info: PluginInfo;
   readonly spec: InstanceSpec;
+  /** Whether `_start` is a WASI command's program (run on a fresh instance each time). */
+  command = false;
+  /** The declared exports, when the load options named them. */
+  declared: readonly string[] | undefined;
   readonly semaphore: Semaphore;
   readonly instances = new Set<Instance>();
   readonly idle: Instance[] = [];
@@ -245,7 +263,10 @@ export class PluginHost<C = unknown> {
   readonly #spareTarget: number;
   readonly #spares: WorkerShell[] = [];
   readonly #entries = new Map<string, PluginEntry>();
-  readonly #modules = new Map<string, Promise<{ module: WebAssembly.Module; initExports: string[] }>>();
+  readonly #modules = new Map<
+    string,
+    Promise<{ module: WebAssembly.Module; initExports: string[]; command: boolean }>
+  >();
   readonly #running = new Set<Promise<unknown>>();
   #closed = false;
   #refillTimer: ReturnType<typeof setTimeout> | undefined;
@@ -289,8 +310,10 @@ export class PluginHost<C = unknown> {
    * @param options Name, version, limits, configuration.
    * @returns The loaded plugin, ready to invoke.
    * @throws {PluginLoadError} When the module is malformed, imports anything
-   * keycard does not provide, needs more memory than its cap, or its start
-   * code fails.
+   * keycard does not provide, needs more memory than its cap, lacks a
+   * declared export, or its start code (start section, `_initialize`, an
+   * initializer `_start`, `hs_init`) traps, exits non-zero or passes the
+   * deadline; the error's `cause` is then the typed runtime error.
    * @throws {TypeError} When a plugin of that name is already loaded.
    */
   async load(wasm: Uint8Array, options: LoadOptions): Promise<PluginInfo> {
@@ -319,21 +342,35 @@ export class PluginHost<C = unknown> {
         );
       }
     }
+    const functions = info.exports.filter((e) => e.kind === "function").map((e) => e.name);
+    const declared = options.exports === undefined ? undefined : [...new Set(options.exports)];
+    for (const name of declared ?? []) {
+      if (INIT_FUNCTIONS.includes(name) || name.startsWith("__keycard")) {
+        fail(`declared export "${name}" is start code, which keycard runs at start and never on request`);
+      }
+      if (!functions.includes(name)) {
+        fail(`declared export "${name}" is not a function the module exports (it exports ${quoteList(functions)})`);
+      }
+    }
+    const plan = planStartCode(functions, declared?.includes("_start") ? true : undefined);
     const sha256 = await sha256Hex(wasm);
-    const compiled = await this.#compile(wasm, sha256, limits.memoryPages).catch((error) =>
+    const compiled = await this.#compile(wasm, sha256, limits.memoryPages, plan.command).catch((error) =>
       fail(error instanceof Error ? error.message : String(error), error)
     );
     const plugin: PluginInfo = Object.freeze({
       name,
       version: options.version ?? "0.0.0",
       sha256,
-      exports: Object.freeze(info.exports.filter((e) => e.kind === "function").map((e) => e.name)),
+      exports: Object.freeze(
+        (declared ?? functions).filter((e) => !isStartExport(e, plan)),
+      ),
       imports: info.imports,
       limits: Object.freeze(limits),
     });
     const entry: PluginEntry = new PluginEntry(plugin, {
       module: compiled.module,
       initExports: compiled.initExports,
+      stopGraceMs: STOP_GRACE_MS,
       hostFunctions: this.#hostFunctionNames,
       config: { ...options.config },
       preopens: [...(options.preopens ?? [])],
@@ -347,12 +384,16 @@ export class PluginHost<C = unknown> {
       handleHostCall: (instance, fn, payload) => this.#handleHostCall(entry, instance, fn, payload),
       shared: this.#shared,
     });
+    entry.command = compiled.command;
+    entry.declared = declared;
     const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
     const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failure) {
       for (const instance of entry.instances) instance.terminate();
-      fail(`its start code failed: ${failure.reason instanceof Error ? failure.reason.message : failure.reason}`);
+      const reason = failure.reason;
+      if (reason instanceof StartFailure) fail(`its ${reason.detail}`, reason.error);
+      fail(`it failed to start: ${reason instanceof Error ? reason.message : String(reason)}`, reason);
     }
     for (const s of started) if (s.status === "fulfilled") entry.idle.push(s.value);
     if (this.#closed || this.#entries.has(name)) {
@@ -395,7 +436,12 @@ export class PluginHost<C = unknown> {
       throw new PluginNotFoundError(`Plugin "${name}" is not loaded`, where);
     }
     if (!entry.info.exports.includes(exportName)) {
-      throw new PluginNotFoundError(`Plugin "${name}" has no export "${exportName}"`, where);
+      const why = exportName.startsWith("__keycard") || entry.spec.initExports.includes(INIT_PREFIX + exportName)
+        ? ": it is start code, which keycard runs once per instance at start and never on request"
+        : entry.declared
+        ? `: only its declared exports may be invoked (${quoteList(entry.declared)})`
+        : "";
+      throw new PluginNotFoundError(`Plugin "${name}" has no export "${exportName}"${why}`, where);
     }
     const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
     const limits = entry.info.limits;
@@ -510,8 +556,8 @@ export class PluginHost<C = unknown> {
     if (this.#closed) throw new PluginRuntimeError("The plugin host is closed", { plugin: "*" });
   }
 
-  #compile(wasm: Uint8Array, sha256: string, maxPages: number) {
-    const key = `${sha256}/${maxPages}`;
+  #compile(wasm: Uint8Array, sha256: string, maxPages: number, command: boolean) {
+    const key = `${sha256}/${maxPages}/${command ? "command" : "library"}`;
     let compiled = this.#modules.get(key);
     if (!compiled) {
       compiled = (async () => {
@@ -519,9 +565,9 @@ export class PluginHost<C = unknown> {
           // Compile only to get the engine's message.
           await WebAssembly.compile(wasm as BufferSource);
         }
-        const instrumented = instrumentModule(wasm, { maxPages });
+        const instrumented = instrumentModule(wasm, { maxPages, command });
         const module = await WebAssembly.compile(instrumented.bytes as BufferSource);
-        return { module, initExports: instrumented.initExports };
+        return { module, initExports: instrumented.initExports, command: instrumented.command };
       })();
       this.#modules.set(key, compiled);
       compiled.catch(() => this.#modules.delete(key));
@@ -558,9 +604,10 @@ export class PluginHost<C = unknown> {
     entry.instances.add(instance);
     const outcome = await instance.instantiate(entry.info.limits.deadlineMs);
     if (!outcome.ok) {
+      if (outcome.stuck) this.#stats.stuckWorkers++;
       entry.instances.delete(instance);
       instance.terminate();
-      throw new Error(`${outcome.kind}: ${outcome.message}`);
+      throw new StartFailure(entry.info, outcome);
     }
     return instance;
   }
@@ -592,6 +639,7 @@ export class PluginHost<C = unknown> {
     if (idle) return Promise.resolve(idle);
     if (entry.instances.size < entry.info.limits.instances) {
       return this.#startInstance(entry).catch((error) => {
+        if (error instanceof StartFailure) throw error.error;
         throw new PluginTrapError(`Plugin "${entry.info.name}" failed to start: ${error.message}`, {
           plugin: entry.info.name,
           cause: error,
@@ -619,9 +667,13 @@ export class PluginHost<C = unknown> {
     else entry.idle.push(instance);
   }
 
-  /** Gives a failed instance a fresh plugin instance in the same worker, or drops it. */
-  #replace(entry: PluginEntry, instance: Instance): void {
-    this.#stats.replaced++;
+  /**
+   * Gives an instance a fresh plugin instance in the same worker, or drops
+   * it: after a failure (counted in `replaced`), or after a WASI command ran
+   * (a program runs once per instance, as wasi-libc's `_start` insists).
+   */
+  #replace(entry: PluginEntry, instance: Instance, failed = true): void {
+    if (failed) this.#stats.replaced++;
     if (entry.unloaded || this.#closed) {
       entry.instances.delete(instance);
       instance.terminate();
@@ -631,6 +683,7 @@ export class PluginHost<C = unknown> {
       if (outcome.ok) {
         this.#release(entry, instance);
       } else {
+        if (outcome.stuck) this.#stats.stuckWorkers++;
         entry.instances.delete(instance);
         instance.terminate();
         // A waiter may be left without an instance: start one for it.
@@ -659,9 +712,10 @@ export class PluginHost<C = unknown> {
       throw call.deadlineError();
     }
     instance.current = call.state;
+    const program = entry.command && exportName === "_start";
     let stopTimer: ReturnType<typeof setTimeout> | undefined;
     const outcome = new Promise<CallOutcome>((resolve) => {
-      instance.call(exportName, input, remaining, () => {
+      instance.call(program ? COMMAND_EXPORT : exportName, input, remaining, () => {
         call.controller.abort(call.deadlineError());
         // The caller hears now; the worker stops at its next check. If it
         // does not within the grace period, the worker is given up on.
@@ -675,8 +729,9 @@ export class PluginHost<C = unknown> {
         clearTimeout(stopTimer);
         instance.current = undefined;
         if (result.ok || result.kind === "reported" || result.kind === "output") {
-          if (!call.controller.signal.aborted) this.#release(entry, instance);
-          else this.#replace(entry, instance);
+          if (call.controller.signal.aborted) this.#replace(entry, instance);
+          else if (program) this.#replace(entry, instance, false);
+          else this.#release(entry, instance);
         } else {
           this.#replace(entry, instance);
         }
@@ -705,6 +760,12 @@ export class PluginHost<C = unknown> {
           ...where,
           detail: result.message,
         });
+      case "exit":
+        throw new PluginTrapError(
+          `Plugin "${where.plugin}" "${exportName}" exited with code ${result.message}: ` +
+            `a WASI exit code other than 0 is a failure`,
+          where,
+        );
       default:
         throw new PluginTrapError(`Plugin "${where.plugin}" "${exportName}" trapped: ${result.message}`, where);
     }
@@ -745,6 +806,39 @@ export class PluginHost<C = unknown> {
       });
     });
   }
+}
+
+/** Start code failed: `detail` reads after "its", `error` is the typed error a call waiting for the instance gets. */
+class StartFailure extends Error {
+  readonly detail: string;
+  readonly error: PluginRuntimeError;
+
+  constructor(plugin: PluginInfo, outcome: { kind: FailureKind; message: string; start?: string }) {
+    const what = outcome.start === undefined ? "instantiation" : `start code "${outcome.start}"`;
+    const deadlineMs = plugin.limits.deadlineMs;
+    const limitBytes = plugin.limits.memoryPages * 65536;
+    const detail = outcome.kind === "deadline"
+      ? `${what} passed its ${deadlineMs} ms deadline (start code runs under the call deadline)`
+      : outcome.kind === "memory"
+      ? `${what} exceeded the memory cap of ${limitBytes / 1024} KiB: ${outcome.message}`
+      : outcome.kind === "exit"
+      ? `${what} exited with code ${outcome.message}: a WASI exit code other than 0 is a failure`
+      : `${what} trapped: ${outcome.message}`;
+    super(detail);
+    this.name = "StartFailure";
+    this.detail = detail;
+    const message = `Plugin "${plugin.name}" failed to start: its ${detail}`;
+    const options = { plugin: plugin.name };
+    this.error = outcome.kind === "deadline"
+      ? new PluginDeadlineError(message, { ...options, deadlineMs })
+      : outcome.kind === "memory"
+      ? new PluginMemoryError(message, { ...options, limitBytes })
+      : new PluginTrapError(message, options);
+  }
+}
+
+function quoteList(names: readonly string[]): string {
+  return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
 }
 
 function hostFailure(error: unknown): Uint8Array {
