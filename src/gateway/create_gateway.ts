@@ -199,6 +199,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       limits: m.limits,
       config: m.config,
       preopens: preopensOf(m),
+      // A manifest that declares exports makes them the only ones callable; the rest answer 404.
+      ...(m.exports.length > 0 ? { exports: m.exports.map((e) => e.name) } : {}),
     });
   }
   for (const name of manifests.keys()) {
