@@ -24,14 +24,22 @@ interface Fixtures {
   trap: string;
   trapManifest: string;
   badManifest: string;
+  stamp: string;
+  stampManifest: string;
+  loop: string;
+  fail: string;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
 async function fixtures(): Promise<Fixtures> {
   const dir = await Deno.makeTempDir({ prefix: "keycard-conform-cli-" });
-  const [hello] = await buildPlugins({ only: ["hello"] });
+  const [hello, stamp] = await buildPlugins({ only: ["hello", "stamp"] });
   const trap = `${dir}/trap.wasm`;
   await Deno.writeFile(trap, await watFixture("trap"));
+  const loop = `${dir}/loop.wasm`;
+  await Deno.writeFile(loop, await watFixture("extism_loop_forever"));
+  const fail = `${dir}/fail.wasm`;
+  await Deno.writeFile(fail, await watFixture("extism_fail"));
   return {
     dir,
     hello: hello!,
@@ -39,6 +47,10 @@ async function fixtures(): Promise<Fixtures> {
     trap,
     trapManifest: `${TESTDATA}conform_trap.yaml`,
     badManifest: `${TESTDATA}conform_bad.yaml`,
+    stamp: stamp!,
+    stampManifest: `${ROOT}plugins/stamp/plugin.yaml`,
+    loop,
+    fail,
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
 }
@@ -67,9 +79,44 @@ Deno.test("main() exits 1 for a trapping plugin and prints the text report", asy
   await using f = await fixtures();
   const result = await run([f.trap, "-m", f.trapManifest]);
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stdout, /^FAIL exports\.run +"unreachable" on sample "" failed: PluginTrapError/m);
+  assert.match(result.stdout, /^FAIL exports\.run +"unreachable" on empty input failed: PluginTrapError/m);
   assert.match(result.stdout, /trap 1\.0\.0 is not conformant: 7 passed, 1 failed, 1 skipped/);
   assert.equal(result.stderr, "");
+});
+
+Deno.test("main() exits 1 for Extism's loop-forever and fail plugins, with and without a manifest", async () => {
+  await using f = await fixtures();
+  const loopManifest = `${f.dir}/loop.yaml`;
+  await Deno.writeTextFile(loopManifest, "name: loop-forever\nexports: [loop]\nlimits: { deadlineMs: 200 }\n");
+  const failManifest = `${f.dir}/fail.yaml`;
+  await Deno.writeTextFile(failManifest, "name: fail\nexports: [run_test]\n");
+  for (
+    const [args, detail] of [
+      [[f.loop], /^FAIL exports\.run +"loop" on empty input failed: PluginDeadlineError/m],
+      [[f.loop, "--manifest", loopManifest], /^FAIL exports\.run +"loop" on empty input failed: PluginDeadlineError/m],
+      [[f.fail], /^FAIL exports\.run +"run_test" on empty input failed: PluginReportedError/m],
+      [[f.fail, "-m", failManifest], /^FAIL exports\.run +"run_test" on empty input failed: PluginReportedError/m],
+    ] as const
+  ) {
+    const result = await run([...args]);
+    assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stdout, detail);
+  }
+  // The manifest's own limits are reported, not applied: the run keeps keycard's deadline.
+  const reported = await run([f.loop, "--manifest", loopManifest]);
+  assert.match(reported.stdout, /^limits asked for: deadlineMs 200$/m);
+});
+
+Deno.test("main() --grants runs stamp under its manifest's grants", async () => {
+  await using f = await fixtures();
+  const result = await run([f.stamp, "--manifest", f.stampManifest, "--grants", "--format", "json"]);
+  assert.equal(result.code, 0, result.stdout);
+  const report = JSON.parse(result.stdout);
+  assert.equal(report.grants, "grants");
+  assert.ok(report.checks.some((c: { id: string; passed: boolean }) => c.id === "privileges.granted" && c.passed));
+  const without = await run([f.stamp, "--grants"]);
+  assert.equal(without.code, 2);
+  assert.match(without.stderr, /^--grants needs --manifest/);
 });
 
 Deno.test("main() writes JUnit to stdout", async () => {
@@ -128,17 +175,20 @@ Deno.test({
       const decoder = new TextDecoder();
       return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
     };
-    const [hello, trap, missing, flag, yaml] = await Promise.all([
+    const [hello, trap, missing, flag, yaml, fail] = await Promise.all([
       command(f.hello, "--manifest", f.helloManifest),
       command(f.trap, "--manifest", f.trapManifest, "--format", "junit"),
       command(`${f.dir}/missing.wasm`),
       command(f.hello, "--bogus"),
       command(f.hello, "--manifest", f.badManifest),
+      command(f.fail),
     ]);
+    assert.equal(fail.code, 1, fail.stderr);
+    assert.match(fail.stdout, /"run_test" on empty input failed: PluginReportedError/);
     assert.equal(hello.code, 0, hello.stderr);
     assert.match(hello.stdout, /hello 1\.0\.0 is conformant: 9 passed, 0 failed, 0 skipped/);
     assert.equal(trap.code, 1, trap.stderr);
-    assert.match(trap.stdout, /<failure message="&quot;unreachable&quot; on sample &quot;&quot; failed: /);
+    assert.match(trap.stdout, /<failure message="&quot;unreachable&quot; on empty input failed: /);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /Cannot read plugin module ".*missing\.wasm"/);
     assert.equal(flag.code, 2);
