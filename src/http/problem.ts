@@ -1,4 +1,6 @@
+import { ConfigError } from "../config/mod.ts";
 import { GrantError, PolicyValidationError } from "../policy/mod.ts";
+import { ManifestError, PluginIdError, RegistryError } from "../registry/mod.ts";
 import {
   PluginDeadlineError,
   PluginLimitError,
@@ -20,6 +22,7 @@ export const PROBLEMS = {
   "invalid-policy": { status: 400, title: "Invalid policy" },
   "invalid-manifest": { status: 400, title: "Invalid manifest" },
   "invalid-module": { status: 400, title: "Invalid WebAssembly module" },
+  "invalid-config": { status: 400, title: "Invalid configuration" },
   unauthenticated: { status: 401, title: "Authentication required" },
   forbidden: { status: 403, title: "Forbidden by policy" },
   "not-found": { status: 404, title: "Not found" },
@@ -126,57 +129,64 @@ export function problemKind(error: unknown): string {
 }
 
 function translate(error: unknown): { body: Problem; headers: Record<string, string> } {
-  if (error instanceof ProblemError) return { body: problem(error.kind, error.message, error.extensions), headers: {} };
+  const answer = (kind: ProblemType, detail: string, extensions: Record<string, unknown> = {}) => ({
+    body: problem(kind, detail, extensions),
+    headers: {},
+  });
+  if (error instanceof ProblemError) return answer(error.kind, error.message, error.extensions);
+  if (error instanceof PluginIdError) return answer("bad-request", error.message, { [error.field]: error.value });
+  if (error instanceof ManifestError) {
+    return answer("invalid-manifest", error.message, { source: error.source, line: error.line, column: error.column });
+  }
+  if (error instanceof RegistryError) {
+    const where = { code: error.code, plugin: error.plugin, version: error.version };
+    return answer(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, where);
+  }
   if (error instanceof PolicyValidationError) {
-    return {
-      body: problem("invalid-policy", error.message, {
-        source: error.source,
-        line: error.line,
-        column: error.column,
-        problems: error.problems,
-      }),
-      headers: {},
-    };
+    return answer("invalid-policy", error.message, {
+      source: error.source,
+      line: error.line,
+      column: error.column,
+      problems: error.problems,
+    });
   }
   if (error instanceof GrantError) {
+    return answer("invalid-manifest", error.message, { plugin: error.plugin, grant: error.index + 1 });
+  }
+  if (error instanceof ConfigError) {
+    return answer("invalid-config", error.message, {
+      file: error.file,
+      line: error.line,
+      column: error.column,
+      ...(error.path === undefined ? {} : { path: error.path }),
+    });
+  }
+  if (error instanceof PluginRuntimeError) return translateRuntime(error);
+  return answer("internal-error", "The server failed; see its log");
+}
+
+function translateRuntime(error: PluginRuntimeError): { body: Problem; headers: Record<string, string> } {
+  const where = { plugin: error.plugin, export: error.export };
+  const answer = (kind: ProblemType, extensions: Record<string, unknown> = {}) => ({
+    body: problem(kind, error.message, { ...where, ...extensions }),
+    headers: {},
+  });
+  if (error instanceof SaturatedError) {
+    const seconds = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
     return {
-      body: problem("invalid-manifest", error.message, { plugin: error.plugin, grant: error.index + 1 }),
-      headers: {},
+      body: problem("saturated", error.message, { ...where, retryAfterSeconds: seconds }),
+      headers: { "retry-after": String(seconds) },
     };
   }
-  if (error instanceof PluginRuntimeError) {
-    const where = { plugin: error.plugin, export: error.export };
-    if (error instanceof SaturatedError) {
-      const seconds = Math.max(1, Math.ceil(error.retryAfterMs / 1000));
-      return {
-        body: problem("saturated", error.message, { ...where, retryAfterSeconds: seconds }),
-        headers: { "retry-after": String(seconds) },
-      };
-    }
-    if (error instanceof PluginNotFoundError) return { body: problem("not-found", error.message, where), headers: {} };
-    if (error instanceof PluginLimitError) {
-      const kind = error.limit === "inputBytes" ? "payload-too-large" : "plugin-failed";
-      return { body: problem(kind, error.message, { ...where, limit: error.limit }), headers: {} };
-    }
-    if (error instanceof PluginDeadlineError) {
-      return {
-        body: problem("deadline-exceeded", error.message, { ...where, deadlineMs: error.deadlineMs }),
-        headers: {},
-      };
-    }
-    if (error instanceof PluginTrapError || error instanceof PluginMemoryError) {
-      return { body: problem("plugin-failed", error.message, { ...where, cause: error.name }), headers: {} };
-    }
-    if (error instanceof PluginReportedError) {
-      return { body: problem("plugin-error", error.message, { ...where, pluginDetail: error.detail }), headers: {} };
-    }
-    if (error instanceof PluginLoadError) return { body: problem("invalid-module", error.message, where), headers: {} };
-    return { body: problem("not-ready", error.message, where), headers: {} };
+  if (error instanceof PluginNotFoundError) return answer("not-found");
+  if (error instanceof PluginLimitError) {
+    return answer(error.limit === "inputBytes" ? "payload-too-large" : "plugin-failed", { limit: error.limit });
   }
-  if (error instanceof SyntaxError && "line" in error) {
-    // A manifest or config parse failure (ManifestError): line and column of the value.
-    const { line, column } = error as SyntaxError & { line?: number; column?: number };
-    return { body: problem("invalid-manifest", error.message, { line, column }), headers: {} };
+  if (error instanceof PluginDeadlineError) return answer("deadline-exceeded", { deadlineMs: error.deadlineMs });
+  if (error instanceof PluginTrapError || error instanceof PluginMemoryError) {
+    return answer("plugin-failed", { cause: error.name });
   }
-  return { body: problem("internal-error", "The server failed; see its log"), headers: {} };
+  if (error instanceof PluginReportedError) return answer("plugin-error", { pluginDetail: error.detail });
+  if (error instanceof PluginLoadError) return answer("invalid-module");
+  return answer("not-ready");
 }
