@@ -1,0 +1,86 @@
+// /v1/audit: recent decisions, and the same live as server-sent events.
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { AuditEvent } from "../audit/mod.ts";
+import type { Allow, ApiEnv } from "./_api.ts";
+import { quoteValue, singleQuery } from "./_input.ts";
+import { ProblemError } from "./problem.ts";
+import type { GatewayServices } from "./services.ts";
+
+/** The `/v1/audit` sub-app. */
+export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.get("/", (c) => {
+    allow(c, "audit.read");
+    return c.json({ events: services.audit.query(auditQuery(c)) });
+  });
+
+  app.get("/stream", (c) => {
+    allow(c, "audit.read");
+    const { plugin, action, decision } = auditQuery(c);
+    return streamSSE(c, async (stream) => {
+      const queue: AuditEvent[] = [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = services.audit.subscribe((event) => {
+        if (plugin && event.plugin !== plugin) return;
+        if (action && event.action !== action) return;
+        if (decision && event.decision !== decision) return;
+        queue.push(event);
+        wake?.();
+      });
+      let closed = false;
+      stream.onAbort(() => {
+        closed = true;
+        wake?.();
+      });
+      try {
+        await stream.writeSSE({ event: "ready", data: "{}" });
+        while (!closed) {
+          if (queue.length === 0) {
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              timer = setTimeout(resolve, 15_000); // keep-alive
+            });
+            clearTimeout(timer);
+            wake = undefined;
+            if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
+          }
+          for (const event of queue.splice(0)) {
+            await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(event) });
+          }
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  return app;
+}
+
+function auditQuery(c: Context<ApiEnv>) {
+  const decision = singleQuery(c, "decision");
+  if (decision !== undefined && decision !== "allow" && decision !== "deny") {
+    throw new ProblemError("bad-request", `"decision" must be "allow" or "deny", got ${quoteValue(decision)}`);
+  }
+  const limitText = singleQuery(c, "limit");
+  const limit = limitText === undefined ? 100 : /^\d{1,5}$/.test(limitText) ? Number(limitText) : NaN;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new ProblemError("bad-request", `"limit" must be an integer from 1 to 10000, got ${quoteValue(limitText)}`);
+  }
+  const since = singleQuery(c, "since");
+  if (since !== undefined && Number.isNaN(Date.parse(since))) {
+    throw new ProblemError("bad-request", `"since" must be an ISO 8601 time, got ${quoteValue(since)}`);
+  }
+  const plugin = singleQuery(c, "plugin");
+  const action = singleQuery(c, "action");
+  return {
+    limit,
+    ...(plugin ? { plugin } : {}),
+    ...(action ? { action } : {}),
+    ...(decision ? { decision: decision as "allow" | "deny" } : {}),
+    ...(since ? { since } : {}),
+  };
+}
