@@ -23,6 +23,8 @@ export interface StartGatewayOptions {
   limits?: Record<string, number>;
   /** Create the gateway (false: only write the files, for `serve()`). @default {true} */
   create?: boolean;
+  /** More configured plugins, seeded like trap and bomb (operator-trusted: no conformance run). @default {[]} */
+  plugins?: { name: string; wasm: Uint8Array; manifest: string }[];
 }
 
 /** A running fixture gateway. */
@@ -86,6 +88,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
       "name: bomb\nversion: 1.0.0\nexports:\n  - name: grow\ncapabilities: []\nlimits: { memoryPages: 64 }\n",
     );
 
+    for (const extra of options.plugins ?? []) {
+      await Deno.writeFile(join(wasmDir, `${extra.name}.wasm`), extra.wasm);
+      await Deno.writeTextFile(join(wasmDir, `${extra.name}.yaml`), extra.manifest);
+    }
+
     const adminToken = randomToken("admin");
     const callerToken = randomToken("caller");
     const viewerToken = randomToken("viewer");
@@ -103,6 +110,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
       `  - path: ${JSON.stringify(plugin("stamp"))}`,
       `  - path: ${JSON.stringify(join(wasmDir, "trap.wasm"))}`,
       `  - path: ${JSON.stringify(join(wasmDir, "bomb.wasm"))}`,
+      ...(options.plugins ?? []).map((extra) => `  - path: ${JSON.stringify(join(wasmDir, `${extra.name}.wasm`))}`),
       "tokens:",
       `  - { id: app, sha256: "${sha256Hex(callerToken)}", roles: [caller] }`,
       `  - { id: viewer, sha256: "${sha256Hex(viewerToken)}", roles: [viewer] }`,
