@@ -36,6 +36,7 @@ export {
   SaturatedError,
 } from "./src/runtime/mod.ts";
 export type {
+  FunctionSignature,
   HostCallContext,
   HostFunction,
   HostStats,
@@ -101,4 +102,4 @@ export type {
   AuditStats,
 } from "./src/audit/mod.ts";
 export { ManifestError, parseManifest } from "./src/registry/mod.ts";
-export type { Manifest, ManifestExport } from "./src/registry/mod.ts";
+export type { Manifest, ManifestErrorOptions, ManifestExport, ManifestSample } from "./src/registry/mod.ts";
