@@ -471,3 +471,65 @@ export async function expectStatus(kc: Keycard, response: Response, status: numb
   }
   return text;
 }
+
+/**
+ * Sends one HTTP/1.1 request with its target exactly as written: fetch() and `new URL()` resolve `%2e%2e` and `..`
+ * before sending, so a path such as `/v1/plugins/%2e%2e` needs a raw socket to reach the server at all.
+ * @returns The response, read until the server closes the connection (bounded).
+ */
+export async function rawRequest(
+  kc: Keycard,
+  method: string,
+  target: string,
+  options: { headers?: Record<string, string>; body?: Uint8Array | string } = {},
+): Promise<Response> {
+  const { hostname, port } = new URL(kc.base);
+  const body = typeof options.body === "string" ? new TextEncoder().encode(options.body) : options.body;
+  const head = [
+    `${method} ${target} HTTP/1.1`,
+    `host: ${hostname}:${port}`,
+    "connection: close",
+    ...Object.entries(options.headers ?? {}).map(([name, value]) => `${name}: ${value}`),
+    ...(body ? [`content-length: ${body.length}`] : []),
+    "",
+    "",
+  ].join("\r\n");
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    const read = async () => {
+      await conn.write(new TextEncoder().encode(head));
+      if (body) await conn.write(body);
+      return new Uint8Array(await new Response(conn.readable).arrayBuffer());
+    };
+    const bytes = await within(BOUND.request, `${method} ${target}`, read());
+    const text = new TextDecoder().decode(bytes);
+    const split = text.indexOf("\r\n\r\n");
+    const [statusLine, ...headerLines] = text.slice(0, split).split("\r\n");
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1]);
+    const headers = new Headers(headerLines.map((line) => {
+      const at = line.indexOf(":");
+      return [line.slice(0, at).trim(), line.slice(at + 1).trim()] as [string, string];
+    }));
+    let rest = text.slice(split + 4);
+    if (headers.get("transfer-encoding")?.includes("chunked")) {
+      let out = "";
+      while (rest.length) {
+        const eol = rest.indexOf("\r\n");
+        const size = parseInt(rest.slice(0, eol), 16);
+        if (!size) break;
+        out += rest.slice(eol + 2, eol + 2 + size);
+        rest = rest.slice(eol + 2 + size + 2);
+      }
+      rest = out;
+    }
+    headers.delete("transfer-encoding");
+    headers.delete("content-length");
+    return new Response(status === 204 ? null : rest, { status, headers });
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // Closed by reading to the end.
+    }
+  }
+}
