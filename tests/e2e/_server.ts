@@ -133,6 +133,9 @@ export async function makeSite(options: SiteOptions = {}): Promise<Site> {
   };
 }
 
+/** SGR colour escapes (deno task colours its own lines; NO_COLOR is set, but be sure). */
+const ANSI_ESCAPE = new RegExp(String.raw`\u001b\[[0-9;]*m`, "g");
+
 /** Output of a process, line by line, with bounded waits for a line to appear. */
 export class Lines {
   readonly lines: string[] = [];
@@ -166,7 +169,7 @@ export class Lines {
 
   #push(line: string): void {
     // deno task colours its own lines; the product's lines carry no escapes, but strip them all the same.
-    const text = line.replace(/\x1b\[[0-9;]*m/g, "");
+    const text = line.replace(ANSI_ESCAPE, "");
     this.lines.push(text);
     const index = this.lines.length - 1;
     this.#waiters = this.#waiters.filter((waiter) => {
