@@ -92,6 +92,13 @@ Deno.test("createGateway() skips plugins that fail at start, names them, and ser
       const mine = await (await gateway.app.request("http://k.test/v1/plugins/mine", { headers: auth })).json();
       assert.equal(mine.sha256, trapSha);
       assert.equal(mine.state, "loaded");
+      const listed = await (await gateway.app.request("http://k.test/v1/plugins", { headers: auth })).json();
+      const states = Object.fromEntries(
+        (listed.plugins ?? listed).map((p: { name: string; state: string }) => [p.name, p.state]),
+      );
+      assert.deepEqual(states, { hello: "loaded", mine: "loaded", nobuild: "failed", stale: "failed", init: "failed" });
+      const nobuild = await (await gateway.app.request("http://k.test/v1/plugins/nobuild", { headers: auth })).json();
+      assert.match(nobuild.error, /no build\/plugin\.wasm/);
       const init = await (await gateway.app.request("http://k.test/v1/plugins/init", { headers: auth })).json();
       assert.equal(init.state, "failed");
       assert.match(init.error, /failed to load/);

@@ -288,9 +288,16 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           const v = await view(summary.name);
           if (v) out.push(v);
         }
+        // Configured plugins that never reached the registry (no build, a manifest it refused) are listed too.
+        for (const failure of failures) {
+          if (failure.plugin && !out.some((v) => v.name === failure.plugin)) out.push(unregistered(failure));
+        }
         return out;
       },
-      get: (name, version) => view(name, version),
+      get: async (name, version) => {
+        const failure = failures.find((f) => f.plugin === name);
+        return await view(name, version) ?? (failure && version === undefined ? unregistered(failure) : undefined);
+      },
       install: (name, wasm, manifestText) =>
         mutate(async () => {
           const manifest = parseManifest(manifestText, "manifest");
@@ -427,6 +434,22 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       await audit.close();
       kv.close();
     },
+  };
+}
+
+/** The view of a configured plugin that failed before it reached the registry. */
+function unregistered(failure: StartFailure): PluginView {
+  return {
+    name: failure.plugin!,
+    version: "",
+    versions: [],
+    sha256: "",
+    exports: [],
+    grants: [],
+    capabilities: [],
+    installedAt: "",
+    state: "failed",
+    error: failure.error,
   };
 }
 
