@@ -30,7 +30,7 @@ import {
   RegistryError,
   type StoredPlugin,
 } from "../registry/mod.ts";
-import { PluginHost } from "../runtime/mod.ts";
+import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
 import type { Hono } from "hono";
@@ -252,6 +252,19 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   const metrics = new Metrics();
   const mutate = serial();
+  /**
+   * Where conformance runs: the configured schema and base policies (not the operator's permits, so an
+   * empty grant stays empty), scratch space under the data dir, the configured limits.
+   */
+  const sandbox = () => {
+    const base = files.filter((f) => f.name === "base.cedar");
+    return {
+      schema,
+      limits: config.limits,
+      tempDir: join(config.dataDir, "tmp"),
+      ...(base.length ? { policies: base } : {}),
+    };
+  };
 
   /**
    * Refuses a new set of operator files that is invalid, or that would leave
@@ -309,7 +322,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           }
           // Grants must compile and validate before anything runs or is stored.
           engine.check([...files, ...grantSources(new Map(manifests).set(name, manifest))]);
-          const report = await runConformance(wasm, { manifest, limits: config.limits });
+          // The operator approves the plugin's grants by installing it: it runs under them.
+          const report = await runConformance(wasm, { manifest, grants: true, ...sandbox() });
           if (!report.passed) {
             throw new ProblemError("not-conformant", `Plugin "${name}" failed conformance`, { report });
           }
@@ -329,6 +343,11 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           } catch (error) {
             await registry.remove(name, stored.manifest.version);
             await follow(name);
+            // A module that passed conformance but does not load under the gateway's own limits is the
+            // plugin's fault, answered as such; nothing stays installed.
+            if (error instanceof PluginRuntimeError) {
+              throw new ProblemError("not-conformant", `Plugin "${name}" did not load: ${error.message}`);
+            }
             throw error;
           }
           return { plugin: (await view(name, manifest.version))!, report };
@@ -372,7 +391,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     conformance: async (wasm, manifestText) =>
       await runConformance(wasm, {
         ...(manifestText ? { manifest: parseManifest(manifestText, "manifest") } : {}),
-        limits: config.limits,
+        ...sandbox(),
       }),
     audit,
     stats: () => host.stats(),
