@@ -32,6 +32,8 @@ export const REPORT_FORMATS: readonly ReportFormat[] = Object.freeze(["text", "j
  *   durationMs: 12,
  *   checks: [{ id: "module.valid", name: "Valid module", passed: true, detail: "Well-formed module" }],
  *   footprint: [],
+ *   grants: "empty",
+ *   requestedLimits: {},
  * }, "text");
  * text.includes("PASS module.valid"); // true
  * ```
