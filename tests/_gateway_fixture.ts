@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { loadConfig } from "../src/config/mod.ts";
 import { createGateway, type Gateway } from "../src/gateway/mod.ts";
 import { copyPolicies, examplePlugin, watFixture } from "./_test_utils.ts";
+export { echoManifest, pluginForm } from "./_test_utils.ts";
 
 const repo = new URL("../", import.meta.url);
 
@@ -149,19 +150,6 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;
   }
-}
-
-/** A multipart body with `wasm` and (optional) `manifest`, as curl -F would send it. */
-export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
-  const form = new FormData();
-  form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>], { type: "application/wasm" }), "plugin.wasm");
-  if (manifest !== undefined) form.append("manifest", manifest);
-  return form;
-}
-
-/** Manifest text of tests/testdata/http_echo.wat under a name and version. */
-export function echoManifest(name: string, version = "1.0.0"): string {
-  return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
 }
 
 /**

@@ -62,3 +62,16 @@ export async function copyPolicies(dir: string): Promise<string> {
 export const denoCommand: string | undefined = [Deno.execPath(), "deno"].find((command) =>
   Deno.permissions.querySync({ name: "run", command }).state === "granted"
 );
+
+/** A multipart body with `wasm` and (optional) `manifest`, as curl -F would send it. */
+export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
+  const form = new FormData();
+  form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>], { type: "application/wasm" }), "plugin.wasm");
+  if (manifest !== undefined) form.append("manifest", manifest);
+  return form;
+}
+
+/** Manifest text of tests/testdata/http_echo.wat under a name and version. */
+export function echoManifest(name: string, version = "1.0.0"): string {
+  return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
+}

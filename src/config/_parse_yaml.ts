@@ -4,7 +4,7 @@
  */
 import { type Document, isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { show } from "./_schema.ts";
+import { show } from "./schema_fields.ts";
 import { ConfigError, type ConfigErrorOptions } from "./config_error.ts";
 
 /** Options of {@linkcode parseYaml}. */

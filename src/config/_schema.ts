@@ -5,38 +5,7 @@
 import { normalize } from "node:path";
 import { z } from "zod";
 import type { HandlerConfig, HookConfig, RouteConfig, RouteMatchConfig } from "./config.ts";
-
-/** Renders a value for an error message: strings quoted, collections named. */
-export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (value === null) return "null";
-  if (Array.isArray(value)) return value.length === 0 ? "an empty list" : "a list";
-  if (typeof value === "object") return "a map";
-  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  return String(value);
-}
-
-/** A zod error param that says what was expected and what came. */
-function expect(expected: string): { error: (issue: { input?: unknown }) => string } {
-  return {
-    error: (issue) =>
-      issue.input === undefined
-        ? `is required: expected ${expected}`
-        : `expected ${expected}, got ${show(issue.input)}`,
-  };
-}
-
-/** An integer within a range; without `max`, up to the largest safe integer. */
-export function integer(min: number, max?: number) {
-  const message = expect(max === undefined ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`);
-  return z.int(message).min(min, message).max(max ?? Number.MAX_SAFE_INTEGER, message);
-}
-
-/** A non-empty string matching a pattern. */
-function text(expected: string, pattern = /^\S(?:.*\S)?$/s) {
-  const message = expect(expected);
-  return z.string(message).regex(pattern, message);
-}
+import { expect, integer, list, map, MEDIA_TYPE, show, text } from "./schema_fields.ts";
 
 /**
  * The SHA-256 of a token. A wrong value may be the token itself pasted by
@@ -66,25 +35,6 @@ export function host() {
 
 function filePath() {
   return text("a path");
-}
-
-/** A map with exactly these optional keys; others are refused to catch typos. */
-function map<S extends z.ZodRawShape>(shape: S) {
-  const keys = Object.keys(shape).map((key) => `"${key}"`).join(", ");
-  return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `(expected one of ${keys})`
-        : issue.input === undefined
-        ? "is required: expected a map"
-        : `expected a map, got ${show(issue.input)}`,
-  });
-}
-
-/** A list of items; an empty YAML value (`tokens:`) counts as an empty list. */
-function list<T extends z.ZodType>(item: T) {
-  const message = expect("a list");
-  return z.array(item, message).nullable().transform((list) => list ?? []);
 }
 
 /** Flags a second occurrence of the same value of `key` in a list. */
@@ -233,12 +183,6 @@ const hook = map({
   export: hook.export ?? (hook.on === "request" ? "on_request" : "on_response"),
   config: { ...hook.config },
 }));
-
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-/** A media type as a Content-Type value takes it (RFC 9110 8.3.1): type/subtype, then `; name=value` parameters. */
-const MEDIA_TYPE = new RegExp(
-  `^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*${TOKEN}=(?:${TOKEN}|"(?:[^"\\\\\\x00-\\x1f\\x7f]|\\\\[\\t\\x20-\\x7e])*"))*$`,
-);
 
 const handler = map({
   plugin: pluginName(),

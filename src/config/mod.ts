@@ -46,7 +46,7 @@ export { CONFIG_ENV_VARS, loadConfig, type LoadConfigOptions, type LoadedConfig 
 export { parseRoutes } from "./parse_routes.ts";
 // The one YAML + zod path, shared with plugin.yaml (src/registry/parse_manifest.ts).
 export { parseYaml, type ParseYamlOptions } from "./_parse_yaml.ts";
-export { show as showYamlValue } from "./_schema.ts";
+export { expect, integer, list, map, MEDIA_TYPE, show as showYamlValue, text } from "./schema_fields.ts";
 export type { PluginLimits } from "../runtime/mod.ts";
 
 /**

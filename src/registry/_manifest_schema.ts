@@ -4,7 +4,7 @@
  * refused (typos), each leaf with a message that says what it expects.
  */
 import { z } from "zod";
-import { PLUGIN_LIMITS_SCHEMA, showYamlValue as show } from "../config/mod.ts";
+import { expect, list, map, MEDIA_TYPE, PLUGIN_LIMITS_SCHEMA, showYamlValue as show, text } from "../config/mod.ts";
 import { compileGrants, type Grant, GrantError } from "../policy/mod.ts";
 
 /** The actions a plugin may attempt (principal `Plugin` in `policies/keycard.cedarschema`). */
@@ -23,46 +23,11 @@ const PLUGIN_ACTIONS = [
   "random.get",
 ] as const;
 
-const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+/** The registry's name rule (`checkPluginName`): no leading dot, so no `.`, `..` or hidden names. */
+const NAME = /^(?!\.)[A-Za-z0-9_.-]{1,128}$/;
 const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 const SHA256 = /^[0-9A-Fa-f]{64}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-/** `type/subtype`, then optional parameters; the gateway sends it as the Content-Type. */
-const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \\t]*;[ \\t]*[^\\x00-\\x1f\\x7f]*)?$`);
-
-/** A zod error param that says what was expected and what came. */
-function expect(expected: string): { error: (issue: { input?: unknown }) => string } {
-  return {
-    error: (issue) =>
-      issue.input === undefined
-        ? `is required: expected ${expected}`
-        : `expected ${expected}, got ${show(issue.input)}`,
-  };
-}
-
-function text(expected: string, pattern: RegExp) {
-  return z.string(expect(expected)).regex(pattern, expect(expected));
-}
-
-/** A map with exactly these keys; others are refused to catch typos. */
-function map<S extends z.ZodRawShape>(shape: S, expected = "a map") {
-  const keys = Object.keys(shape).map((key) => `"${key}"`).join(", ");
-  return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === "unrecognized_keys"
-        ? `(expected one of ${keys})`
-        : issue.input === undefined
-        ? `is required: expected ${expected}`
-        : `expected ${expected}, got ${show(issue.input)}`,
-  });
-}
-
-/** A list; an empty YAML value (`grants:`) counts as an empty list. */
-function list<T extends z.ZodType>(item: T) {
-  return z.array(item, expect("a list")).nullish().transform((items) => items ?? []);
-}
-
 /** A bare string stands for a map with that string under `key`. */
 function short<T extends z.ZodType>(key: string, schema: T) {
   return z.preprocess((value) => typeof value === "string" ? { [key]: value } : value, schema);
@@ -95,7 +60,7 @@ const exportEntry = short(
 
 /** The shape of `plugin.yaml`. */
 export const MANIFEST_SCHEMA = map({
-  name: text("a name of 1-128 letters, digits, '_', '.' or '-'", NAME),
+  name: text("a name of 1-128 letters, digits, '_', '.' or '-', not starting with '.'", NAME),
   version: text("a semantic version such as 1.0.0", SEMVER).optional(),
   description: z.string(expect("text")).optional(),
   exports: list(exportEntry).optional().superRefine((exports, ctx) => {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { copyPolicies, denoCommand, examplePlugin } from "../_test_utils.ts";
+export { echoManifest, pluginForm } from "../_test_utils.ts";
 
 /** The checkout: the cwd of every command, as a user would run it. */
 export const REPO: string = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -431,19 +432,6 @@ export async function expectProblem(
     throw new Error(`Expected a /problems/${type} problem, got ${where}`);
   }
   return body;
-}
-
-/** A multipart body with `wasm` and (optional) `manifest`, as `curl -F wasm=@plugin.wasm -F manifest=<plugin.yaml`. */
-export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
-  const form = new FormData();
-  form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>], { type: "application/wasm" }), "plugin.wasm");
-  if (manifest !== undefined) form.append("manifest", manifest);
-  return form;
-}
-
-/** Manifest text of tests/testdata/http_echo.wat under a name and version. */
-export function echoManifest(name: string, version = "1.0.0"): string {
-  return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
 }
 
 /** The built module of an example plugin (built by {@linkcode makeSite} or the launcher). */
