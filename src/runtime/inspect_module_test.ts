@@ -13,7 +13,7 @@ Deno.test("inspectModule() lists imports, exports, memories and the start sectio
       (func (export "run")))`),
   );
   assert.deepEqual(info.imports, [{ module: "extism:host/env", name: "alloc", kind: "function" }]);
-  assert.deepEqual(info.exports, [{ name: "run", kind: "function" }]);
+  assert.deepEqual(info.exports, [{ name: "run", kind: "function", signature: { params: [], results: [] } }]);
   assert.deepEqual(info.memories, [{ min: 2, max: 8, shared: false, memory64: false, imported: false }]);
   assert.equal(info.hasStart, true);
 });
