@@ -119,3 +119,27 @@ Deno.test("unload() stops a plugin and close() refuses new calls", async () => {
   await host.close();
   await assert.rejects(() => host.invoke("hello", "greet"), PluginRuntimeError);
 });
+
+/** Counts of ok and error responses the host_call_flood fixture reports. */
+async function flood(host: PluginHost, name: string, exportName: string, calls: number) {
+  const input = new Uint8Array(8);
+  new DataView(input.buffer).setBigUint64(0, BigInt(calls), true);
+  const out = new DataView((await host.invoke(name, exportName, input)).buffer);
+  return { ok: Number(out.getBigUint64(0, true)), errors: Number(out.getBigUint64(8, true)) };
+}
+
+Deno.test("invoke() serves 100,000 host calls in one invocation, then error values past the hostCalls cap", async () => {
+  await using host = new PluginHost({
+    hostFunctions: { keycard_clock_now: () => encoder.encode('{"unixMs":42}') },
+    limits: { hostCalls: 100_000, deadlineMs: 120_000 },
+  });
+  await host.load(await watFixture("host_call_flood"), { name: "flood" });
+  // Extism's JS SDK never reuses a block index, and an index past 32,767
+  // no longer fits a signed i64 address: a response block must be freed
+  // (or reclaimed once read) within the call.
+  // A plugin that frees each response reuses its slot; one that never frees
+  // gets each response freed once it has read the last byte.
+  assert.deepEqual(await flood(host, "flood", "flood_keep", 100_010), { ok: 100_000, errors: 10 });
+  assert.deepEqual(await flood(host, "flood", "flood_free", 40_000), { ok: 40_000, errors: 0 });
+  assert.equal(host.stats().replaced, 0);
+});

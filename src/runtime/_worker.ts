@@ -4,7 +4,8 @@
 
 /// <reference lib="deno.worker" />
 import process from "node:process";
-import { BridgeClient, errorResponse } from "./_bridge.ts";
+import { BlockOverrun, BlockTable } from "./_blocks.ts";
+import { BridgeClient, errorResponse, REFUSED_CALLS } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
 import {
   HTTP_IMPORT_MODULE,
@@ -29,9 +30,16 @@ let plugin: Plugin | undefined;
 let interrupt: Int32Array | undefined;
 let limits = { allocBytes: 0, outputBytes: 0, hostCalls: 0, hostIoBytes: 0 };
 // Per-call state, reset by every call.
-let allocated = 0;
+let blocks = new BlockTable(0);
 let memoryOverrun = "";
 let hostCalls = 0;
+/** Host calls refused past the `hostCalls` cap, by function index, until reportRefused() sends them. */
+let refused = new Map<number, number>();
+let reportRefused = (): void => {};
+
+function refuse(fn: number): void {
+  refused.set(fn, (refused.get(fn) ?? 0) + 1);
+}
 
 /** A console that prints nothing: Extism's SDK logs its own complaints to it. */
 type Logger = NonNullable<NonNullable<Parameters<typeof createPlugin>[1]>["logger"]>;
@@ -56,34 +64,61 @@ function describe(error: unknown): string {
 async function instantiate(request: Extract<WorkerRequest, { type: "instantiate" }>): Promise<void> {
   plugin = undefined;
   limits = request.limits;
+  blocks = new BlockTable(limits.allocBytes);
+  const table = blocks;
+  // A block past the cap fails the call as a memory overrun, with its reason.
+  const guarded = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof BlockOverrun) memoryOverrun = error.message;
+      throw error;
+    }
+  };
   const channel = new ChannelServer(request.channel);
   const bridge = new BridgeClient(request.bridge, () => channel.ring());
   const interrupted = () => interrupt !== undefined && Atomics.load(interrupt, INTERRUPT.flag / 4) !== 0;
+  // Refusals past the cap go to the host in one bridge call at the end of the
+  // call (or start code), so that they are audited and counted while a plugin
+  // looping past the cap costs the main thread nothing per call.
+  reportRefused = () => {
+    if (refused.size === 0) return;
+    const counts = new TextEncoder().encode(JSON.stringify([...refused]));
+    refused = new Map();
+    bridge.call(REFUSED_CALLS, counts, interrupted);
+  };
   const user: Record<string, (ctx: CallContext, offset: bigint) => bigint> = {};
   request.hostFunctions.forEach((name, index) => {
     user[name] = (ctx, offset) => {
       const payload = ctx.read(offset)?.bytes() ?? new Uint8Array();
       let response: Uint8Array;
       if (++hostCalls > limits.hostCalls) {
+        refuse(index);
         response = errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`);
       } else {
         response = bridge.call(index, payload, interrupted);
       }
-      return ctx.store(response);
+      return guarded(() => table.store(ctx, response));
     };
   });
   const env: Record<string, (ctx: CallContext, ...args: bigint[]) => bigint | number> = {
     // Extism's own alloc checks its page limit only after allocating (and not
-    // at all by default): refuse first, and remember why the call failed.
+    // at all by default), and its block table never reuses an index (see
+    // _blocks.ts): refuse first, reuse freed slots, remember why a call failed.
     alloc: (ctx: CallContext, size: bigint): bigint => {
       const n = Number(size);
-      if (!(n >= 0) || allocated + n > limits.allocBytes) {
+      if (!(n >= 0) || n > limits.allocBytes) {
         memoryOverrun = `Extism alloc of ${n} bytes would exceed the ${limits.allocBytes}-byte cap`;
         throw new RangeError(memoryOverrun);
       }
-      allocated += n;
-      return ctx.alloc(size);
+      return guarded(() => table.alloc(ctx, n));
     },
+    free: (ctx: CallContext, address: bigint): bigint => {
+      table.free(ctx, address);
+      return 0n; // ignored: free returns nothing
+    },
+    load_u8: (ctx: CallContext, address: bigint): number => table.loadU8(ctx, address),
+    load_u64: (ctx: CallContext, address: bigint): bigint => table.loadU64(ctx, address),
   };
   const http = request.hostFunctions.indexOf("keycard_http_request");
   const log = request.hostFunctions.indexOf("keycard_log_write");
@@ -92,8 +127,11 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     // it is decided, audited and rate-capped like the plugin's other logs.
     env[`log_${level}`] = (ctx: CallContext, offset: bigint): bigint => {
       const message = ctx.read(offset)?.string() ?? "";
+      table.free(ctx, offset); // as Extism's own log_* does
       if (log >= 0 && ++hostCalls <= limits.hostCalls) {
         bridge.call(log, new TextEncoder().encode(JSON.stringify({ level, message })), interrupted);
+      } else if (log >= 0) {
+        refuse(log);
       }
       return 0n;
     };
@@ -108,7 +146,11 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     preopens: request.preopens,
     call: (name, json, body) => {
       const fn = request.hostFunctions.indexOf(name);
-      if (fn < 0 || ++hostCalls > limits.hostCalls) return undefined;
+      if (fn < 0) return undefined;
+      if (++hostCalls > limits.hostCalls) {
+        refuse(fn);
+        return undefined;
+      }
       const head = new TextEncoder().encode(JSON.stringify(json));
       if (!body) return bridge.call(fn, head, interrupted);
       const payload = new Uint8Array(head.length + 1 + body.length);
@@ -126,7 +168,12 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       functions: {
         "extism:host/user": user,
         "extism:host/env": env,
-        [HTTP_IMPORT_MODULE]: extismHttp(bridge, http, interrupted),
+        [HTTP_IMPORT_MODULE]: extismHttp(
+          bridge,
+          http,
+          interrupted,
+          (ctx, bytes) => guarded(() => table.store(ctx, bytes)),
+        ),
         // deno-lint-ignore no-explicit-any
         [WASI_IMPORT_MODULE]: wasi as Record<string, (ctx: CallContext, ...args: any[]) => any>,
       },
@@ -156,6 +203,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     } catch (error) {
       // proc_exit(0) ends that start function, successfully.
       if (error instanceof WasiExit && error.code === 0) continue;
+      reportRefused();
       plugin = undefined;
       const exit = error instanceof WasiExit;
       post({
@@ -167,8 +215,15 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
       return;
     }
   }
+  reportRefused();
   post({ type: "ready" });
-  await channel.serve(call, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners });
+  await channel.serve(async (name, input) => {
+    try {
+      return await call(name, input);
+    } finally {
+      reportRefused();
+    }
+  }, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners });
 }
 
 /**
@@ -177,7 +232,12 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
  * it is authorized and audited hop by hop like every other host call. A
  * refusal fails the call, as Extism's own disallowed-host error does.
  */
-function extismHttp(bridge: BridgeClient, fn: number, interrupted: () => boolean) {
+function extismHttp(
+  bridge: BridgeClient,
+  fn: number,
+  interrupted: () => boolean,
+  store: (ctx: CallContext, bytes: Uint8Array) => bigint,
+) {
   let status = 0;
   let headers: string | undefined;
   return {
@@ -191,7 +251,7 @@ function extismHttp(bridge: BridgeClient, fn: number, interrupted: () => boolean
       headers = undefined;
       if (fn < 0) throw new Error("http_request is not available: the host offers no keycard_http_request");
       const response = ++hostCalls > limits.hostCalls
-        ? errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`)
+        ? (refuse(fn), errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`))
         : bridge.call(fn, payload, interrupted);
       const text = new TextDecoder();
       if (response[0] !== 0) {
@@ -205,10 +265,11 @@ function extismHttp(bridge: BridgeClient, fn: number, interrupted: () => boolean
       };
       status = meta.status;
       headers = JSON.stringify(meta.headers);
-      return ctx.store(response.subarray(nul + 1));
+      return store(ctx, response.subarray(nul + 1));
     },
     http_status_code: (): number => status,
-    http_headers: (ctx: CallContext): bigint => headers === undefined ? 0n : ctx.store(headers),
+    http_headers: (ctx: CallContext): bigint =>
+      headers === undefined ? 0n : store(ctx, new TextEncoder().encode(headers)),
   };
 }
 
@@ -222,7 +283,7 @@ function classify(): "deadline" | "memory" | "trap" {
 
 async function call(name: string, input: Uint8Array): Promise<ChannelResult & { stop?: boolean }> {
   if (!plugin) return { ok: false, kind: "trap", message: "The plugin instance is not ready", stop: true };
-  allocated = 0;
+  blocks.reset();
   memoryOverrun = "";
   hostCalls = 0;
   try {
