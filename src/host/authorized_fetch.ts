@@ -1,27 +1,38 @@
 import { type IncomingMessage, request as httpRequest, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { isIP } from "node:net";
+import { type IpAddress, parseIpAddress } from "../policy/parse_ip_address.ts";
 import { HostCallError } from "../runtime/mod.ts";
 
 /**
  * One hop of an outgoing HTTP request as the authorizer sees it: the URL after
- * WHATWG normalization and the exact address that will be connected to.
+ * WHATWG normalization and, in the `address` phase, the exact address that
+ * will be connected to.
  */
 export interface HttpTarget {
+  /**
+   * `"name"`: only the host as written is known; nothing has been resolved,
+   * and nothing will be unless this decision allows it. `"address"`: `ip` is
+   * the address that will be connected to. A host name is decided in both
+   * phases, one after the other; a host written as an address only in the
+   * `address` phase.
+   */
+  phase: "name" | "address";
   /** The parsed URL of this hop (a copy: changing it has no effect). */
   url: URL;
   /** The scheme without `:`, e.g. `"http"`, `"https"`, `"ftp"`. */
   scheme: string;
-  /** The lower-cased hostname; IPv6 without brackets, IPv4 in dotted form. */
+  /**
+   * The lower-cased hostname; an address in canonical form (dotted IPv4,
+   * RFC 5952 IPv6 without brackets, IPv4-mapped IPv6 as its IPv4 address).
+   */
   host: string;
   /** The explicit port, else the scheme's default (0 when the scheme has none). */
   port: number;
   /**
-   * The address that will be connected to; an IPv4-mapped IPv6 address is
-   * given as the IPv4 address it reaches. Empty for schemes other than http
-   * and https whose host is a name, as those are never resolved.
+   * The address that will be connected to, in canonical form (an IPv4-mapped
+   * IPv6 address as the IPv4 address it is); absent in the `name` phase.
    */
-  ip: string;
+  ip?: string;
   /** The upper-case method of this hop. */
   method: string;
   /** The pathname and search of this hop. */
@@ -33,13 +44,16 @@ export interface HttpTarget {
 /** Options of {@linkcode authorizedFetch}. */
 export interface AuthorizedFetchOptions {
   /**
-   * Decides every hop, redirects included, before anything is sent. Throw
-   * (normally `HostCallError("denied", …)`) to refuse.
+   * Decides every hop, redirects included, before anything is sent: a host
+   * name first by name (before it is resolved), then by the address it
+   * resolved to. Throw (normally `HostCallError("denied", …)`) to refuse.
    */
   authorize: (target: HttpTarget) => Promise<void> | void;
   /**
-   * Resolves a hostname to addresses; the first one is connected to. IP
-   * literals are never resolved.
+   * Resolves a hostname to addresses; the first one is decided and connected
+   * to. Called only for a name `authorize` allowed in its `name` phase; IP
+   * literals are never resolved. An answer that is not an IP address in
+   * canonical form fails the hop.
    *
    * @default {A then AAAA records via `Deno.resolveDns`}
    */
@@ -124,13 +138,16 @@ const _IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
  *
  * The URL is parsed with WHATWG `URL`, so `http://2130706433/`,
  * `http://0x7f000001/` and `http://127.1/` all reach `authorize` as host and ip
- * `127.0.0.1`. A hostname is resolved first and the first address is put in
- * `target.ip`; the connection is then pinned to that address for both http
- * and https (https still sends the hostname as SNI and verifies the
- * certificate against it), so a DNS answer that changes after the decision
- * (DNS rebinding) cannot redirect the request. Redirects are followed by hand
- * and each hop is authorized again; `Authorization` and `Cookie` are dropped
- * when the origin changes.
+ * `127.0.0.1`. A host name is decided twice: first by name (`phase: "name"`,
+ * no `ip`), before any DNS query, so a name no policy permits is never looked
+ * up; then, resolved, by address (`phase: "address"`, the first address in
+ * `target.ip`). The connection is pinned to that address for both http and
+ * https (https still sends the hostname as SNI and verifies the certificate
+ * against it), so a DNS answer that changes after the decision (DNS
+ * rebinding) cannot redirect the request. Errors never name the address a
+ * host name resolved to. Redirects are followed by hand and each hop is
+ * decided again, in the same two phases; `Authorization` and `Cookie` are
+ * dropped when the origin changes.
  *
  * @param request The request: URL, method, headers and body.
  * @param options The authorizer, resolver and bounds.
@@ -151,7 +168,7 @@ const _IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
  * await assert.rejects(
  *   authorizedFetch({ url: "http://169.254.169.254/latest/meta-data/" }, {
  *     authorize(target) {
- *       if (target.ip.startsWith("169.254.")) {
+ *       if (target.ip?.startsWith("169.254.")) {
  *         throw new HostCallError("denied", `Cannot fetch "${target.url}": link-local addresses are denied`);
  *       }
  *     },
@@ -218,19 +235,30 @@ export async function authorizedFetch(request: HttpRequest, options: AuthorizedF
   try {
     for (let hop = 0;; hop++) {
       signal.throwIfAborted();
-      const target = await _race(_target(url, method, hop, resolve, signal), signal);
-      await _race(Promise.resolve(options.authorize({ ...target, url: new URL(target.url.href) })), signal);
-      if (target.scheme !== "http" && target.scheme !== "https") {
-        throw new HostCallError(
-          "invalid",
-          `Cannot fetch "${url.href}": scheme "${target.scheme}" is not supported, only http and https`,
-        );
+      const decide = (target: HttpTarget) =>
+        _race(Promise.resolve(options.authorize({ ...target, url: new URL(target.url.href) })), signal);
+      const named = _target(url, method, hop);
+      const literal = parseIpAddress(named.host);
+      let address: IpAddress;
+      if (literal) {
+        address = literal;
+      } else {
+        await decide(named);
+        _requireHttp(named);
+        address = await _race(_resolve(named.host, resolve, signal), signal);
       }
-      const response = await _exchange(target, headers, body, options.caCerts, signal);
+      const target: HttpTarget = { ...named, phase: "address", ip: address.address };
+      await decide(target);
+      _requireHttp(target);
+      // The plugin wrote an address itself, or must not learn where its name points.
+      const hidden = literal ? undefined : address.address;
+      const response = await _exchange(target, address.family, hidden, headers, body, options.caCerts, signal);
       const location = response.headers["location"];
       if (!_REDIRECTS.has(response.status) || location === undefined) {
         if (method === "HEAD") response.message.destroy();
-        const bytes = method === "HEAD" ? new Uint8Array() : await _readBody(response, url, maxResponseBytes, signal);
+        const bytes = method === "HEAD"
+          ? new Uint8Array()
+          : await _readBody(response, url, maxResponseBytes, signal, hidden);
         return { status: response.status, headers: response.headers, body: bytes, url: url.href };
       }
       response.message.destroy();
@@ -296,54 +324,57 @@ function _requestHeaders(headers: Record<string, string>): [string, string][] {
   return out;
 }
 
-/** Builds the target of one hop, resolving the hostname of http(s) URLs. */
-async function _target(
-  url: URL,
-  method: string,
-  hop: number,
-  resolve: (hostname: string) => Promise<string[]>,
-  signal: AbortSignal,
-): Promise<HttpTarget> {
+/** Builds the `name` phase target of one hop: nothing is resolved here. */
+function _target(url: URL, method: string, hop: number): HttpTarget {
   const scheme = url.protocol.slice(0, -1);
   const bracketed = url.hostname.startsWith("[") && url.hostname.endsWith("]");
-  const host = (bracketed ? url.hostname.slice(1, -1) : url.hostname).toLowerCase();
+  const hostname = (bracketed ? url.hostname.slice(1, -1) : url.hostname).toLowerCase();
+  const host = parseIpAddress(hostname)?.address ?? hostname;
   const port = url.port === "" ? _DEFAULT_PORTS[scheme] ?? 0 : Number(url.port);
-  const literal = bracketed || _IPV4.test(host);
-  let ip = literal ? host : "";
-  // Other schemes are refused after authorization anyway: no DNS query is leaked for them.
-  if (!literal && (scheme === "http" || scheme === "https")) {
-    let addresses: string[];
-    try {
-      addresses = await resolve(host);
-    } catch (error) {
-      if (error instanceof HostCallError || signal.aborted) throw error;
-      throw new HostCallError("unavailable", `Cannot resolve "${host}": ${_message(error)}`, { cause: error });
-    }
-    const first = addresses[0];
-    if (first === undefined || isIP(first) === 0) {
-      throw new HostCallError(
-        "unavailable",
-        `Cannot resolve "${host}": ${first === undefined ? "no addresses" : `"${first}" is not an IP address`}`,
-      );
-    }
-    ip = first;
+  return { phase: "name", url, scheme, host, port, method, path: url.pathname + url.search, hop };
+}
+
+/** Refuses schemes other than http and https (after they were decided, so the decision is audited). */
+function _requireHttp(target: HttpTarget): void {
+  if (target.scheme !== "http" && target.scheme !== "https") {
+    throw new HostCallError(
+      "invalid",
+      `Cannot fetch "${target.url.href}": scheme "${target.scheme}" is not supported, only http and https`,
+    );
   }
-  return { url, scheme, host, port, ip: _unmapIpv4(ip), method, path: url.pathname + url.search, hop };
 }
 
 /**
- * Turns an IPv4-mapped IPv6 address (`::ffff:7f00:1`) into the IPv4 address it
- * reaches (`127.0.0.1`), so a policy on IPv4 ranges cannot be bypassed with it.
+ * Resolves a permitted host name to the address to decide and connect to. Its
+ * errors never name what the resolver answered: the plugin must not learn
+ * where a name points.
  */
-function _unmapIpv4(ip: string): string {
-  const match = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(
-    ip,
-  );
-  if (!match || isIP(ip) !== 6) return ip;
-  if (match[1]) return match[1];
-  const high = parseInt(match[2]!, 16);
-  const low = parseInt(match[3]!, 16);
-  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+async function _resolve(
+  host: string,
+  resolve: (hostname: string) => Promise<string[]>,
+  signal: AbortSignal,
+): Promise<IpAddress> {
+  let addresses: string[];
+  try {
+    addresses = await resolve(host);
+  } catch (error) {
+    if (error instanceof HostCallError || signal.aborted) throw error;
+    const code = (error as { code?: unknown })?.code;
+    throw new HostCallError(
+      "unavailable",
+      `Cannot resolve "${host}": ${typeof code === "string" ? code : "the lookup failed"}`,
+      { cause: error },
+    );
+  }
+  const first = addresses[0];
+  const address = typeof first === "string" ? parseIpAddress(first) : undefined;
+  if (!address) {
+    throw new HostCallError(
+      "unavailable",
+      `Cannot resolve "${host}": ${first === undefined ? "no addresses" : "the answer is not an IP address"}`,
+    );
+  }
+  return address;
 }
 
 /** Resolves A then AAAA records, failing only when neither has an answer. */
@@ -375,6 +406,8 @@ interface _Response {
  */
 function _exchange(
   target: HttpTarget,
+  family: 4 | 6,
+  hidden: string | undefined,
   headers: [string, string][],
   body: Uint8Array | undefined,
   caCerts: string[] | undefined,
@@ -384,7 +417,7 @@ function _exchange(
   for (const [name, value] of headers) outgoing[name] = name in outgoing ? `${outgoing[name]}, ${value}` : value;
   outgoing["host"] = target.url.host;
   if (body || ["POST", "PUT", "PATCH"].includes(target.method)) outgoing["content-length"] = `${body?.byteLength ?? 0}`;
-  const family = isIP(target.ip);
+  const ip = target.ip!;
   const options: RequestOptions & { ca?: string[] } = {
     method: target.method,
     hostname: target.host,
@@ -393,8 +426,8 @@ function _exchange(
     headers: outgoing,
     agent: false,
     lookup: ((_hostname: string, lookupOptions: { all?: boolean }, callback: (...args: unknown[]) => void) => {
-      if (lookupOptions?.all) callback(null, [{ address: target.ip, family }]);
-      else callback(null, target.ip, family);
+      if (lookupOptions?.all) callback(null, [{ address: ip, family }]);
+      else callback(null, ip, family);
     }) as RequestOptions["lookup"],
   };
   if (caCerts && caCerts.length > 0) options.ca = caCerts;
@@ -413,7 +446,9 @@ function _exchange(
       reject(
         signal.aborted ? signal.reason : new HostCallError(
           "unavailable",
-          `Cannot fetch "${target.url.href}" from ${target.ip}: ${_message(error)}`,
+          hidden === undefined
+            ? `Cannot fetch "${target.url.href}" from ${ip}: ${_message(error)}`
+            : `Cannot fetch "${target.url.href}": ${_scrub(_message(error), hidden)}`,
           { cause: error },
         ),
       );
@@ -435,7 +470,13 @@ function _responseHeaders(raw: string[]): Record<string, string> {
 }
 
 /** Reads the body chunk by chunk, stopping as soon as it passes `cap`. */
-async function _readBody(response: _Response, url: URL, cap: number, signal: AbortSignal): Promise<Uint8Array> {
+async function _readBody(
+  response: _Response,
+  url: URL,
+  cap: number,
+  signal: AbortSignal,
+  hidden: string | undefined,
+): Promise<Uint8Array> {
   const { message } = response;
   const tooLarge = (size: string) =>
     new HostCallError("limit", `Cannot read the response of "${url.href}": ${size} passes maxResponseBytes (${cap})`);
@@ -461,7 +502,8 @@ async function _readBody(response: _Response, url: URL, cap: number, signal: Abo
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     if (error instanceof HostCallError) throw error;
-    throw new HostCallError("unavailable", `Cannot read the response of "${url.href}": ${_message(error)}`, {
+    const message = hidden === undefined ? _message(error) : _scrub(_message(error), hidden);
+    throw new HostCallError("unavailable", `Cannot read the response of "${url.href}": ${message}`, {
       cause: error,
     });
   } finally {
@@ -489,4 +531,12 @@ function _race<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function _message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Removes the address a name resolved to, and anything else shaped like an address, from an error message. */
+function _scrub(message: string, address: string): string {
+  return message
+    .replaceAll(address, "its address")
+    .replace(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g, "an address")
+    .replace(/\[?\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\]?/gi, "an address");
 }

@@ -105,7 +105,7 @@ function policy(allowedPorts: number[], seen: HttpTarget[] = []): (target: HttpT
     if (target.scheme !== "http" && target.scheme !== "https") {
       throw new HostCallError("denied", `Cannot fetch "${target.url}": scheme "${target.scheme}" is forbidden`);
     }
-    if (target.ip.startsWith("169.254.") || (target.ip === "127.0.0.1" && !allowedPorts.includes(target.port))) {
+    if (target.ip?.startsWith("169.254.") || (target.ip === "127.0.0.1" && !allowedPorts.includes(target.port))) {
       throw new HostCallError("denied", `Cannot fetch "${target.url}": address ${target.ip} is forbidden`);
     }
   };
@@ -126,6 +126,7 @@ Deno.test("authorizedFetch() sends a GET and returns status, lower-cased headers
   assert.equal(response.url, `${server.origin}/items?page=2`);
   assert.deepEqual(options.seen.map(({ url: _, ...rest }) => rest), [
     {
+      phase: "address",
       scheme: "http",
       host: "127.0.0.1",
       port: server.port,
@@ -179,9 +180,12 @@ Deno.test("authorizedFetch() connects to the resolved IP and sends the hostname 
     },
   });
   assert.deepEqual(resolved, ["api.test"]);
-  assert.equal(seen[0]?.host, "api.test");
-  assert.equal(seen[0]?.ip, "127.0.0.1");
-  assert.equal(seen[0]?.path, "/v1?q=1");
+  // Decided by name before the lookup, then by the address it resolved to.
+  assert.deepEqual(seen.map((t) => [t.phase, t.host, t.ip]), [
+    ["name", "api.test", undefined],
+    ["address", "api.test", "127.0.0.1"],
+  ]);
+  assert.equal(seen[1]?.path, "/v1?q=1");
   const got = json(response.body) as { host: string; url: string };
   assert.equal(got.host, `api.test:${server.port}`);
   assert.equal(response.url, `http://api.test:${server.port}/v1?q=1`);
@@ -198,8 +202,10 @@ Deno.test("authorizedFetch() lets the policy refuse a name that resolves to loop
     }),
     hostCallError("denied", /127\.0\.0\.1 is forbidden/),
   );
-  assert.equal(seen[0]?.host, "rebind.test");
-  assert.equal(seen[0]?.ip, "127.0.0.1");
+  assert.deepEqual(seen.map((t) => [t.phase, t.host, t.ip]), [
+    ["name", "rebind.test", undefined],
+    ["address", "rebind.test", "127.0.0.1"],
+  ]);
   assert.equal(server.hits.length, 0);
 });
 
@@ -208,8 +214,8 @@ Deno.test("authorizedFetch() pins https to the resolved IP while checking the ce
   const options = allowAll({ resolve: () => Promise.resolve(["127.0.0.1"]), caCerts: [TEST_CA] });
   const response = await authorizedFetch({ url: `https://api.test:${server.port}/secure` }, options);
   assert.equal((json(response.body) as { host: string }).host, `api.test:${server.port}`);
-  assert.equal(options.seen[0]?.scheme, "https");
-  assert.equal(options.seen[0]?.ip, "127.0.0.1");
+  assert.equal(options.seen[1]?.scheme, "https");
+  assert.equal(options.seen[1]?.ip, "127.0.0.1");
   // The same address under a name the certificate does not cover is refused by TLS.
   await assert.rejects(
     authorizedFetch({ url: `https://other.test:${server.port}/secure` }, options),
@@ -252,7 +258,7 @@ Deno.test("authorizedFetch() unmaps IPv4-mapped IPv6 addresses so an IPv4 policy
     }),
     hostCallError("denied", /169\.254\.169\.254 is forbidden/),
   );
-  assert.deepEqual(seen.map((t) => [t.host, t.ip]), [["::ffff:7f00:1", "127.0.0.1"], [
+  assert.deepEqual(seen.map((t) => [t.host, t.ip]), [["127.0.0.1", "127.0.0.1"], ["mapped.test", undefined], [
     "mapped.test",
     "169.254.169.254",
   ]]);
@@ -495,10 +501,10 @@ Deno.test("authorizedFetch() asks authorize about other schemes and refuses them
       hostCallError("denied", /is forbidden/),
     );
   }
-  assert.deepEqual(seen.map((t) => [t.scheme, t.host, t.port, t.ip]), [
-    ["file", "", 0, ""],
-    ["ftp", "files.test", 21, ""],
-    ["gopher", "127.0.0.1", 70, "127.0.0.1"],
+  assert.deepEqual(seen.map((t) => [t.phase, t.scheme, t.host, t.port, t.ip]), [
+    ["name", "file", "", 0, undefined],
+    ["name", "ftp", "files.test", 21, undefined],
+    ["address", "gopher", "127.0.0.1", 70, "127.0.0.1"],
   ]);
   const options = allowAll();
   await assert.rejects(authorizedFetch({ url: "ftp://files.test/x" }, options), hostCallError("invalid", /"ftp"/));
@@ -517,4 +523,70 @@ Deno.test("authorizedFetch() reports an unreachable or unresolvable host as unav
     authorizedFetch({ url: "http://nowhere.test/" }, allowAll({ resolve: () => Promise.resolve([]) })),
     hostCallError("unavailable", /Cannot resolve "nowhere.test": no addresses/),
   );
+});
+
+Deno.test("authorizedFetch() never tells the caller what a name resolved to", async () => {
+  const closed = serve(echo);
+  const port = closed.port;
+  await closed[Symbol.asyncDispose]();
+  // Allowed by the authorizer, refused by the peer: the error names the URL, not the address.
+  for (const answer of ["127.0.0.1", "::ffff:127.0.0.1", "::1"]) {
+    await assert.rejects(
+      authorizedFetch({ url: `http://secret.test:${port}/` }, allowAll({ resolve: () => Promise.resolve([answer]) })),
+      (error) => {
+        assert.ok(error instanceof HostCallError && error.code === "unavailable", String(error));
+        assert.match(error.message, /^Cannot fetch "http:\/\/secret\.test:\d+\/"/);
+        assert.doesNotMatch(error.message, /127\.0\.0\.1|::1|::ffff/, error.message);
+        return true;
+      },
+    );
+  }
+  // Answers that are no canonical address fail without being echoed.
+  for (const answer of ["0x7f.1", "127.1", "2130706433", "fe80::1%eth0", "<script>", "10.0.0.1.evil"]) {
+    await assert.rejects(
+      authorizedFetch({ url: "http://odd.test/" }, allowAll({ resolve: () => Promise.resolve([answer]) })),
+      (error) => {
+        assert.ok(error instanceof HostCallError && error.code === "unavailable", String(error));
+        assert.equal(error.message, 'Cannot resolve "odd.test": the answer is not an IP address');
+        return true;
+      },
+    );
+  }
+  // A resolver failure is named by its code only.
+  await assert.rejects(
+    authorizedFetch(
+      { url: "http://odd.test/" },
+      allowAll({
+        resolve: () => Promise.reject(Object.assign(new Error("lookup of 10.1.1.1 failed"), { code: "ENOTFOUND" })),
+      }),
+    ),
+    hostCallError("unavailable", /^Cannot resolve "odd\.test": ENOTFOUND$/),
+  );
+});
+
+Deno.test("authorizedFetch() resolves no name the authorizer refuses by name, redirects included", async () => {
+  await using redirector = serve(() =>
+    new Response(null, { status: 302, headers: { location: "http://exfil-0123abcd.attacker.test/" } })
+  );
+  const lookups: string[] = [];
+  const seen: HttpTarget[] = [];
+  const options: AuthorizedFetchOptions = {
+    timeoutMs: TIMEOUT_MS,
+    resolve: (name) => {
+      lookups.push(name);
+      return Promise.resolve(["127.0.0.1"]);
+    },
+    authorize: (target) => {
+      seen.push(target);
+      if (target.host !== "127.0.0.1") throw new HostCallError("denied", `Cannot fetch "${target.host}"`);
+    },
+  };
+  await assert.rejects(authorizedFetch({ url: "http://secret.attacker.test/" }, options), hostCallError("denied"));
+  await assert.rejects(authorizedFetch({ url: `${redirector.origin}/` }, options), hostCallError("denied"));
+  assert.deepEqual(lookups, []);
+  assert.deepEqual(seen.map((t) => [t.hop, t.phase, t.host]), [
+    [0, "name", "secret.attacker.test"],
+    [0, "address", "127.0.0.1"],
+    [1, "name", "exfil-0123abcd.attacker.test"],
+  ]);
 });

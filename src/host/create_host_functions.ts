@@ -267,15 +267,13 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
           ...options.http,
           signal: context.signal,
           authorize: (target) => {
-            // Only an address written in the URL can be "named": a host name
-            // that resolves to a private address never is.
+            // Only an address written in the URL can be "named", and only by
+            // this plugin's own (or unscoped) policies: a host name that
+            // resolves to a private address never is.
             const id = hostId(target.host, target.port);
-            const named = isIpLiteral(target.host) && engine.namedHost(id);
+            const named = isIpLiteral(target.host) && engine.namedHost(id, context.plugin.name);
             decide(
-              hostEntity(
-                { host: target.host, port: target.port, scheme: target.scheme, ip: target.ip || "0.0.0.0" },
-                named,
-              ),
+              hostEntity({ host: target.host, port: target.port, scheme: target.scheme, ip: target.ip }, named),
               { method: target.method, path: target.path, hop: target.hop },
             );
           },

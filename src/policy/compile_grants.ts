@@ -1,11 +1,34 @@
 import { normalizeDataPath } from "./data_path.ts";
 import { GrantError } from "./errors.ts";
 import { type Grant, GrantBuilder } from "./grant.ts";
-import { hostId, isIpLiteral } from "./resources.ts";
+import { parseIpAddress } from "./parse_ip_address.ts";
+import { hostId } from "./resources.ts";
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-const HOST = /^(\*\.)?[a-z0-9.-]{1,253}$|^\[?[0-9a-f:.]+\]?$/;
+/** A host name as a grant may write it (Unicode allowed: it becomes punycode), or an IPv6 address. */
+const HOST = /^(\*\.)?[^\s/?#@:\\[\]%*]{1,253}$|^\[?[0-9a-f:.]+\]?$/;
+/** A host name after WHATWG host parsing. */
+const NAME_HOST = /^[a-z0-9.-]{1,253}$/;
+
+/**
+ * A grant's host as requests will see it: WHATWG host parsing, as for URLs
+ * (`127.1` and `0x7f.1` are `127.0.0.1`, `Bücher.example` is
+ * `xn--bcher-kva.example`), then addresses in canonical form.
+ */
+function grantHost(host: string): { address: string } | { name: string } | undefined {
+  const direct = parseIpAddress(host);
+  if (direct) return { address: direct.address };
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}/`).hostname;
+  } catch {
+    return undefined;
+  }
+  const address = parseIpAddress(hostname);
+  if (address) return { address: address.address };
+  return NAME_HOST.test(hostname) ? { name: hostname } : undefined;
+}
 
 /**
  * Compiles a plugin's grants to Cedar: one `permit` per grant, annotated
@@ -87,8 +110,11 @@ export function compileGrants(plugin: string, grants: readonly (Grant | GrantBui
         return permit(`action == Action::"${kind}"`, `resource in Dir::${JSON.stringify(dir)}`);
       }
       case "http.request": {
-        const host = text("host").toLowerCase();
-        if (!HOST.test(host)) return fail(`"host" ${JSON.stringify(host)} is not a host name or address`);
+        const written = text("host").toLowerCase();
+        const wildcard = written.startsWith("*.");
+        const parsed = HOST.test(written) ? grantHost(wildcard ? written.slice(2) : written) : undefined;
+        if (!parsed) return fail(`"host" ${JSON.stringify(written)} is not a host name or address`);
+        if (wildcard && "address" in parsed) return fail(`"host" ${JSON.stringify(written)}: "*." needs a name`);
         const scheme = options.scheme;
         if (scheme !== undefined && scheme !== "http" && scheme !== "https") {
           return fail(`"scheme" must be "http" or "https", got ${JSON.stringify(scheme)}`);
@@ -102,17 +128,16 @@ export function compileGrants(plugin: string, grants: readonly (Grant | GrantBui
         if (unknown) return fail(`unknown HTTP method ${JSON.stringify(unknown)}`);
         const conditions: string[] = [];
         let resource = "resource";
-        const bare = host.replace(/^\[|\]$/g, "");
-        if (isIpLiteral(bare)) {
-          // An address is named exactly, so base.cedar's private-range forbids let it through.
+        if ("address" in parsed) {
+          // An address is named exactly, so base.cedar's private-range forbids let it through (for this plugin).
           const effectivePort = (port as number | undefined) ?? (scheme === "http" ? 80 : scheme ? 443 : undefined);
-          if (effectivePort === undefined) return fail(`an address grant ("${host}") needs "port" or "scheme"`);
-          resource = `resource == Host::${JSON.stringify(hostId(bare, effectivePort))}`;
+          if (effectivePort === undefined) return fail(`an address grant ("${written}") needs "port" or "scheme"`);
+          resource = `resource == Host::${JSON.stringify(hostId(parsed.address, effectivePort))}`;
         } else {
           conditions.push(
-            host.startsWith("*.")
-              ? `resource.name like ${JSON.stringify(host)}`
-              : `resource.name == ${JSON.stringify(host)}`,
+            wildcard
+              ? `resource.name like ${JSON.stringify(`*.${parsed.name}`)}`
+              : `resource.name == ${JSON.stringify(parsed.name)}`,
           );
           if (port !== undefined) conditions.push(`resource.port == ${port}`);
         }

@@ -33,6 +33,21 @@ Deno.test("compileGrants() names an address exactly so base.cedar lets it throug
   assert.throws(() => compileGrants("p", [{ "http.request": { host: "10.0.0.1" } }]), /needs "port" or "scheme"/);
 });
 
+Deno.test("compileGrants() writes a grant's host as requests see it: WHATWG host parsing, canonical addresses", () => {
+  const host = (h: string) => compileGrants("p", [{ "http.request": { host: h, port: 8080 } }]);
+  for (const form of ["127.1", "0x7f.1", "2130706433", "0177.0.0.1", "[::ffff:127.0.0.1]", "::FFFF:7F00:1"]) {
+    assert.match(host(form), /resource == Host::"127.0.0.1:8080"/, form);
+  }
+  assert.match(host("[0:0:0:0:0:0:0:1]"), /resource == Host::"\[::1\]:8080"/);
+  assert.match(host("64:ff9b::10.0.0.1"), /resource == Host::"\[64:ff9b::a00:1\]:8080"/);
+  assert.match(host("Bücher.Example"), /resource.name == "xn--bcher-kva.example"/);
+  assert.match(host("*.Bücher.example"), /resource.name like "\*.xn--bcher-kva.example"/);
+  assert.throws(() => host("*.10.0.0.1"), /"\*\." needs a name/);
+  for (const bad of ["a b.com", "a/b.com", "user@a.com", "a.com:80", "[1::2::3]", "a%2fb.com", "a\u0000b.com"]) {
+    assert.throws(() => host(bad), /is not a host name or address/, bad);
+  }
+});
+
 Deno.test("compileGrants() accepts builders the same as manifest entries", () => {
   assert.equal(
     compileGrants("p", [grant("fs.write").under("./data/x"), grant("kv").namespace("c")]),

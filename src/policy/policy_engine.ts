@@ -71,6 +71,7 @@ interface ParsedSource {
   policies: PolicyInfo[];
   /** Per policy id: the principal it is scoped to (`Plugin::x`), or `*`. */
   scopes: Map<string, string>;
+  /** `<scope> <host id>` of every Host a permit names, scope as in `scopes`. */
   namedHosts: string[];
 }
 
@@ -282,9 +283,13 @@ export class PolicyEngine {
     return { parsed, fresh, names };
   }
 
-  /** Whether `Host::"<id>"` is named by some policy of the set in force (see base.cedar). */
-  namedHost(id: string): boolean {
-    return this.#state.namedHosts.has(id);
+  /**
+   * Whether `Host::"<id>"` is named by a permit of the set in force that is
+   * scoped to `Plugin::"<plugin>"` or unscoped (see base.cedar): one plugin's
+   * grant for an address never lifts the private-address forbid for another.
+   */
+  namedHost(id: string, plugin: string): boolean {
+    return this.#state.namedHosts.has(`* ${id}`) || this.#state.namedHosts.has(`Plugin::${plugin} ${id}`);
   }
 
   /**
@@ -445,7 +450,11 @@ export class PolicyEngine {
         id,
         principal.op === "==" && principal.entity ? `${principal.entity.type}::${principal.entity.id}` : "*",
       );
-      collectHosts(est, namedHosts);
+      if (est.effect === "permit") {
+        const hosts: string[] = [];
+        collectHosts(est, hosts);
+        for (const host of hosts) namedHosts.push(`${scopes.get(id)} ${host}`);
+      }
     }
     return { name: source.name, text: source.text, policies, scopes, namedHosts, offsets };
   }

@@ -1,6 +1,7 @@
 // Cedar entities for principals and resources, built the same way for every
 // request so that decisions (and the decision cache) are consistent.
 import { ancestors } from "./data_path.ts";
+import { parseIpAddress } from "./parse_ip_address.ts";
 
 /** A Cedar entity reference. */
 export interface EntityUid {
@@ -32,9 +33,9 @@ export interface PluginPrincipal {
   tenant?: string;
 }
 
-/** Whether a host string is an IPv4 or IPv6 address literal (IPv6 without brackets). */
+/** Whether a host string is an IPv4 (dotted decimal) or IPv6 address literal, with or without brackets. */
 export function isIpLiteral(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || (host.includes(":") && /^[0-9a-f:.]+$/i.test(host));
+  return parseIpAddress(host) !== undefined;
 }
 
 /** The id of a `Host` entity: `name:port`, IPv6 in brackets. */
@@ -76,22 +77,49 @@ export function pathEntity(path: string, kind: "File" | "Dir"): Entity {
   return { uid: { type: kind, id: path }, attrs: {}, parents: ancestors(path).map((id) => ({ type: "Dir", id })) };
 }
 
-/** A `Host` entity: where an HTTP request goes and the address it connects to. */
+/**
+ * A `Host` entity: where an HTTP request goes and, once decided by address,
+ * the address it connects to.
+ *
+ * An HTTP hop is decided in two phases. By name: `ip` is absent (nothing has
+ * been resolved, so a name no policy permits never reaches DNS). By address:
+ * `ip` is the canonical address connected to and `ipv4` the IPv4 address it
+ * reaches (itself, or the one an IPv6 address embeds: see
+ * {@linkcode parseIpAddress}), so base.cedar's forbids see every form of a
+ * private address. A host written as an address is decided once, by address.
+ *
+ * @param target Host name (an address in canonical form when the URL gave
+ * one), port, scheme and, in the address phase, the address.
+ * @param named Whether this principal's policies name this exact address
+ * (`Host::"10.0.0.5:8443"`), which lifts base.cedar's private-address forbid.
+ * @returns The entity, its id `name:port` (IPv6 in brackets).
+ * @throws {TypeError} When `ip` is given but is not an IP address.
+ *
+ * @example A name, then the address it resolved to
+ * ```ts
+ * import { hostEntity } from "./resources.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const target = { host: "api.example.com", port: 443, scheme: "https" };
+ * assert.equal("ip" in hostEntity(target, false).attrs, false);
+ * const resolved = hostEntity({ ...target, ip: "64:ff9b::10.0.0.1" }, false);
+ * assert.deepEqual(resolved.attrs.ipv4, { __extn: { fn: "ip", arg: "10.0.0.1" } });
+ * ```
+ */
 export function hostEntity(
-  target: { host: string; port: number; scheme: string; ip: string },
+  target: { host: string; port: number; scheme: string; ip?: string | undefined },
   named: boolean,
 ): Entity {
-  return {
-    uid: { type: "Host", id: hostId(target.host, target.port) },
-    attrs: {
-      name: target.host,
-      port: target.port,
-      scheme: target.scheme,
-      ip: { __extn: { fn: "ip", arg: target.ip } },
-      named,
-    },
-    parents: [],
-  };
+  const attrs: Record<string, unknown> = { name: target.host, port: target.port, scheme: target.scheme, named };
+  if (target.ip !== undefined) {
+    const parsed = parseIpAddress(target.ip);
+    if (!parsed) {
+      throw new TypeError(`Cannot build Host::"${target.host}": ${JSON.stringify(target.ip)} is not an IP address`);
+    }
+    attrs.ip = { __extn: { fn: "ip", arg: parsed.address } };
+    if (parsed.ipv4 !== undefined) attrs.ipv4 = { __extn: { fn: "ip", arg: parsed.ipv4 } };
+  }
+  return { uid: { type: "Host", id: hostId(target.host, target.port) }, attrs, parents: [] };
 }
 
 /** A `Key` entity in its plugin's `Namespace`. */
