@@ -432,6 +432,19 @@ function _exchange(
   };
   if (caCerts && caCerts.length > 0) options.ca = caCerts;
   const send = target.scheme === "https" ? httpsRequest : httpRequest;
+  // Deno's net permission is checked inside node:net's lookup callback, where a
+  // refusal is thrown out of reach of this promise and ends the process: ask first.
+  const where = `${family === 6 ? `[${ip}]` : ip}:${target.port}`;
+  if (Deno.permissions.querySync({ name: "net", host: where }).state !== "granted") {
+    return Promise.reject(
+      new HostCallError(
+        "unavailable",
+        hidden === undefined
+          ? `Cannot fetch "${target.url.href}": this process may not connect to ${where} (Deno net permission)`
+          : `Cannot fetch "${target.url.href}": this process may not connect to its address (Deno net permission)`,
+      ),
+    );
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       req.destroy();

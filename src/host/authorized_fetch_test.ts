@@ -590,3 +590,21 @@ Deno.test("authorizedFetch() resolves no name the authorizer refuses by name, re
     [1, "name", "exfil-0123abcd.attacker.test"],
   ]);
 });
+
+Deno.test("authorizedFetch() refuses an address outside the process's net permission instead of crashing", async () => {
+  // These tests run with --allow-net=127.0.0.1,[::1]; node:net would throw NotCapable out of reach (uncaught).
+  for (const url of ["http://[2002:7f00:1::]:9/", "http://10.255.255.1:9/"]) {
+    await assert.rejects(
+      authorizedFetch({ url }, allowAll()),
+      hostCallError("unavailable", /may not connect to .* \(Deno net permission\)/),
+    );
+  }
+  await assert.rejects(
+    authorizedFetch({ url: "http://hidden.test:9/" }, allowAll({ resolve: () => Promise.resolve(["10.255.255.1"]) })),
+    (error) => {
+      assert.ok(error instanceof HostCallError && error.code === "unavailable", String(error));
+      assert.doesNotMatch(error.message, /10\.255/);
+      return true;
+    },
+  );
+});
