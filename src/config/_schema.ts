@@ -263,6 +263,13 @@ export const CONFIG_FILE_SCHEMA = map({
     host: host().optional(),
     port: integer(0, 65535).optional(),
     maxBodyBytes: integer(1, 2 ** 31).optional(),
+    metrics: oneOf(["token", "open"]).optional(),
+    encodedSlashes: oneOf(["refuse", "keep"]).optional(),
+    authThrottle: map({
+      failures: integer(1, 1_000_000).optional(),
+      windowSeconds: integer(1, 86_400).optional(),
+      addresses: integer(1, 10_000_000).optional(),
+    }).nullish(),
   }).nullish(),
   dataDir: filePath().optional(),
   policies: filePath().optional(),
@@ -279,6 +286,7 @@ export const CONFIG_FILE_SCHEMA = map({
     trustedKeys: list(text("a public key")).optional(),
   }).nullish(),
   limits: limits.nullish(),
+  ceilings: limits.nullish(),
   concurrency: map({
     maxCalls: integer(1, 65536).optional(),
     queue: integer(0).optional(),

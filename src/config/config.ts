@@ -8,6 +8,33 @@ export interface ServerConfig {
   port: number;
   /** Largest request body accepted, in bytes. @default {16777216} */
   maxBodyBytes: number;
+  /**
+   * Who may read `/metrics` (plugin names, call and decision counts): `"token"` asks for a bearer token and the
+   * Cedar action `audit.read` on `Api::"keycard"`, like `/v1/audit`; `"open"` serves anyone who can connect.
+   * @default {"token"}
+   */
+  metrics: "token" | "open";
+  /**
+   * What a route request with an encoded slash (`%2F`) in its path gets: `"refuse"` answers 400; `"keep"` matches
+   * and forwards it still encoded, as a character of its segment. Encoded dot segments, backslashes and NUL are
+   * always refused. @default {"refuse"}
+   */
+  encodedSlashes: "refuse" | "keep";
+  /** How failed authentications (API, `/metrics`, `token` routes) are throttled per client address. */
+  authThrottle: AuthThrottleConfig;
+}
+
+/**
+ * Throttling of failed authentication: past `failures` in a window of `windowSeconds`, an address's failed
+ * attempts get 429 with `Retry-After` until the window ends. A valid token always passes at once.
+ */
+export interface AuthThrottleConfig {
+  /** Failed authentications of one address (an IPv6 /64 counts as one) per window before 429. @default {20} */
+  failures: number;
+  /** The window, in seconds. @default {60} */
+  windowSeconds: number;
+  /** Addresses tracked at once; past it, the oldest window is dropped. @default {10000} */
+  addresses: number;
 }
 
 /** A plugin loaded at start. */
@@ -161,6 +188,12 @@ export interface KeycardConfig {
   registry: RegistryConfig;
   /** Default limits of every plugin: {@linkcode DEFAULT_LIMITS} with the file's settings over them. */
   limits: PluginLimits;
+  /**
+   * The most a plugin's manifest may ask for: an install past one is refused (422), a configured or stored plugin
+   * past one fails at start. {@linkcode DEFAULT_CEILINGS} with the file's settings over them; a ceiling the file
+   * leaves out is at least the configured default limit.
+   */
+  ceilings: PluginLimits;
   /** Bounds over all plugins together. */
   concurrency: ConcurrencyConfig;
   /** Audit log settings. */
@@ -168,6 +201,28 @@ export interface KeycardConfig {
   /** Routes served by proxying to an upstream or calling a plugin, in the order written. @default {[]} */
   routes: RouteConfig[];
 }
+
+/**
+ * The ceilings of plugin limits when `keycard.yaml` sets none: a plugin may ask for 5x the default deadline, 2x
+ * its instances and queue, 4x its memory (64 MiB an instance), 16x its I/O sizes and 10x its host calls. With
+ * the default 16 global call slots, one plugin can hold at most 4 of them, for 5 s each.
+ *
+ * @example Read a ceiling
+ * ```ts
+ * import { DEFAULT_CEILINGS } from "./config.ts";
+ * DEFAULT_CEILINGS.instances; // 4
+ * ```
+ */
+export const DEFAULT_CEILINGS: Readonly<PluginLimits> = Object.freeze({
+  deadlineMs: 5000,
+  memoryPages: 1024,
+  inputBytes: 16 << 20,
+  outputBytes: 16 << 20,
+  hostCalls: 100_000,
+  hostIoBytes: 16 << 20,
+  instances: 4,
+  queue: 64,
+});
 
 /**
  * The built-in defaults, used for every setting the config file leaves out
@@ -184,7 +239,14 @@ export interface KeycardConfig {
  * ```
  */
 export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
-  server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 16 << 20 },
+  server: {
+    host: "127.0.0.1",
+    port: 8080,
+    maxBodyBytes: 16 << 20,
+    metrics: "token",
+    encodedSlashes: "refuse",
+    authThrottle: { failures: 20, windowSeconds: 60, addresses: 10_000 },
+  },
   dataDir: ".keycard",
   policies: "policies",
   strictStart: false,
@@ -192,6 +254,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   tokens: [],
   registry: { requireSignature: false, trustedKeys: [] },
   limits: { ...DEFAULT_LIMITS },
+  ceilings: { ...DEFAULT_CEILINGS },
   concurrency: { maxCalls: 16, queue: 256 },
   audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
   routes: [],

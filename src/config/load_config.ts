@@ -1,7 +1,8 @@
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "./_parse_yaml.ts";
 import { CONFIG_FILE_SCHEMA, type ConfigFile, host } from "./_schema.ts";
-import { DEFAULT_CONFIG, type KeycardConfig } from "./config.ts";
+import type { PluginLimits } from "../runtime/mod.ts";
+import { DEFAULT_CEILINGS, DEFAULT_CONFIG, type KeycardConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
 
 /**
@@ -79,7 +80,7 @@ export interface LoadedConfig {
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/keycard.yaml`, "server:\n  port: 9090\ndataDir: state\n");
  * const { config } = await loadConfig({ path: `${dir}/keycard.yaml`, env: { KEYCARD_HOST: "0.0.0.0" } });
- * config.server; // { host: "0.0.0.0", port: 9090, maxBodyBytes: 16777216 }
+ * config.server.host; // "0.0.0.0"
  * config.audit.file; // `${dir}/state/audit.jsonl`
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -116,7 +117,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   if (adminToken !== undefined) _checkAdminToken(adminToken, shown);
 
   return {
-    config: _resolve(input, dirname(absolute)),
+    config: _resolve(input, dirname(absolute), shown),
     ...(adminToken === undefined ? {} : { adminToken }),
     source: text === undefined ? BUILT_IN : absolute,
   };
@@ -177,12 +178,17 @@ function _processEnv(): Record<string, string | undefined> {
 }
 
 /** The validated file over the defaults, with every path made absolute. */
-function _resolve(input: ConfigFile, baseDir: string): KeycardConfig {
+function _resolve(input: ConfigFile, baseDir: string, file: string): KeycardConfig {
   const defaults = DEFAULT_CONFIG;
   const dataDir = resolve(baseDir, input.dataDir ?? defaults.dataDir);
   const audit = { ...defaults.audit, ..._defined(input.audit) };
+  const limits = { ...defaults.limits, ..._defined(input.limits) };
   return {
-    server: { ...defaults.server, ..._defined(input.server) },
+    server: {
+      ...defaults.server,
+      ..._defined(input.server),
+      authThrottle: { ...defaults.server.authThrottle, ..._defined(input.server?.authThrottle) },
+    },
     dataDir,
     policies: resolve(baseDir, input.policies ?? defaults.policies),
     strictStart: input.strictStart ?? defaults.strictStart,
@@ -192,11 +198,32 @@ function _resolve(input: ConfigFile, baseDir: string): KeycardConfig {
       requireSignature: input.registry?.requireSignature ?? defaults.registry.requireSignature,
       trustedKeys: [...(input.registry?.trustedKeys ?? defaults.registry.trustedKeys)],
     },
-    limits: { ...defaults.limits, ..._defined(input.limits) },
+    limits,
+    ceilings: _ceilings(limits, input.ceilings, file),
     concurrency: { ...defaults.concurrency, ..._defined(input.concurrency) },
     audit: { ...audit, file: resolve(dataDir, audit.file) },
     routes: input.routes ?? [],
   };
+}
+
+/**
+ * The ceilings: the file's, else the default ceiling or the configured default limit, whichever is higher (an
+ * operator who raised a default did not mean to refuse every plugin that keeps it). A ceiling set below the
+ * default limit is refused: every plugin would start past it.
+ */
+function _ceilings(limits: PluginLimits, set: ConfigFile["ceilings"], file: string): PluginLimits {
+  const ceilings = { ...limits };
+  for (const key of Object.keys(limits) as (keyof PluginLimits)[]) {
+    const ceiling = set?.[key];
+    if (ceiling === undefined) ceilings[key] = Math.max(DEFAULT_CEILINGS[key], limits[key]);
+    else if (ceiling < limits[key]) {
+      throw new ConfigError(
+        `expected a ceiling of at least the default limit "limits.${key}" (${limits[key]}), got ${ceiling}`,
+        { file, path: `ceilings.${key}` },
+      );
+    } else ceilings[key] = ceiling;
+  }
+  return ceilings;
 }
 
 /** The entries of a section that are set; `null` (an empty YAML section) sets nothing. */

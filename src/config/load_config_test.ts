@@ -35,7 +35,14 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
     assert.equal(source, "(built-in defaults)");
     assert.equal(adminToken, undefined);
     assert.deepEqual(config, {
-      server: { host: "127.0.0.1", port: 8080, maxBodyBytes: 16777216 },
+      server: {
+        host: "127.0.0.1",
+        port: 8080,
+        maxBodyBytes: 16777216,
+        metrics: "token",
+        encodedSlashes: "refuse",
+        authThrottle: { failures: 20, windowSeconds: 60, addresses: 10000 },
+      },
       dataDir: join(dir, ".keycard"),
       policies: join(dir, "policies"),
       strictStart: false,
@@ -51,6 +58,16 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
         hostIoBytes: 1048576,
         instances: 2,
         queue: 32,
+      },
+      ceilings: {
+        deadlineMs: 5000,
+        memoryPages: 1024,
+        inputBytes: 16777216,
+        outputBytes: 16777216,
+        hostCalls: 100000,
+        hostIoBytes: 16777216,
+        instances: 4,
+        queue: 64,
       },
       concurrency: { maxCalls: 16, queue: 256 },
       audit: { file: join(dir, ".keycard", "audit.jsonl"), maxBytes: 10485760, maxFiles: 5, ringSize: 10000 },
@@ -132,7 +149,7 @@ Deno.test("loadConfig() applies KEYCARD_* overrides from an explicit env object"
       },
     });
     assert.equal(source, join(dir, "conf", "other.yaml"));
-    assert.deepEqual(config.server, { host: "0.0.0.0", port: 9443, maxBodyBytes: 16777216 });
+    assert.deepEqual(config.server, { ...DEFAULT_CONFIG.server, host: "0.0.0.0", port: 9443 });
     // KEYCARD_DATA_DIR is relative to the working directory; the audit file follows it.
     assert.equal(config.dataDir, join(dir, "state"));
     assert.equal(config.audit.file, join(dir, "state", "audit.jsonl"));
@@ -191,7 +208,7 @@ Deno.test("loadConfig() refuses an unknown key with its line and column", async 
     assert.equal(
       error.message,
       'Invalid config "keycard.yaml" at line 3, column 3: "server.prot" is not a known key ' +
-        '(expected one of "host", "port", "maxBodyBytes")',
+        '(expected one of "host", "port", "maxBodyBytes", "metrics", "encodedSlashes", "authThrottle")',
     );
 
     const top = await configError(dir, "dataDir: x\nplugin:\n  - path: a\n");
@@ -349,5 +366,33 @@ Deno.test("loadConfig() refuses a strictStart that is not a boolean, with line a
     const error = await configError(dir, "strictStart: sometimes\n");
     assert.deepEqual([error.line, error.column, error.path], [1, 14, "strictStart"]);
     assert.match(error.message, /expected true or false, got "sometimes"/);
+  });
+});
+
+Deno.test("loadConfig() takes ceilings over the defaults, raised to a default limit the file raised", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "keycard.yaml"),
+      "limits: { deadlineMs: 8000 }\nceilings: { instances: 8 }\nserver: { metrics: open, authThrottle: { failures: 5 } }\n",
+    );
+    const { config } = await loadConfig({ path: "keycard.yaml", cwd: dir, env: {} });
+    assert.equal(config.ceilings.instances, 8);
+    assert.equal(config.ceilings.deadlineMs, 8000); // the default ceiling (5000) is below the configured default
+    assert.equal(config.ceilings.memoryPages, 1024);
+    assert.equal(config.server.metrics, "open");
+    assert.deepEqual(config.server.authThrottle, { failures: 5, windowSeconds: 60, addresses: 10000 });
+  });
+});
+
+Deno.test("loadConfig() refuses a ceiling below the default limit, and unknown server.metrics", async () => {
+  await inTempDir(async (dir) => {
+    const below = await configError(dir, "limits: { instances: 4 }\nceilings: { instances: 2 }\n");
+    assert.equal(below.path, "ceilings.instances");
+    assert.match(below.message, /at least the default limit "limits.instances" \(4\), got 2/);
+    const metrics = await configError(dir, "server:\n  metrics: public\n");
+    assert.equal(metrics.path, "server.metrics");
+    assert.equal(metrics.line, 2);
+    const slashes = await configError(dir, "server:\n  encodedSlashes: decode\n");
+    assert.equal(slashes.path, "server.encodedSlashes");
   });
 });

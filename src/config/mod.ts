@@ -28,7 +28,9 @@ import { CONFIG_FILE_SCHEMA } from "./_schema.ts";
 
 export {
   type AuditConfig,
+  type AuthThrottleConfig,
   type ConcurrencyConfig,
+  DEFAULT_CEILINGS,
   DEFAULT_CONFIG,
   type HandlerConfig,
   type HookConfig,
