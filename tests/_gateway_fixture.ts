@@ -26,6 +26,10 @@ export interface StartGatewayOptions {
   create?: boolean;
   /** More configured plugins, seeded like trap and bomb (operator-trusted: no conformance run). @default {[]} */
   plugins?: { name: string; wasm: Uint8Array; manifest: string }[];
+  /** More `server:` settings, written as JSON (a YAML flow value), e.g. `{ metrics: "open" }`. @default {{}} */
+  server?: Record<string, unknown>;
+  /** More top-level YAML lines, e.g. a `ceilings:` or `routes:` section. @default {[]} */
+  yaml?: string[];
 }
 
 /** A running fixture gateway. */
@@ -34,6 +38,8 @@ export interface GatewayFixture {
   gateway: Gateway;
   /** `gateway.app.request` against {@linkcode BASE}. */
   request(path: string, init?: RequestInit): Promise<Response>;
+  /** `gateway.app.request` as if from the client address `remote` (what Deno.serve passes as `remoteAddr`). */
+  requestFrom(remote: string, path: string, init?: RequestInit): Promise<Response>;
   /** Token of the `admin` client (role admin). */
   adminToken: string;
   /** Token of the `app` client (role caller). */
@@ -104,6 +110,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
       "  host: 127.0.0.1",
       `  port: ${options.port ?? 8080}`,
       `  maxBodyBytes: ${options.maxBodyBytes ?? 1048576}`,
+      ...Object.entries(options.server ?? {}).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
       `dataDir: ${JSON.stringify(join(dir, "data"))}`,
       `policies: ${JSON.stringify(policies)}`,
       "plugins:",
@@ -117,6 +124,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
       `  - { id: viewer, sha256: "${sha256Hex(viewerToken)}", roles: [viewer] }`,
       "limits:",
       ...Object.entries(limits).map(([key, value]) => `  ${key}: ${value}`),
+      ...(options.yaml ?? []),
       "",
     ].join("\n");
     const configPath = join(dir, "keycard.yaml");
@@ -131,6 +139,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     return {
       gateway: gateway!,
       request: async (path, init) => await gateway!.app.request(new URL(path, BASE).href, init),
+      requestFrom: async (remote, path, init) =>
+        await gateway!.app.request(new URL(path, BASE).href, init, { remoteAddr: { hostname: remote } }),
       adminToken,
       callerToken,
       viewerToken,

@@ -107,7 +107,7 @@ Deno.test(
     await stamp.body?.cancel();
     await expectProblem(await invoke(fx, "hello", "fib", "x"), 422, "plugin-error");
 
-    const response = await fx.request("/metrics");
+    const response = await fx.request("/metrics", { headers: bearer(fx.adminToken) });
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     const text = await response.text();
@@ -495,7 +495,7 @@ Deno.test(
   withGateway(async (fx) => {
     for (let i = 0; i < 50; i++) await expectProblem(await invoke(fx, `random-${i}`, `export-${i}`), 404, "not-found");
     await expectProblem(await invoke(fx, "hello", "no-such-export"), 404, "not-found");
-    const text = await (await fx.request("/metrics")).text();
+    const text = await (await fx.request("/metrics", { headers: bearer(fx.adminToken) })).text();
     assert.ok(!text.includes('plugin="random-0"'), "no series for an unknown plugin");
     assert.ok(!text.includes('export="no-such-export"'), "no series for an unknown export");
   }),
@@ -573,7 +573,7 @@ Deno.test(
         assert.equal(response.status, 200);
         assert.equal(await response.text(), "through");
       }
-      const metrics = await (await fx.request("/metrics")).text();
+      const metrics = await (await fx.request("/metrics", { headers: bearer(fx.adminToken) })).text();
       assert.match(metrics, /^keycard_rejections_total 17$/m);
       assert.ok(metrics.includes(`keycard_calls_total{plugin="gate",export="fetch",outcome="saturated"} 17`));
       assert.ok(metrics.includes(`keycard_calls_total{plugin="gate",export="fetch",outcome="ok"} 3`));

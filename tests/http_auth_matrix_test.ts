@@ -76,7 +76,8 @@ const ROUTES: Route[] = [
 ];
 
 Deno.test("every /v1 route is authenticated by bearer token and decided by api.cedar", async (t) => {
-  const fx = await startGateway();
+  // ~75 failed authentications from one (in-process) address on purpose: past the default throttle of 20.
+  const fx = await startGateway({ server: { authThrottle: { failures: 1000 } } });
   try {
     const tokens: Record<Role | "viewer", string> = {
       admin: fx.adminToken,
@@ -150,12 +151,20 @@ Deno.test("every /v1 route is authenticated by bearer token and decided by api.c
       assert.deepEqual(list.plugins.map((p: { name: string }) => p.name).sort(), ["bomb", "hello", "stamp", "trap"]);
     });
 
-    await t.step("/healthz, /readyz, /metrics and /openapi.json need no token", async () => {
-      for (const path of ["/healthz", "/readyz", "/metrics", "/openapi.json"]) {
+    await t.step("/healthz, /readyz and /openapi.json need no token", async () => {
+      for (const path of ["/healthz", "/readyz", "/openapi.json"]) {
         const response = await fx.request(path);
         assert.equal(response.status, 200, path);
         await response.body?.cancel();
       }
+    });
+
+    await t.step("/metrics needs a token and audit.read (server.metrics: token, the default)", async () => {
+      await expectProblem(await fx.request("/metrics"), 401, "unauthenticated");
+      await expectProblem(await fx.request("/metrics", { headers: bearer(fx.callerToken) }), 403, "forbidden");
+      const response = await fx.request("/metrics", { headers: bearer(fx.adminToken) });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
     });
 
     await t.step("the bearer scheme is case-insensitive", async () => {

@@ -152,7 +152,8 @@ Deno.test("serve() answers over TCP: install by multipart, invoke, audit, then s
     await expectProblem(await get(`${base}/v1/audit`), 401, "unauthenticated");
     await expectProblem(await get(`${base}/v1/audit`, { headers: bearer(fx.callerToken) }), 403, "forbidden");
 
-    const metrics = await (await get(`${base}/metrics`)).text();
+    await expectProblem(await get(`${base}/metrics`), 401, "unauthenticated");
+    const metrics = await (await get(`${base}/metrics`, { headers: bearer(fx.adminToken) })).text();
     assert.ok(metrics.includes('keycard_calls_total{plugin="echo",export="echo",outcome="ok"} 1'), metrics);
   } finally {
     await stopServer(served);

@@ -372,7 +372,7 @@ async function echo(response: Response): Promise<Echo> {
 }
 
 async function metricsText(fx: Fixture): Promise<string> {
-  const response = await fx.request("/metrics");
+  const response = await fx.request("/metrics", { headers: bearer(fx.adminToken) });
   assert.equal(response.status, 200);
   return await response.text();
 }

@@ -6,6 +6,8 @@ export interface UpstreamCall {
   route: RouteConfig & { upstream: string };
   request: Request;
   url: URL;
+  /** The request path, normalized (see `normalizePath`): the upstream sees this, never the raw target. */
+  path: string;
   /** The headers to send, as the request hooks left them; the `x-forwarded-*` ones are set here. */
   headers: Headers;
   /** The request body as the request hooks left it. */
@@ -15,14 +17,14 @@ export interface UpstreamCall {
 }
 
 /**
- * Sends a request to the route's upstream, the matched path appended, bounded by `timeouts.responseMs`.
+ * Sends a request to the route's upstream, the normalized request path appended, bounded by `timeouts.responseMs`.
  * @returns The upstream's response, or a problem (`failed`): 504 past the deadline, 502 when the upstream fails.
  */
 export async function proxy(call: UpstreamCall): Promise<{ response: Response; failed: boolean }> {
   const { route, request, url, headers } = call;
-  const target = new URL(route.upstream);
-  target.pathname = target.pathname.replace(/\/$/, "") + url.pathname;
-  target.search = url.search;
+  // Concatenated, not set through `pathname` (which would re-encode): the normalized path holds only segment
+  // characters and upper-case percent-encodings, which the URL parser leaves as they are.
+  const target = new URL(`${route.upstream}${call.path}${url.search}`);
   headers.set("x-forwarded-for", call.remote);
   headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
   headers.set("x-forwarded-host", request.headers.get("host") ?? url.host);

@@ -5,6 +5,7 @@ import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
 import {
+  AuthThrottle,
   type Client,
   createApp,
   type GatewayServices,
@@ -31,6 +32,7 @@ import {
   type StoredPlugin,
 } from "../registry/mod.ts";
 import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
+import { describeExceeded, exceededCeilings } from "./_ceilings.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
 import type { Hono } from "hono";
@@ -193,6 +195,9 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   async function load(stored: StoredPlugin): Promise<void> {
     const m = stored.manifest;
+    // A plugin installed or configured before the ceilings were lowered does not run past them.
+    const exceeded = exceededCeilings(m.limits, config.ceilings);
+    if (exceeded.length > 0) throw new RangeError(describeExceeded(m.name, exceeded));
     await host.load(stored.wasm, {
       name: m.name,
       version: m.version,
@@ -320,6 +325,15 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
               `Manifest names plugin "${manifest.name}" but the URL names "${name}"`,
             );
           }
+          // A manifest may raise its limits up to the operator's ceilings, never past: refused before anything runs.
+          const exceeded = exceededCeilings(manifest.limits, config.ceilings);
+          if (exceeded.length > 0) {
+            throw new ProblemError("limit-exceeds-ceiling", describeExceeded(name, exceeded), {
+              plugin: name,
+              exceeded,
+              requestedLimits: { ...manifest.limits },
+            });
+          }
           // Grants must compile and validate before anything runs or is stored.
           engine.check([...files, ...grantSources(new Map(manifests).set(name, manifest))]);
           // The operator approves the plugin's grants by installing it: it runs under them.
@@ -398,6 +412,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     ready: () => ready,
     startFailures: () => failures,
     maxBodyBytes: config.server.maxBodyBytes,
+    // One count of failed authentications per address for the API, /metrics and token routes.
+    authThrottle: new AuthThrottle({
+      failures: config.server.authThrottle.failures,
+      windowMs: config.server.authThrottle.windowSeconds * 1000,
+      maxAddresses: config.server.authThrottle.addresses,
+    }),
+    metricsAccess: config.server.metrics,
   };
   const runner = new RouteRunner({
     authenticate: services.authenticate,
@@ -411,6 +432,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     maxBodyBytes: config.server.maxBodyBytes,
     audit,
     metrics,
+    ...(services.authThrottle ? { throttle: services.authThrottle } : {}),
+    encodedSlashes: config.server.encodedSlashes,
   });
   /** Checks that every hook and handler names a loaded plugin and export, then swaps the table in. */
   const setRoutes = (routes: readonly RouteConfig[]): void => {

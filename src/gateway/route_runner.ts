@@ -1,6 +1,6 @@
 import type { AuditLog } from "../audit/mod.ts";
 import type { RouteConfig } from "../config/mod.ts";
-import type { Client, Metrics } from "../http/mod.ts";
+import type { AuthThrottle, Client, Metrics } from "../http/mod.ts";
 import { type AuthorizationRequest, clientEntity, type Decision, type Entity } from "../policy/mod.ts";
 import type { InvokeOptions } from "../runtime/mod.ts";
 import { bodiless, peek, toBase64 } from "./_body.ts";
@@ -9,6 +9,7 @@ import { applyHeaders, forwardable, plainHeaders } from "./_headers.ts";
 import { runHook } from "./_hook.ts";
 import { problemResponse } from "./_problem_response.ts";
 import { matches, specificity } from "./_route_match.ts";
+import { normalizePath } from "./normalize_path.ts";
 import { proxy } from "./_upstream.ts";
 
 /** Bytes of a body a hook sees; larger bodies stream through untouched. */
@@ -63,6 +64,10 @@ export interface RouteRunnerDeps {
   maxBodyBytes?: number;
   audit: AuditLog;
   metrics: Metrics;
+  /** Counts failed authentications of `token` routes per client address (shared with the API). @default {none} */
+  throttle?: AuthThrottle;
+  /** `server.encodedSlashes`: whether a path with `%2F` is refused (400) or kept encoded. @default {"refuse"} */
+  encodedSlashes?: "refuse" | "keep";
 }
 
 /**
@@ -105,13 +110,30 @@ export class RouteRunner {
    */
   async handle(request: Request, remote: string): Promise<Response | undefined> {
     const url = new URL(request.url);
-    const route = this.match(request.method, url.pathname);
+    // Matched and forwarded: the path as normalized from the raw target, never as the URL parser or an
+    // upstream might read it (`new URL()` resolves "%2e%2e" but keeps "..%2f").
+    let path: string;
+    try {
+      path = normalizePath(rawPath(request.url), { encodedSlashes: this.#deps.encodedSlashes ?? "refuse" });
+    } catch (error) {
+      if (error instanceof URIError) return problemResponse("bad-request", error.message);
+      throw error;
+    }
+    const route = this.match(request.method, path);
     if (!route) return undefined;
     let client: Client | undefined;
     if (route.auth === "token") {
       const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
       client = match ? this.#deps.authenticate(match[1]!) : undefined;
       if (!client) {
+        const wait = this.#deps.throttle?.fail(remote) ?? 0;
+        if (wait > 0) {
+          const response = problemResponse("throttled", `Too many failed authentications: retry after ${wait} s`, {
+            retryAfterSeconds: wait,
+          });
+          response.headers.set("retry-after", String(wait));
+          return response;
+        }
         const response = problemResponse("unauthenticated", "Send Authorization: Bearer <token>");
         response.headers.set("www-authenticate", 'Bearer realm="keycard"');
         return response;
@@ -140,7 +162,7 @@ export class RouteRunner {
       route: route.name,
       phase,
       method: request.method,
-      path: url.pathname,
+      path,
       query: url.search.slice(1),
       headers: plainHeaders(h),
       body: toBase64(b),
@@ -182,7 +204,7 @@ export class RouteRunner {
         hookInput: input("request", headers, head, truncated),
         caller,
       })
-      : await proxy({ route: route as RouteConfig & { upstream: string }, request, url, headers, body, remote });
+      : await proxy({ route: route as RouteConfig & { upstream: string }, request, url, path, headers, body, remote });
     if (failed) return response;
 
     // Response hooks.
@@ -211,4 +233,12 @@ export class RouteRunner {
     const nullBody = bodiless(status) || request.method === "HEAD";
     return new Response(nullBody ? null : responseBody, { status, headers: responseHeaders });
   }
+}
+
+/** The path of a request URL as the client sent it: Deno keeps the target raw in `request.url`. */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const end = url.slice(start).search(/[?#]/);
+  return end < 0 ? url.slice(start) : url.slice(start, start + end);
 }

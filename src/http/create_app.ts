@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { type ApiEnv, authorizer } from "./_api.ts";
 import { auditApi } from "./_audit_api.ts";
@@ -63,6 +63,13 @@ export function createApp(
           "content-type": "application/problem+json",
         }),
   );
+  // Plugin names and counts are not for anyone who can connect, unless the operator says so.
+  if (services.metricsAccess !== "open") {
+    app.use("/metrics", bearer(services), async (c, next) => {
+      authorizer(services)(c, "audit.read");
+      await next();
+    });
+  }
   app.get("/metrics", (c) => {
     const stats = services.stats();
     const text = metrics.render({
@@ -87,20 +94,7 @@ export function createApp(
       },
     }),
   );
-  app.use("/v1/*", async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    const client = match ? services.authenticate(match[1]!) : undefined;
-    if (!client) {
-      c.header("www-authenticate", 'Bearer realm="keycard"');
-      throw new ProblemError(
-        "unauthenticated",
-        match ? "The bearer token is not valid" : "Send Authorization: Bearer <token>",
-      );
-    }
-    c.set("client", client);
-    await next();
-  });
+  app.use("/v1/*", bearer(services));
 
   const allow = authorizer(services);
   app.route("/v1/plugins", pluginsApi(services, allow, metrics));
@@ -111,11 +105,43 @@ export function createApp(
 
   // Everything else: the configured routes (plugin hook chains in front of upstreams).
   app.all("*", async (c) => {
-    const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
-    const response = await services.route?.(c.req.raw, info?.remoteAddr?.hostname ?? "");
+    const response = await services.route?.(c.req.raw, remoteOf(c));
     if (response) return response;
     throw new ProblemError("not-found", `No route ${c.req.method} ${c.req.path}`);
   });
 
   return { app, metrics };
+}
+
+/** The client's address, as Deno.serve passes it (`""` in-process). */
+function remoteOf(c: Context): string {
+  return (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "";
+}
+
+/**
+ * Authenticates the bearer token: sets the client, or answers 401; past the throttle's failures for the client's
+ * address, 429 with Retry-After. A valid token is never throttled.
+ */
+function bearer(services: GatewayServices): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    const client = match ? services.authenticate(match[1]!) : undefined;
+    if (!client) {
+      const wait = services.authThrottle?.fail(remoteOf(c)) ?? 0;
+      if (wait > 0) {
+        c.header("retry-after", String(wait));
+        throw new ProblemError("throttled", `Too many failed authentications: retry after ${wait} s`, {
+          retryAfterSeconds: wait,
+        });
+      }
+      c.header("www-authenticate", 'Bearer realm="keycard"');
+      throw new ProblemError(
+        "unauthenticated",
+        match ? "The bearer token is not valid" : "Send Authorization: Bearer <token>",
+      );
+    }
+    c.set("client", client);
+    await next();
+  };
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+export { AuthThrottle, type AuthThrottleOptions } from "./auth_throttle.ts";
 export { createApp } from "./create_app.ts";
 export { Metrics, type MetricsSnapshot } from "./metrics.ts";
 export { OPENAPI } from "./openapi.ts";

@@ -81,7 +81,13 @@ export const OPENAPI = {
         responses: { "200": { description: "Ready" }, "503": problem },
       },
     },
-    "/metrics": { get: { summary: "Prometheus metrics", responses: { "200": { description: "Prometheus text" } } } },
+    "/metrics": {
+      get: {
+        summary: "Prometheus metrics (audit.read; no token with server.metrics: open)",
+        security: auth,
+        responses: { "200": { description: "Prometheus text" }, ...errors },
+      },
+    },
     "/openapi.json": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } } },
     "/v1/plugins": {
       get: {

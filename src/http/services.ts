@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyInfo } from "../policy/mod.ts";
 import type { HostStats, InvokeOptions } from "../runtime/mod.ts";
+import type { AuthThrottle } from "./auth_throttle.ts";
 
 /** An authenticated API client. */
 export interface Client {
@@ -90,6 +91,10 @@ export interface GatewayServices {
   startFailures?(): readonly { plugin?: string; path?: string; error: string }[];
   /** Largest request body accepted, in bytes. */
   maxBodyBytes: number;
+  /** Counts failed authentications per client address; past its limit they are answered 429. @default {none} */
+  authThrottle?: AuthThrottle;
+  /** `"token"`: `/metrics` needs a bearer token and Cedar's `audit.read`; `"open"`: anyone. @default {"token"} */
+  metricsAccess?: "token" | "open";
   /** Answers a request through a configured route (hooks, upstream, handler), or undefined when none matches. */
   route?(request: Request, remote: string): Promise<Response | undefined>;
 }
