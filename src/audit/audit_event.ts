@@ -46,4 +46,20 @@ export interface AuditEvent {
   durationUs: number;
   /** For denials: `"denied by default"` or `"forbidden by <id>"`. */
   reason?: string;
+  /**
+   * How many decisions this event stands for; absent means 1. More than 1 for
+   * repeats of an identical decision summed at the end of their window, for
+   * decisions folded past a plugin's audit budget, and for host calls refused
+   * past the `hostCalls` cap. `time` is then the first of them, `durationUs`
+   * their total.
+   */
+  count?: number;
+  /** When `count` is more than 1: the time of the last decision summed in. */
+  lastTime?: string;
+  /**
+   * Set on an event that sums a plugin's decisions past its audit budget: they
+   * share plugin, version, action and decision, while their resources, call
+   * ids, callers and policies varied, so those read `"*"`, `"*"`, `null`, `[]`.
+   */
+  folded?: true;
 }

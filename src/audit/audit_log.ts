@@ -1,4 +1,6 @@
 import type { AuditEvent } from "./audit_event.ts";
+import { Aggregator } from "./_aggregator.ts";
+import { FairRing } from "./_fair_ring.ts";
 import { FileSink } from "./_file_sink.ts";
 
 /** Where and how {@linkcode AuditLog} appends events as JSON lines. */
@@ -11,12 +13,33 @@ export interface AuditFileOptions {
   maxFiles?: number;
 }
 
+/**
+ * How {@linkcode AuditLog} bounds what one plugin can put into the trail
+ * while still counting every decision (see {@linkcode AuditEvent.count}).
+ */
+export interface AuditAggregateOptions {
+  /** How long a window of identical decisions lasts, from the first, in ms. @default {1000} */
+  windowMs?: number;
+  /** Identical decisions in a window that are events of their own; the rest become one summed event. @default {4} */
+  repeats?: number;
+  /** Events a plugin may emit on its own at once (its budget's bucket). @default {2000} */
+  burst?: number;
+  /** Events per second a plugin's budget refills by; past it, its decisions are folded. @default {200} */
+  perSecond?: number;
+}
+
 /** Options of {@linkcode AuditLog}. */
 export interface AuditLogOptions {
-  /** Events kept in memory for {@linkcode AuditLog.query}; the oldest is overwritten. @default {10000} */
+  /**
+   * Events kept in memory for {@linkcode AuditLog.query}. When full, the
+   * oldest event of the plugin holding the most goes, so that no plugin can
+   * push out another's events. @default {10000}
+   */
   ringSize?: number;
   /** Also append every event to a JSON-lines file. @default {undefined} (memory only) */
   file?: AuditFileOptions;
+  /** Sum repeats and fold a plugin's decisions past its budget; `false` makes every decision an event. @default {{}} */
+  aggregate?: AuditAggregateOptions | false;
 }
 
 /** Filters of {@linkcode AuditLog.query}; all given filters must match. */
@@ -27,7 +50,7 @@ export interface AuditQuery {
   action?: string;
   /** Only allowed or only denied events. */
   decision?: "allow" | "deny";
-  /** Only events whose `time` is at or after this instant. */
+  /** Only events whose `time` (for a sum, `lastTime`) is at or after this instant. */
   since?: string | Date;
   /** Most events returned. @default {100} */
   limit?: number;
@@ -47,11 +70,21 @@ export interface AuditCounter {
 
 /** What {@linkcode AuditLog.stats} reports. */
 export interface AuditStats {
-  /** Events passed to `record()`. */
+  /** Decisions passed to `record()` (an event with `count` n is n decisions). */
   recorded: number;
+  /** Events emitted (to the ring, the file and subscribers); `recorded == events + aggregated + pending`. */
+  events: number;
+  /** Decisions emitted inside another's event (the sum of `count - 1` over events). */
+  aggregated: number;
+  /** Decisions folded past their plugin's budget (`folded` events), a part of `aggregated` and `pending`. */
+  folded: number;
+  /** Decisions in sums whose window is still open (emitted when it ends, or on flush). */
+  pending: number;
+  /** Events pushed out of the in-memory ring (still in the file, if any). */
+  evicted: number;
   /** Events fully written to the file (0 without a file sink). */
   written: number;
-  /** Events waiting for the file writer, a failed batch included. */
+  /** Events waiting for the file writer, a failed batch included: the backlog. */
   queued: number;
   /** File rotations done. */
   rotations: number;
@@ -106,10 +139,12 @@ export type AuditListener = (event: AuditEvent) => void;
  * ```
  */
 export class AuditLog {
-  readonly #ring: (AuditEvent | undefined)[];
-  #next = 0;
-  #size = 0;
+  readonly #ring: FairRing;
+  readonly #aggregator: Aggregator | undefined;
   #recorded = 0;
+  #events = 0;
+  #aggregated = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #listenerErrors = 0;
   readonly #counters = new Map<string, AuditCounter>();
   /** Replaced, never mutated, so a listener that (un)subscribes does not disturb the dispatch in progress. */
@@ -120,14 +155,22 @@ export class AuditLog {
   /**
    * Creates the log. The file, if any, is opened on the first write.
    *
-   * @param options Ring size and file sink.
-   * @throws {RangeError} When `ringSize`, `file.maxBytes` or `file.maxFiles` is not a valid count.
+   * @param options Ring size, file sink and aggregation.
+   * @throws {RangeError} When `ringSize`, `file.maxBytes`, `file.maxFiles` or an `aggregate` field is not a valid count.
    * @throws {TypeError} When `file.path` is empty.
    */
   constructor(options: AuditLogOptions = {}) {
     const ringSize = options.ringSize ?? 10_000;
     _checkCount("ringSize", ringSize, 1);
-    this.#ring = new Array(ringSize).fill(undefined);
+    this.#ring = new FairRing(ringSize);
+    if (options.aggregate !== false) {
+      const { windowMs = 1000, repeats = 4, burst = 2000, perSecond = 200 } = options.aggregate ?? {};
+      _checkCount("aggregate.windowMs", windowMs, 1);
+      _checkCount("aggregate.repeats", repeats, 1);
+      _checkCount("aggregate.burst", burst, 1);
+      _checkCount("aggregate.perSecond", perSecond, 1);
+      this.#aggregator = new Aggregator({ windowMs, repeats, burst, perSecond });
+    }
     if (options.file !== undefined) {
       const { path, maxBytes = 10 * 1024 * 1024, maxFiles = 5 } = options.file;
       if (typeof path !== "string" || path === "") {
@@ -140,11 +183,13 @@ export class AuditLog {
   }
 
   /**
-   * Records one decision: into the ring (overwriting the oldest), the
-   * counters, the subscribers and the file queue. O(1), synchronous, never
-   * throws. The log keeps a frozen copy of the event.
+   * Records one decision (or `event.count` of them): counted at once, then
+   * emitted into the ring, the subscribers and the file queue, now or, for a
+   * repeat or a decision past its plugin's budget, summed into one event when
+   * its window ends (see {@linkcode AuditAggregateOptions}). O(1) amortized,
+   * synchronous, never throws. The log keeps a frozen copy of the event.
    *
-   * @param event The decision to record.
+   * @param event The decision to record; its `time` is the clock of the windows.
    * @returns Nothing; use {@linkcode AuditLog.flush} to wait for the file.
    * @throws {never} Listener errors are counted in `stats().listenerErrors`.
    * @example
@@ -160,14 +205,26 @@ export class AuditLog {
    */
   record(event: AuditEvent): void {
     const stored = _snapshot(event);
-    this.#recorded++;
-    this.#ring[this.#next] = stored;
-    this.#next = (this.#next + 1) % this.#ring.length;
-    if (this.#size < this.#ring.length) this.#size++;
+    const count = stored.count ?? 1;
+    this.#recorded += count;
     const key = JSON.stringify([stored.plugin, stored.action, stored.decision]);
     const counter = this.#counters.get(key);
-    if (counter) counter.count++;
-    else this.#counters.set(key, { plugin: stored.plugin, action: stored.action, decision: stored.decision, count: 1 });
+    if (counter) counter.count += count;
+    else this.#counters.set(key, { plugin: stored.plugin, action: stored.action, decision: stored.decision, count });
+    // After close() nothing is held back: there is no timer left to emit a sum.
+    if (this.#aggregator === undefined || this.#closed) return this.#emit(stored);
+    const ms = Date.parse(stored.time);
+    this.#aggregator.admit(stored, Number.isNaN(ms) ? Date.now() : ms, this.#emitter);
+    this.#schedule();
+  }
+
+  readonly #emitter = (event: AuditEvent): void => this.#emit(event);
+
+  #emit(event: AuditEvent): void {
+    const stored = Object.isFrozen(event) ? event : _snapshot(event);
+    this.#events++;
+    this.#aggregated += (stored.count ?? 1) - 1;
+    this.#ring.push(stored);
     if (this.#sink !== undefined && !this.#closed) this.#sink.enqueue(_toLine(stored));
     for (const listener of this.#listeners) {
       try {
@@ -179,8 +236,22 @@ export class AuditLog {
     }
   }
 
+  /** While sums are pending, a timer emits each when its window ends, even if no decision follows. */
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#aggregator === undefined || this.#aggregator.pending === 0) return;
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#aggregator?.sweep(Date.now(), this.#emitter);
+      this.#schedule();
+    }, this.#aggregator.options.windowMs);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
   /**
-   * Finds recorded events still in the ring, newest first.
+   * Finds emitted events still in the ring, newest first. An event with a
+   * `count` stands for that many decisions; a sum whose window is still open
+   * is not in the answer yet (`stats().pending`).
    *
    * @param filters Plugin, action, decision, earliest time, and how many at most.
    * @returns Matching events, newest first (frozen: do not mutate).
@@ -205,15 +276,15 @@ export class AuditLog {
         throw new RangeError(`Cannot query audit events since "${String(since)}": it is not a valid date`);
       }
     }
+    this.#aggregator?.sweep(Date.now(), this.#emitter);
     const found: AuditEvent[] = [];
-    const length = this.#ring.length;
-    for (let age = 0; age < this.#size && found.length < limit; age++) {
-      const event = this.#ring[(this.#next - 1 - age + length) % length]!;
-      if (plugin !== undefined && event.plugin !== plugin) continue;
+    for (const event of this.#ring.newest(plugin)) {
+      if (found.length >= limit) break;
       if (action !== undefined && event.action !== action) continue;
       if (decision !== undefined && event.decision !== decision) continue;
       // Concurrent calls may record slightly out of time order, so scan on rather than stop at the first older one.
-      if (sinceMs !== undefined && !(Date.parse(event.time) >= sinceMs)) continue;
+      // A sum matches when its last decision is at or after since.
+      if (sinceMs !== undefined && !(Date.parse(event.lastTime ?? event.time) >= sinceMs)) continue;
       found.push(event);
     }
     return found;
@@ -250,7 +321,7 @@ export class AuditLog {
   }
 
   /**
-   * Counts of recorded events by plugin, action and decision, for metrics.
+   * Counts of recorded decisions by plugin, action and decision, for metrics: exact at once, sums included.
    *
    * @returns One entry per plugin, action and decision seen, in first-seen order (copies).
    * @throws {never}
@@ -268,22 +339,29 @@ export class AuditLog {
   }
 
   /**
-   * Counts of the log's work. `recorded - written - queued` events went
-   * only to memory (no file sink, or recorded after `close()`).
+   * Counts of the log's work. `recorded == events + aggregated + pending`
+   * always; `events - written - queued` events went only to memory (no file
+   * sink, or emitted after `close()`).
    *
-   * @returns Recorded, written and queued events, rotations, listener errors, last write error.
+   * @returns Decisions recorded; events emitted; decisions aggregated, folded, pending; events evicted from
+   *   memory, written and queued; rotations, listener errors, last write error.
    * @throws {never}
    * @example
    * ```ts
    * import { AuditLog } from "./audit_log.ts";
    * const log = new AuditLog();
-   * log.stats(); // { recorded: 0, written: 0, queued: 0, rotations: 0, listenerErrors: 0 }
+   * log.stats().queued; // 0: the backlog of the file writer
    * ```
    */
   stats(): AuditStats {
     const sink = this.#sink?.stats();
     const stats: AuditStats = {
       recorded: this.#recorded,
+      events: this.#events,
+      aggregated: this.#aggregated,
+      folded: this.#aggregator?.folded ?? 0,
+      pending: this.#aggregator?.pending ?? 0,
+      evicted: this.#ring.evicted,
       written: sink?.written ?? 0,
       queued: sink?.queued ?? 0,
       rotations: sink?.rotations ?? 0,
@@ -294,9 +372,10 @@ export class AuditLog {
   }
 
   /**
-   * Waits until every event recorded before the call is in the file (at once
-   * without a file sink). A failed write keeps its events queued; the next
-   * `flush()` retries it.
+   * Emits every pending sum (closing its window early), then waits until
+   * every event emitted before the call is in the file (at once without a
+   * file sink). A failed write keeps its events queued; the next `flush()`
+   * retries it.
    *
    * @returns A promise that resolves when those events are written.
    * @throws {Error} When a write, a rotation or creating the directory fails; the message quotes the path.
@@ -308,6 +387,7 @@ export class AuditLog {
    * ```
    */
   flush(): Promise<void> {
+    this.#aggregator?.drain(this.#emitter);
     return this.#sink?.flush() ?? Promise.resolve();
   }
 
@@ -327,6 +407,9 @@ export class AuditLog {
    * ```
    */
   async close(): Promise<void> {
+    this.#aggregator?.drain(this.#emitter);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#closed = true;
     await this.#sink?.close();
   }
@@ -359,6 +442,7 @@ function _checkCount(name: string, value: number, min: number): void {
 /** A frozen copy, so that neither the caller nor a listener can rewrite history. */
 function _snapshot(event: AuditEvent): AuditEvent {
   const copy = { ...event };
+  if (copy.count !== undefined && !(Number.isSafeInteger(copy.count) && copy.count >= 1)) delete copy.count;
   if (Array.isArray(copy.policies)) copy.policies = Object.freeze([...copy.policies]) as string[];
   if (Array.isArray(copy.errors)) copy.errors = Object.freeze([...copy.errors]) as string[];
   return Object.freeze(copy);

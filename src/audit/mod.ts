@@ -1,9 +1,11 @@
 /**
  * The audit trail: every host-function call a plugin makes is decided by
- * Cedar and recorded here. {@linkcode AuditLog} keeps a ring of recent
- * events for queries, per plugin/action/decision counters for metrics, live
- * subscribers, and an append-only JSON-lines file with size-based rotation
- * that never drops an event.
+ * Cedar and recorded here. {@linkcode AuditLog} counts every decision
+ * exactly, sums repeats and folds a plugin's flood past its budget into
+ * events with a `count` (so no plugin can crowd out another's events), and
+ * keeps a ring of recent events that is fair between plugins, counters for
+ * metrics, live subscribers, and an append-only JSON-lines file with
+ * size-based rotation that never drops an event.
  *
  * @example Record a decision and wait for the file
  * ```ts ignore
@@ -30,6 +32,7 @@
 export type { AuditEvent } from "./audit_event.ts";
 export { AuditLog } from "./audit_log.ts";
 export type {
+  AuditAggregateOptions,
   AuditCounter,
   AuditFileOptions,
   AuditListener,
