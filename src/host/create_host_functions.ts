@@ -127,6 +127,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     resource: string,
     outcome: Pick<Decision, "decision" | "policies" | "errors" | "reason">,
     durationUs: number,
+    count = 1,
   ): void {
     audit.record({
       time: new Date().toISOString(),
@@ -141,6 +142,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       caller: context.hostContext?.caller || null,
       durationUs,
       ...(outcome.decision === "deny" ? { reason: outcome.reason } : {}),
+      ...(count > 1 ? { count } : {}),
     });
   }
 
@@ -196,13 +198,15 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
   /**
    * Wraps a host function so that a request refused before it could become a
    * Cedar request (malformed, or a path escaping the data root) is audited
-   * as a denial too: every host call leaves exactly one trace or more.
+   * as a denial too, and so are the calls the runtime refuses without calling
+   * it (past the `hostCalls` cap, after the deadline), `count` of them in one
+   * event: every host call leaves exactly one trace or more.
    */
   function audited(
     action: string,
     fn: (input: Uint8Array, context: Context, decide: Decide) => Uint8Array | Promise<Uint8Array>,
   ): HostFunction<CallerContext> {
-    return (input, context) => {
+    const wrapped: HostFunction<CallerContext> = (input, context) => {
       let decided = false;
       const decide: Decide = (resource, extra) => {
         decided = true;
@@ -222,6 +226,11 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
         return refused(error);
       }
     };
+    wrapped.refused = (context, refusal) => {
+      const reason = `refused by the runtime (${refusal.code}): ${refusal.message}`;
+      record(context, action, "(unresolved)", { decision: "deny", policies: [], errors: [], reason }, 0, refusal.count);
+    };
+    return wrapped;
   }
 
   return {

@@ -19,6 +19,12 @@ const INITIAL_BYTES = 64 * 1024;
 /** How many times the worker polls before it sleeps: most host calls answer within that. */
 const SPINS = 2_000;
 
+/**
+ * The function index of the worker's report of host calls refused past the
+ * `hostCalls` cap: a JSON array of `[function index, count]` pairs.
+ */
+export const REFUSED_CALLS = -1;
+
 /** Status byte of a host-call response. */
 export const STATUS = { ok: 0, error: 1 } as const;
 

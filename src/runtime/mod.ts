@@ -10,6 +10,7 @@ export {
   DEFAULT_LIMITS,
   EXTISM_HOST_FUNCTIONS,
   type HostCallContext,
+  type HostCallRefusal,
   type HostFunction,
   type HostStats,
   type InvokeOptions,

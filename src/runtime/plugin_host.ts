@@ -1,4 +1,4 @@
-import { errorResponse, okResponse } from "./_bridge.ts";
+import { errorResponse, okResponse, REFUSED_CALLS } from "./_bridge.ts";
 import { Dispatcher } from "./_dispatcher.ts";
 import { WASI_FUNCTIONS } from "./_wasi.ts";
 import { type CallOutcome, Instance, type InstanceSpec, WorkerShell } from "./_instance.ts";
@@ -67,15 +67,26 @@ export interface HostCallContext<C = unknown> {
   signal: AbortSignal;
 }
 
+/** Host calls the runtime refused without calling their function; see {@linkcode HostFunction}. */
+export interface HostCallRefusal {
+  /** How many calls of this function were refused. */
+  count: number;
+  /** `limit`: past the `hostCalls` cap (counted in the worker, reported once at the end of the call); `deadline`: after the call's deadline. */
+  code: "limit" | "deadline";
+  /** Why, as the plugin was told. */
+  message: string;
+}
+
 /**
  * A host function: request bytes in, result bytes out. Throw a
  * {@linkcode HostCallError} to hand the plugin an error value with a code;
  * anything thrown reaches the plugin as an error value, never as a trap.
+ * Its optional `refused` property hears of the calls the runtime refused
+ * without calling it (so that they can be audited and counted too).
  */
-export type HostFunction<C = unknown> = (
-  input: Uint8Array,
-  context: HostCallContext<C>,
-) => Uint8Array | Promise<Uint8Array>;
+export type HostFunction<C = unknown> =
+  & ((input: Uint8Array, context: HostCallContext<C>) => Uint8Array | Promise<Uint8Array>)
+  & { refused?: (context: HostCallContext<C>, refusal: HostCallRefusal) => void };
 
 /** Options of {@linkcode PluginHost}. */
 export interface PluginHostOptions<C = unknown> {
@@ -771,6 +782,15 @@ export class PluginHost<C = unknown> {
     }
   }
 
+  /** Tells a host function of calls refused without it; its failure never reaches the plugin. */
+  #refused(hostFunction: HostFunction<C> | undefined, context: HostCallContext<C>, refusal: HostCallRefusal): void {
+    try {
+      hostFunction?.refused?.(context, refusal);
+    } catch {
+      // The refusal stands either way.
+    }
+  }
+
   #handleHostCall(
     entry: PluginEntry,
     instance: Instance,
@@ -778,10 +798,9 @@ export class PluginHost<C = unknown> {
     payload: Uint8Array,
   ): Uint8Array | Promise<Uint8Array> {
     const hostFunction = this.#hostFunctions[fn];
-    if (!hostFunction) return errorResponse("unknown_function", `No host function #${fn}`);
+    if (!hostFunction && fn !== REFUSED_CALLS) return errorResponse("unknown_function", `No host function #${fn}`);
     const state = instance.current as CallState | undefined;
     const signal = state?.signal ?? AbortSignal.timeout(entry.info.limits.deadlineMs);
-    if (signal.aborted) return errorResponse("deadline", "The call passed its deadline");
     const context: HostCallContext<C> = {
       plugin: entry.info,
       export: state?.export ?? "(init)",
@@ -789,6 +808,18 @@ export class PluginHost<C = unknown> {
       hostContext: state?.hostContext as C | undefined,
       signal,
     };
+    if (!hostFunction) {
+      const message = `The call made more than ${entry.info.limits.hostCalls} host calls`;
+      for (const [index, count] of JSON.parse(new TextDecoder().decode(payload)) as [number, number][]) {
+        this.#refused(this.#hostFunctions[index], context, { count, code: "limit", message });
+      }
+      return okResponse(new Uint8Array());
+    }
+    if (signal.aborted) {
+      const message = "The call passed its deadline";
+      this.#refused(hostFunction, context, { count: 1, code: "deadline", message });
+      return errorResponse("deadline", message);
+    }
     let result: Uint8Array | Promise<Uint8Array>;
     try {
       result = hostFunction(payload, context);
