@@ -38,6 +38,7 @@ export {
 export type {
   FunctionSignature,
   HostCallContext,
+  HostCallRefusal,
   HostFunction,
   HostStats,
   InstrumentedModule,
@@ -93,6 +94,7 @@ export type {
 } from "./src/host/mod.ts";
 export { AuditLog } from "./src/audit/mod.ts";
 export type {
+  AuditAggregateOptions,
   AuditCounter,
   AuditEvent,
   AuditFileOptions,

@@ -13,7 +13,7 @@ export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> 
 
   app.get("/", (c) => {
     allow(c, "audit.read");
-    return c.json({ events: services.audit.query(auditQuery(c)) });
+    return c.json({ events: services.audit.query(auditQuery(c)).map(view) });
   });
 
   app.get("/stream", (c) => {
@@ -48,7 +48,7 @@ export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> 
             if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
           }
           for (const event of queue.splice(0)) {
-            await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(event) });
+            await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(view(event)) });
           }
         }
       } finally {
@@ -58,6 +58,11 @@ export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> 
   });
 
   return app;
+}
+
+/** An event as the API shows it: `count` always present (the file leaves out a count of 1). */
+function view(event: AuditEvent): AuditEvent & { count: number } {
+  return { ...event, count: event.count ?? 1 };
 }
 
 function auditQuery(c: Context<ApiEnv>) {

@@ -79,6 +79,7 @@ export function createApp(
       replaced: stats.replaced,
       policyVersion: services.policies.version(),
       decisions: services.audit.counters(),
+      audit: services.audit.stats(),
     });
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });

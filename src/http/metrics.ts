@@ -1,4 +1,5 @@
 // Prometheus text exposition (format 0.0.4) of the gateway's counters.
+import type { AuditStats } from "../audit/mod.ts";
 
 /** Latency buckets of the call histogram, in seconds. */
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -23,6 +24,11 @@ export interface MetricsSnapshot {
   policyVersion: number;
   /** Decisions by plugin, action and decision. */
   decisions: { plugin: string; action: string; decision: string; count: number }[];
+  /** The audit log's work: backlog, sums, folds, evictions, writes. @default {undefined} (not rendered) */
+  audit?: Pick<
+    AuditStats,
+    "events" | "aggregated" | "folded" | "pending" | "evicted" | "written" | "queued" | "rotations"
+  >;
 }
 
 /**
@@ -88,6 +94,7 @@ export class Metrics {
         }"} ${d.count}`,
       );
     }
+    if (snapshot.audit) renderAudit(snapshot.audit, metric, lines);
     metric("keycard_queue_depth", "gauge", "Calls waiting for a slot.");
     lines.push(`keycard_queue_depth ${snapshot.queued}`);
     metric("keycard_rejections_total", "counter", "Calls refused because a queue was full.");
@@ -99,6 +106,37 @@ export class Metrics {
     metric("keycard_policy_version", "gauge", "Version of the policy set in force.");
     lines.push(`keycard_policy_version ${snapshot.policyVersion}`);
     return lines.join("\n") + "\n";
+  }
+}
+
+function renderAudit(
+  audit: NonNullable<MetricsSnapshot["audit"]>,
+  metric: (name: string, type: string, help: string) => void,
+  lines: string[],
+): void {
+  const rows: [string, string, string, number][] = [
+    ["keycard_audit_backlog", "gauge", "Audit events queued for the file, not yet written.", audit.queued],
+    ["keycard_audit_pending_decisions", "gauge", "Decisions in audit sums whose window is still open.", audit.pending],
+    ["keycard_audit_events_total", "counter", "Audit events emitted (ring, file, stream).", audit.events],
+    [
+      "keycard_audit_aggregated_decisions_total",
+      "counter",
+      "Decisions emitted inside another's audit event (sum of count - 1): repeats, folds, refusals.",
+      audit.aggregated,
+    ],
+    [
+      "keycard_audit_folded_decisions_total",
+      "counter",
+      "Decisions folded into one event per plugin, action and decision past the plugin's audit budget.",
+      audit.folded,
+    ],
+    ["keycard_audit_written_total", "counter", "Audit events written to the file.", audit.written],
+    ["keycard_audit_evicted_total", "counter", "Audit events pushed out of the in-memory ring.", audit.evicted],
+    ["keycard_audit_rotations_total", "counter", "Audit file rotations.", audit.rotations],
+  ];
+  for (const [name, type, help, value] of rows) {
+    metric(name, type, help);
+    lines.push(`${name} ${value}`);
   }
 }
 
