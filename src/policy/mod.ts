@@ -12,7 +12,9 @@ export {
   type AuthorizationRequest,
   type Decision,
   PolicyEngine,
+  type PolicyEngineHealth,
   type PolicyEngineOptions,
+  PolicyEngineUnavailableError,
   type PolicyInfo,
   type PolicySource,
 } from "./policy_engine.ts";

@@ -1,5 +1,6 @@
-// The ESM build imports its wasm as a module: no read permission on the npm cache needed.
-import * as cedar from "@cedar-policy/cedar-wasm";
+import type * as cedar from "@cedar-policy/cedar-wasm/web";
+import { checkRequestValues, POLICY_LIMITS, position, scanCedarText } from "./_bounds.ts";
+import { type Cedar, CedarRuntime, describe } from "./_cedar_instance.ts";
 import { type PolicyProblem, PolicyValidationError } from "./errors.ts";
 import type { Entity } from "./resources.ts";
 
@@ -51,6 +52,46 @@ export interface Decision {
   version: number;
   /** Whether the decision came from the cache. */
   cached: boolean;
+  /**
+   * Set when the engine could not decide (cedar-wasm failed, or is being
+   * replaced): the decision is a deny, and this says why.
+   */
+  unavailable?: string;
+}
+
+/** Whether the engine can decide, from {@linkcode PolicyEngine.health}. */
+export interface PolicyEngineHealth {
+  /** Whether decisions are being made; while false, every uncached decision denies. */
+  ready: boolean;
+  /** Why not, when not ready. */
+  reason?: string;
+  /** cedar-wasm instances replaced in this process after a failure. */
+  restarts: number;
+}
+
+/**
+ * The engine cannot decide or validate right now: cedar-wasm failed and a
+ * fresh instance is not in place yet. Nothing changed; try again shortly.
+ *
+ * @example
+ * ```ts
+ * import { PolicyEngineUnavailableError } from "./policy_engine.ts";
+ * new PolicyEngineUnavailableError("RangeError: Maximum call stack size exceeded").name; // "PolicyEngineUnavailableError"
+ * ```
+ */
+export class PolicyEngineUnavailableError extends Error {
+  /** Why the engine cannot decide. */
+  readonly reason: string;
+  /**
+   * Builds the error.
+   * @param reason Why the engine cannot decide.
+   * @param options The cause.
+   */
+  constructor(reason: string, options?: ErrorOptions) {
+    super(`The policy engine cannot decide: ${reason}`, options);
+    this.name = "PolicyEngineUnavailableError";
+    this.reason = reason;
+  }
 }
 
 /** Options of {@linkcode PolicyEngine.create}. */
@@ -66,6 +107,9 @@ export interface PolicyEngineOptions {
 interface ParsedSource {
   name: string;
   text: string;
+  /** UTF-8 size and policy count, for the bounds of a whole set. */
+  bytes: number;
+  ends: number[];
   /** Offset of each policy in the source text, for error positions. */
   offsets: number[];
   policies: PolicyInfo[];
@@ -85,9 +129,12 @@ class State {
   readonly prepared = new Map<string, { principalAttrs: boolean }>();
   readonly cache = new Map<string, Decision>();
   readonly namedHosts: ReadonlySet<string>;
+  /** The cedar-wasm generation `prepared` belongs to: a fresh instance holds none of them. */
+  generation: number;
 
-  constructor(version: number, sources: readonly PolicySource[], parsed: ParsedSource[]) {
+  constructor(version: number, sources: readonly PolicySource[], parsed: ParsedSource[], generation: number) {
     this.version = version;
+    this.generation = generation;
     this.sources = sources;
     const policies = new Map<string, PolicyInfo>();
     const named = new Set<string>();
@@ -116,6 +163,7 @@ class State {
    * every other plugin preparse again.
    */
   inherit(previous: State): void {
+    if (previous.generation !== this.generation) return;
     if (signature(previous.global) !== signature(this.global)) return;
     for (const [key, slice] of previous.prepared) {
       const before = key === "*" ? {} : previous.slices.get(key) ?? {};
@@ -131,10 +179,20 @@ function signature(policies: Record<string, string>): string {
 
 let engines = 0;
 
+/** Keys longer than this are decided but not cached: a few large requests must not fill memory. */
+const MAX_CACHED_KEY = 8192;
+/** A policy the liveness probe parses: a corrupt instance traps on it or answers wrongly. */
+const PROBE = "permit (principal, action, resource);";
+
 /**
  * Decides requests with Cedar. Policies are validated strictly against the
  * schema before use; an invalid set is refused whole and the running one stays
- * in force. Decisions go through per-principal policy slices (only the
+ * in force. Text is bounded before cedar-wasm sees it (size, policies, and the
+ * nesting of every construct), and so are requests. A failure inside
+ * cedar-wasm never poisons the engine: the instance is replaced and the set in
+ * force prepared in the fresh one; meanwhile uncached decisions deny, saying
+ * so in {@linkcode Decision.unavailable}, and {@linkcode PolicyEngine.health}
+ * reports not ready. Decisions go through per-principal policy slices (only the
  * policies scoped to that principal plus the unscoped ones, preparsed once)
  * and a decision cache keyed by everything that can change the answer; both
  * belong to one policy-set version and are swapped atomically on reload.
@@ -160,12 +218,16 @@ export class PolicyEngine {
   readonly #cacheSize: number;
   readonly #prefix = `keycard-${++engines}`;
   readonly #parsed = new Map<string, ParsedSource>();
+  readonly #runtime: CedarRuntime;
   #state: State;
+  /** The set in force being prepared in a fresh cedar-wasm instance. */
+  #recovery: Promise<void> | undefined;
 
-  private constructor(schema: string, cacheSize: number) {
+  private constructor(schema: string, cacheSize: number, runtime: CedarRuntime) {
     this.#schema = schema;
     this.#cacheSize = cacheSize;
-    this.#state = new State(0, [], []);
+    this.#runtime = runtime;
+    this.#state = new State(0, [], [], runtime.generation);
   }
 
   /**
@@ -174,16 +236,111 @@ export class PolicyEngine {
    * @returns The engine.
    * @throws {PolicyValidationError} When the schema or a policy is invalid.
    */
-  static create(options: PolicyEngineOptions): Promise<PolicyEngine> {
-    const schemaCheck = cedar.checkParseSchema(options.schema);
+  static async create(options: PolicyEngineOptions): Promise<PolicyEngine> {
+    const runtime = await CedarRuntime.shared();
+    await runtime.recover();
+    const bounds = scanCedarText(options.schema);
+    if (bounds.violation) {
+      const { line, column, message } = bounds.violation;
+      throw new PolicyValidationError([{ source: "schema", line, column, message }]);
+    }
+    const engine = new PolicyEngine(options.schema, options.cacheSize ?? 50_000, runtime);
+    const schemaCheck = engine.#cedar("schema", (cedar) => cedar.checkParseSchema(options.schema));
     if (schemaCheck.type !== "success") {
       throw new PolicyValidationError(
         schemaCheck.errors.map((e) => ({ source: "schema", ...locate(options.schema, e), message: e.message })),
       );
     }
-    const engine = new PolicyEngine(options.schema, options.cacheSize ?? 50_000);
     engine.load(options.sources ?? []);
-    return Promise.resolve(engine);
+    return engine;
+  }
+
+  /**
+   * Whether the engine can decide now. Probes cedar-wasm (a corrupt instance
+   * traps or answers wrongly) and, when it is dead, starts its replacement.
+   *
+   * @returns Ready, or not with the reason.
+   */
+  health(): PolicyEngineHealth {
+    const runtime = this.#runtime;
+    if (runtime.dead === undefined && this.#recovery === undefined) {
+      try {
+        const probe = runtime.call((cedar) => cedar.policySetTextToParts(PROBE));
+        if (probe.type !== "success" || probe.policies.length !== 1) {
+          runtime.kill(`cedar-wasm answered a probe wrongly: ${JSON.stringify(probe).slice(0, 200)}`);
+        }
+      } catch {
+        // call() marked the instance dead.
+      }
+    }
+    if (runtime.dead === undefined && this.#recovery === undefined) {
+      this.#current(this.#state);
+      return { ready: true, restarts: runtime.restarts };
+    }
+    this.#recover();
+    return { ready: false, reason: this.#reason(), restarts: runtime.restarts };
+  }
+
+  /**
+   * Resolves once the engine can decide again (at once when it can).
+   *
+   * @returns When ready.
+   * @throws {PolicyEngineUnavailableError} When a fresh cedar-wasm instance could not be made.
+   */
+  async whenReady(): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.health().ready) return;
+      await (this.#recovery ?? this.#runtime.recover());
+    }
+    const health = this.health();
+    if (!health.ready) throw new PolicyEngineUnavailableError(health.reason ?? "unknown");
+  }
+
+  #reason(): string {
+    const dead = this.#runtime.dead;
+    return dead === undefined
+      ? "the policy set is being prepared in a fresh cedar-wasm instance"
+      : `cedar-wasm failed (${dead}); a fresh instance is being made`;
+  }
+
+  /** Replaces a dead instance, then prepares the set in force (the last good one) in the fresh one. */
+  #recover(): void {
+    this.#recovery ??= this.#runtime.recover().then(() => {
+      if (this.#runtime.dead !== undefined) return;
+      const state = this.#state;
+      const keys = ["*", ...state.prepared.keys()];
+      this.#current(state);
+      for (const key of new Set(keys)) this.#prepareSlice(state, key, this.#prefix);
+    }).catch(() => {
+      // The instance died again: the next caller starts another replacement.
+    }).finally(() => this.#recovery = undefined);
+  }
+
+  /** Forgets preparsed sets of an older cedar-wasm generation. */
+  #current(state: State): void {
+    if (state.generation === this.#runtime.generation) return;
+    state.prepared.clear();
+    state.generation = this.#runtime.generation;
+  }
+
+  /**
+   * Runs a cedar-wasm call for `source` while loading. A throw (the instance
+   * died on this text) refuses the text; the instance is replaced.
+   */
+  #cedar<T>(source: string, fn: (cedar: Cedar) => T): T {
+    if (this.#runtime.dead !== undefined) {
+      this.#recover();
+      throw new PolicyEngineUnavailableError(this.#reason());
+    }
+    try {
+      return this.#runtime.call(fn);
+    } catch (error) {
+      this.#recover();
+      throw new PolicyValidationError([{
+        source,
+        message: `cedar-wasm failed on this text (${describe(error)}); nothing changed`,
+      }], { cause: error });
+    }
   }
 
   /** The version of the set in force; it grows by one on every successful load. */
@@ -208,13 +365,14 @@ export class PolicyEngine {
    * @param sources Every source of the new set.
    * @returns The new version.
    * @throws {PolicyValidationError} With source, line and column; the running set stays in force.
+   * @throws {PolicyEngineUnavailableError} While cedar-wasm is being replaced; the running set stays in force.
    */
   load(sources: readonly PolicySource[]): number {
     const { parsed, fresh, names } = this.#prepare(sources);
     for (const source of fresh) this.#parsed.set(source.name, source);
     // Forget parses of sources that left the set.
     for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    const state = new State(this.#state.version + 1, [...sources], parsed);
+    const state = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation);
     state.inherit(this.#state);
     this.#state = state;
     return this.#state.version;
@@ -229,11 +387,12 @@ export class PolicyEngine {
    * @param probes Requests to decide on the candidate set (e.g. "can an admin still write policies?").
    * @returns The probes' decisions, in order.
    * @throws {PolicyValidationError} With source, line and column.
+   * @throws {PolicyEngineUnavailableError} While cedar-wasm is being replaced.
    */
   check(sources: readonly PolicySource[], probes: readonly AuthorizationRequest[] = []): Decision[] {
     const { parsed } = this.#prepare(sources);
     // A trial state with its own preparsed sets: the set in force is untouched.
-    const trial = new State(this.#state.version + 1, [...sources], parsed);
+    const trial = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation);
     return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
   }
 
@@ -242,6 +401,36 @@ export class PolicyEngine {
     const parsed: ParsedSource[] = [];
     const fresh: ParsedSource[] = [];
     const names = new Set<string>();
+    // Every bound, on every source, before any Cedar code sees any of them.
+    let bytes = 0;
+    let count = 0;
+    const scans = new Map<string, { bytes: number; ends: number[] }>();
+    for (const source of sources) {
+      const known = this.#parsed.get(source.name);
+      const scan = known && known.text === source.text ? known : scanCedarText(source.text);
+      if ("violation" in scan && scan.violation) {
+        const { line, column, message } = scan.violation;
+        problems.push({ source: source.name, line, column, message });
+        continue;
+      }
+      if (bytes + scan.bytes > POLICY_LIMITS.maxSetBytes) {
+        problems.push({
+          source: source.name,
+          ...position(source.text, Math.max(0, POLICY_LIMITS.maxSetBytes - bytes)),
+          message: `The policy set grows past ${POLICY_LIMITS.maxSetBytes} bytes here (maxSetBytes)`,
+        });
+      } else if (count + scan.ends.length > POLICY_LIMITS.maxPolicies) {
+        problems.push({
+          source: source.name,
+          ...position(source.text, scan.ends[POLICY_LIMITS.maxPolicies - count] ?? 0),
+          message: `The policy set grows past ${POLICY_LIMITS.maxPolicies} policies here (maxPolicies)`,
+        });
+      }
+      scans.set(source.name, scan);
+      bytes += scan.bytes;
+      count += scan.ends.length;
+    }
+    if (problems.length > 0) throw new PolicyValidationError(problems);
     for (const source of sources) {
       if (names.has(source.name)) {
         problems.push({ source: source.name, message: `Duplicate source name "${source.name}"` });
@@ -253,7 +442,7 @@ export class PolicyEngine {
         parsed.push(known);
         continue;
       }
-      const result = this.#parse(source);
+      const result = this.#parse(source, scans.get(source.name)!);
       if ("problems" in result) problems.push(...result.problems);
       else {
         parsed.push(result);
@@ -302,36 +491,74 @@ export class PolicyEngine {
   }
 
   #evaluate(state: State, request: AuthorizationRequest, prefix: string): Decision {
+    const refused = checkRequestValues([request.principal, request.resource, request.context]);
+    if (refused !== undefined) return this.#decide(state, "deny", [], [refused], false);
     const key = JSON.stringify([request.principal, request.action, request.resource, request.context]);
+    // A cached decision was made on this very version: it stays right while cedar-wasm is replaced.
     const hit = state.cache.get(key);
     if (hit) return { ...hit, cached: true };
-    const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
-    const sliceKey = state.slices.has(scope) ? scope : "*";
-    const setId = `${prefix}:${sliceKey}`;
-    let slice = state.prepared.get(sliceKey);
-    if (!slice) {
-      const policies = sliceKey === "*" ? state.global : { ...state.global, ...state.slices.get(sliceKey) };
-      const prepared = cedar.preparsePolicySet(setId, { staticPolicies: policies });
-      if (prepared.type !== "success") {
-        return this.#decide(state, "deny", [], prepared.errors.map((e) => e.message), false);
-      }
-      // Each entity costs cedar-wasm 15-50 µs: pass the principal only to
-      // slices whose policies read its attributes.
-      slice = { principalAttrs: Object.values(policies).some((text) => text.includes("principal.")) };
-      state.prepared.set(sliceKey, slice);
+    if (this.#runtime.dead !== undefined || this.#recovery !== undefined) {
+      this.#recover();
+      return this.#unavailable(state, this.#reason());
     }
-    const answer = cedar.statefulIsAuthorized({
-      preparsedPolicySetId: setId,
-      principal: request.principal.uid,
-      action: { type: "Action", id: request.action },
-      resource: request.resource.uid,
-      context: request.context,
-      entities: slice.principalAttrs ? [request.principal, request.resource] : [request.resource],
-    } as unknown as cedar.StatefulAuthorizationCall);
-    const decision = this.#fromAnswer(state, answer);
-    if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
-    state.cache.set(key, decision);
+    let decision: Decision;
+    try {
+      this.#current(state);
+      const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
+      const sliceKey = state.slices.has(scope) ? scope : "*";
+      const slice = this.#prepareSlice(state, sliceKey, prefix);
+      if ("errors" in slice) return this.#decide(state, "deny", [], slice.errors, false);
+      const answer = this.#runtime.call((cedar) =>
+        cedar.statefulIsAuthorized({
+          preparsedPolicySetId: `${prefix}:${sliceKey}`,
+          principal: request.principal.uid,
+          action: { type: "Action", id: request.action },
+          resource: request.resource.uid,
+          context: request.context,
+          entities: slice.principalAttrs ? [request.principal, request.resource] : [request.resource],
+        } as unknown as cedar.StatefulAuthorizationCall)
+      );
+      // A set prepared in this instance that it no longer knows: its state is gone.
+      if (answer.type !== "success" && answer.errors.some((e) => e.message.includes(`${prefix}:${sliceKey}`))) {
+        this.#runtime.kill(`cedar-wasm lost a prepared policy set: ${answer.errors[0]?.message}`);
+        this.#recover();
+        return this.#unavailable(state, this.#reason());
+      }
+      decision = this.#fromAnswer(state, answer);
+    } catch (error) {
+      this.#recover();
+      return this.#unavailable(state, `cedar-wasm failed (${describe(error)}); a fresh instance is being made`);
+    }
+    if (key.length <= MAX_CACHED_KEY) {
+      if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
+      state.cache.set(key, decision);
+    }
     return decision;
+  }
+
+  /** The slice's preparsed set in cedar-wasm, preparsed on first use in each instance. */
+  #prepareSlice(state: State, sliceKey: string, prefix: string): { principalAttrs: boolean } | { errors: string[] } {
+    const known = state.prepared.get(sliceKey);
+    if (known) return known;
+    const policies = sliceKey === "*" ? state.global : { ...state.global, ...state.slices.get(sliceKey) };
+    const prepared = this.#runtime.call((cedar) =>
+      cedar.preparsePolicySet(`${prefix}:${sliceKey}`, { staticPolicies: policies })
+    );
+    if (prepared.type !== "success") return { errors: prepared.errors.map((e) => e.message) };
+    // Each entity costs cedar-wasm 15-50 µs: pass the principal only to
+    // slices whose policies read its attributes.
+    const slice = { principalAttrs: Object.values(policies).some((text) => text.includes("principal.")) };
+    state.prepared.set(sliceKey, slice);
+    return slice;
+  }
+
+  /** Fail closed: a deny that says the engine could not decide; never cached. */
+  #unavailable(state: State, reason: string): Decision {
+    return {
+      ...this.#decide(state, "deny", [], [reason], false),
+      reason: `not decided: ${reason}`,
+      unavailable: reason,
+    };
   }
 
   /**
@@ -340,17 +567,30 @@ export class PolicyEngine {
    */
   authorizeUncached(request: AuthorizationRequest): Decision {
     const state = this.#state;
+    const refused = checkRequestValues([request.principal, request.resource, request.context]);
+    if (refused !== undefined) return this.#decide(state, "deny", [], [refused], false);
+    if (this.#runtime.dead !== undefined) {
+      this.#recover();
+      return this.#unavailable(state, this.#reason());
+    }
     const staticPolicies: Record<string, string> = {};
     for (const policy of state.policies.values()) staticPolicies[policy.id] = policy.text;
-    const answer = cedar.isAuthorized({
-      principal: request.principal.uid,
-      action: { type: "Action", id: request.action },
-      resource: request.resource.uid,
-      context: request.context,
-      policies: { staticPolicies },
-      entities: [request.principal, request.resource],
-    } as unknown as cedar.AuthorizationCall);
-    return this.#fromAnswer(state, answer);
+    try {
+      const answer = this.#runtime.call((cedar) =>
+        cedar.isAuthorized({
+          principal: request.principal.uid,
+          action: { type: "Action", id: request.action },
+          resource: request.resource.uid,
+          context: request.context,
+          policies: { staticPolicies },
+          entities: [request.principal, request.resource],
+        } as unknown as cedar.AuthorizationCall)
+      );
+      return this.#fromAnswer(state, answer);
+    } catch (error) {
+      this.#recover();
+      return this.#unavailable(state, `cedar-wasm failed (${describe(error)}); a fresh instance is being made`);
+    }
   }
 
   /** A decision from cedar-wasm's answer; a failed evaluation denies, with its errors. */
@@ -396,11 +636,12 @@ export class PolicyEngine {
         where.set(policy.id, { source, index });
       });
     }
-    const validation = cedar.validate({
-      schema: this.#schema,
-      policies: { staticPolicies },
-      validationSettings: { mode: "strict" },
-    } as unknown as cedar.ValidationCall);
+    const validation = this.#cedar("(policy set)", (cedar) =>
+      cedar.validate({
+        schema: this.#schema,
+        policies: { staticPolicies },
+        validationSettings: { mode: "strict" },
+      } as unknown as cedar.ValidationCall));
     if (validation.type !== "success") {
       return validation.errors.map((e) => ({ source: "(policy set)", message: e.message }));
     }
@@ -416,7 +657,7 @@ export class PolicyEngine {
     });
   }
 
-  #parse(source: PolicySource): ParsedSource | { problems: PolicyProblem[] } {
+  #parse(source: PolicySource, scan: { bytes: number; ends: number[] }): ParsedSource | { problems: PolicyProblem[] } {
     const fail = (errors: cedar.DetailedError[], base = 0, policyId?: string) => ({
       problems: errors.map((e) => ({
         source: source.name,
@@ -425,7 +666,7 @@ export class PolicyEngine {
         message: e.message,
       })),
     });
-    const parts = cedar.policySetTextToParts(source.text);
+    const parts = this.#cedar(source.name, (cedar) => cedar.policySetTextToParts(source.text));
     if (parts.type !== "success") return fail(parts.errors);
     const policies: PolicyInfo[] = [];
     const scopes = new Map<string, string>();
@@ -435,7 +676,7 @@ export class PolicyEngine {
     for (const [index, text] of parts.policies.entries()) {
       const offset = Math.max(0, source.text.indexOf(text, cursor));
       cursor = offset + text.length;
-      const json = cedar.policyToJson(text);
+      const json = this.#cedar(source.name, (cedar) => cedar.policyToJson(text));
       if (json.type !== "success") return fail(json.errors, offset);
       const est = json.json as unknown as {
         effect: "permit" | "forbid";
@@ -456,7 +697,8 @@ export class PolicyEngine {
         for (const host of hosts) namedHosts.push(`${scopes.get(id)} ${host}`);
       }
     }
-    return { name: source.name, text: source.text, policies, scopes, namedHosts, offsets };
+    const { bytes, ends } = scan;
+    return { name: source.name, text: source.text, bytes, ends, policies, scopes, namedHosts, offsets };
   }
 }
 

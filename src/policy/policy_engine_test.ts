@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { compileGrants } from "./compile_grants.ts";
+import { POLICY_LIMITS, scanCedarText } from "./_bounds.ts";
+import { CedarRuntime } from "./_cedar_instance.ts";
 import { PolicyValidationError } from "./errors.ts";
-import { type AuthorizationRequest, PolicyEngine } from "./policy_engine.ts";
+import { type AuthorizationRequest, PolicyEngine, PolicyEngineUnavailableError } from "./policy_engine.ts";
 import { hostEntity, keyEntity, pathEntity, pluginEntity, runtimeEntity } from "./resources.ts";
 
 const schema = await Deno.readTextFile(new URL("../../policies/keycard.cedarschema", import.meta.url));
@@ -196,4 +198,183 @@ Deno.test("PolicyEngine.load() keeps unchanged slices and decides on the new set
     { name: "ops.cedar", text: '@id("ops.quiet") forbid (principal, action == Action::"clock.now", resource);' },
   ]);
   assert.equal(engine.authorize(clock("a")).reason, "forbidden by ops.quiet");
+});
+
+// Bounds and recovery (issue "Hostile at every door", finding 1).
+const when = (condition: string) =>
+  `permit (principal, action == Action::"fs.read", resource) when {\n  ${condition}\n};`;
+const clockFor = (name: string): AuthorizationRequest => ({
+  principal: plugin(name),
+  action: "clock.now",
+  resource: runtimeEntity("clock"),
+  context: { caller: "" },
+});
+
+Deno.test("PolicyEngine.load() refuses text past each bound with source, line, column and the bound, before Cedar", async () => {
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
+  const L = POLICY_LIMITS;
+  const chain = (n: number, op: string, term: string) => Array(n + 1).fill(term).join(op);
+  // Each case: the text, the bound, and the token its line and column must point at.
+  const cases: [string, string, keyof typeof L, string][] = [
+    ["brackets", when("(".repeat(150) + "true" + ")".repeat(150)), "maxNesting", "("],
+    ["sets", when("[".repeat(L.maxNesting) + "1" + "]".repeat(L.maxNesting) + " == [1]"), "maxNesting", "["],
+    ["records", when("{a: ".repeat(40) + "1" + "}".repeat(40) + " == {a: 1}"), "maxNesting", "{"],
+    ["&&", when(chain(6000, " && ", "true")), "maxLogicalChain", "&&"],
+    ["||", when(chain(L.maxLogicalChain + 1, " || ", "true")), "maxLogicalChain", "||"],
+    ["+", when(chain(L.maxOperatorChain + 1, " + ", "1") + " == 1"), "maxOperatorChain", "+"],
+    ["*", when(chain(L.maxOperatorChain + 1, " * ", "1") + " == 1"), "maxOperatorChain", "*"],
+    ["!", when("!(".repeat(L.maxUnaryChain + 1) + "true" + ")".repeat(L.maxUnaryChain + 1)), "maxUnaryChain", "!"],
+    [
+      "-",
+      when("-(".repeat(L.maxUnaryChain + 1) + "1" + ")".repeat(L.maxUnaryChain + 1) + " == 1"),
+      "maxUnaryChain",
+      "-",
+    ],
+    [
+      "if",
+      when("if true then ".repeat(L.maxIfNesting + 1) + "true" + " else false".repeat(L.maxIfNesting + 1)),
+      "maxIfNesting",
+      "if",
+    ],
+    ["else if", when("if true then true else ".repeat(L.maxIfNesting + 1) + "true"), "maxIfNesting", "if"],
+    [".", when("context" + ".a".repeat(L.maxMemberChain + 1) + ' == ""'), "maxMemberChain", "."],
+    ["()", when('ip("1.2.3.4")' + ".isIpv4()".repeat(L.maxMemberChain + 1)), "maxMemberChain", "."],
+    ["[]", when("context" + '["a"]'.repeat(L.maxMemberChain + 1) + ' == ""'), "maxMemberChain", "["],
+    ["like", when(`context.caller like "${"*a".repeat(L.maxStringLength)}"`), "maxStringLength", '"'],
+    ["size", "// x\n" + " ".repeat(L.maxSourceBytes), "maxSourceBytes", " "],
+  ];
+  for (const [name, text, bound, token] of cases) {
+    assert.throws(() => engine.load([{ name: "base.cedar", text: base }, { name: "ops.cedar", text }]), (error) => {
+      assert.ok(error instanceof PolicyValidationError, `${name}: ${error}`);
+      assert.equal(error.source, "ops.cedar", name);
+      assert.match(error.message, new RegExp(`\\(${bound}\\)`), name);
+      assert.equal(error.line, 2, `${name}: ${error.message}`);
+      const at = text.split("\n")[1]!.slice(error.column! - 1);
+      assert.ok(at.startsWith(token), `${name}: column ${error.column} points at ${JSON.stringify(at.slice(0, 10))}`);
+      return true;
+    });
+  }
+  // Nothing changed, and the engine still decides.
+  assert.equal(engine.version, 1);
+  assert.equal(engine.health().ready, true);
+  assert.equal(engine.authorize(clockFor("p")).decision, "deny");
+});
+
+Deno.test("PolicyEngine.load() bounds a whole set: policies and bytes across sources", async () => {
+  const engine = await PolicyEngine.create({ schema });
+  const one = (i: number) => `@id("p${i}") permit (principal, action == Action::"clock.now", resource);\n`;
+  const half = Math.ceil(POLICY_LIMITS.maxPolicies / 2);
+  const a = Array.from({ length: half }, (_, i) => one(i)).join("");
+  const b = Array.from({ length: half + 1 }, (_, i) => one(half + i)).join("");
+  assert.throws(() => engine.load([{ name: "a.cedar", text: a }, { name: "b.cedar", text: b }]), (error) => {
+    assert.ok(error instanceof PolicyValidationError);
+    assert.match(error.message, /maxPolicies/);
+    assert.deepEqual([error.source, error.line], ["b.cedar", POLICY_LIMITS.maxPolicies - half + 1]);
+    return true;
+  });
+  const filler = "// " + "x".repeat(POLICY_LIMITS.maxSourceBytes - 10) + "\n";
+  const many = Array.from({ length: POLICY_LIMITS.maxSetBytes / filler.length + 1 }, (_, i) => ({
+    name: `f${i}.cedar`,
+    text: filler,
+  }));
+  assert.throws(() => engine.load(many), /maxSetBytes/);
+  assert.equal(engine.version, 1);
+});
+
+Deno.test("A policy at every bound at once passes the scan, and cedar-wasm survives all it does with it", async () => {
+  const L = POLICY_LIMITS;
+  // Member accesses, unary operators, ifs, arithmetic, brackets and && all at their bounds on one path.
+  let inner = "context" + '["caller"]' + ".isEmpty()".repeat(L.maxMemberChain - 1);
+  inner = "!!!!(" + "!".repeat(L.maxUnaryChain - 4) + "(" + inner + "))";
+  inner = "if true then ".repeat(L.maxIfNesting) + inner + " else false".repeat(L.maxIfNesting);
+  const arithmetic = Array(L.maxOperatorChain).fill("1").join(" + ") + " == 1";
+  let text = `(${inner}) && ${arithmetic}`;
+  const wraps = L.maxNesting - 5;
+  for (let depth = 0; depth < wraps; depth++) text = `(true && ${text})`;
+  text += " && true".repeat(L.maxLogicalChain - wraps - 1);
+  const policy = when(text) + "\n" + when(`context.caller like "${"*".repeat(L.maxStringLength)}"`);
+  assert.equal(scanCedarText(policy).violation, undefined);
+  const runtime = await CedarRuntime.shared();
+  await runtime.recover();
+  const request = {
+    principal: { type: "Plugin", id: "p" },
+    action: { type: "Action", id: "fs.read" },
+    resource: { type: "File", id: "/a" },
+    context: { caller: "" },
+    entities: [],
+  };
+  runtime.call((cedar) => {
+    const parts = cedar.policySetTextToParts(policy);
+    assert.equal(parts.type, "success");
+    for (const part of parts.type === "success" ? parts.policies : []) cedar.policyToJson(part);
+    cedar.validate({ schema, policies: { staticPolicies: policy }, validationSettings: { mode: "strict" } } as never);
+    assert.equal(cedar.preparsePolicySet("bounds-test", { staticPolicies: policy }).type, "success");
+    cedar.statefulIsAuthorized({ preparsedPolicySetId: "bounds-test", ...request } as never);
+  });
+  assert.equal(runtime.dead, undefined);
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
+  assert.equal(engine.health().ready, true);
+});
+
+Deno.test("PolicyEngine.authorize() refuses a request nested past the bound, as a deny that says so", async () => {
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
+  let deep: unknown = "x";
+  for (let i = 0; i < 200; i++) deep = { a: deep };
+  const decision = engine.authorize({ ...clockFor("p"), context: { caller: "", deep } });
+  assert.equal(decision.decision, "deny");
+  assert.match(decision.errors[0]!, /maxRequestDepth/);
+  const wide = engine.authorize({ ...clockFor("p"), context: { caller: "", wide: Array(20_000).fill(1) } });
+  assert.match(wide.errors[0]!, /maxRequestValues/);
+  assert.equal(engine.health().ready, true);
+});
+
+Deno.test("PolicyEngine survives a killed cedar-wasm: fails closed, reports not ready, then decides correctly", async () => {
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [
+      { name: "base.cedar", text: base },
+      { name: "grants/a", text: compileGrants("a", [{ "clock.now": {} }, { "fs.read": { dir: "data" } }]) },
+    ],
+  });
+  const read = (path: string): AuthorizationRequest => ({
+    principal: plugin("a"),
+    action: "fs.read",
+    resource: pathEntity(path, "File"),
+    context: { caller: "" },
+  });
+  assert.equal(engine.authorize(clockFor("a")).decision, "allow");
+  const runtime = await CedarRuntime.shared();
+  const restarts = runtime.restarts;
+  // What hostile text did before the bounds: 150 nested parentheses, straight into cedar-wasm.
+  assert.throws(() => runtime.unguarded.policySetTextToParts(when("(".repeat(150) + "true" + ")".repeat(150))));
+  // The engine does not know yet; its next uncached decision finds out and fails closed.
+  const broken = engine.authorize(read("/data/x.txt"));
+  assert.deepEqual([broken.decision, broken.cached], ["deny", false]);
+  assert.match(broken.unavailable ?? "", /cedar-wasm failed \(RuntimeError: memory access out of bounds\)/);
+  assert.match(broken.reason, /^not decided: /);
+  const health = engine.health();
+  assert.equal(health.ready, false);
+  assert.match(health.reason ?? "", /cedar-wasm failed/);
+  assert.ok(engine.authorize(read("/data/y.txt")).unavailable, "still failing closed");
+  const ops = { name: "ops.cedar", text: '@id("ops.1") forbid (principal, action == Action::"fs.read", resource);' };
+  assert.throws(() => engine.load([...engine.sources(), ops]), PolicyEngineUnavailableError);
+  // A decision made before the failure is still right: the cache answers it.
+  assert.deepEqual([engine.authorize(clockFor("a")).decision, engine.authorize(clockFor("a")).cached], ["allow", true]);
+  await engine.whenReady();
+  assert.deepEqual(engine.health(), { ready: true, restarts: restarts + 1 });
+  assert.equal(engine.authorize(read("/data/x.txt")).decision, "allow");
+  assert.equal(engine.authorize(read("/etc/passwd")).decision, "deny");
+  assert.equal(engine.authorize(clockFor("b")).reason, "denied by default");
+  assert.equal(engine.load([...engine.sources(), ops]), 2);
+  assert.equal(engine.authorize(read("/data/x.txt")).reason, "forbidden by ops.1");
+});
+
+Deno.test("PolicyEngine.health() finds a dead cedar-wasm by itself and recovers", async () => {
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
+  const runtime = await CedarRuntime.shared();
+  assert.throws(() => runtime.unguarded.policyToJson(when(Array(6001).fill("true").join(" && "))));
+  assert.equal(engine.health().ready, false);
+  await engine.whenReady();
+  assert.equal(engine.health().ready, true);
+  assert.equal(engine.authorize(clockFor("a")).reason, "denied by default");
 });
