@@ -98,7 +98,8 @@ export function _openSandbox(options: _SandboxOptions): _Sandbox {
     const fs = await FsCapability.open(`${dir}/files`);
     const kv = await KvStore.open(`${dir}/kv.sqlite`);
     cleanups.push(() => kv.close());
-    const audit = new AuditLog({ ringSize: 1 });
+    // Every decision its own event: the footprint is read at once, not after an aggregation window.
+    const audit = new AuditLog({ ringSize: 1, aggregate: false });
     cleanups.push(() => audit.close());
     audit.subscribe((event) => events.push(event));
     return createHostFunctions({
@@ -114,10 +115,12 @@ export function _openSandbox(options: _SandboxOptions): _Sandbox {
   const prepare = () => world ??= build();
 
   const hostFunctions = Object.fromEntries(
-    HOST_FUNCTION_NAMES.map((name): [string, HostFunction<CallerContext>] => [
-      name,
-      async (input, context) => (await prepare())[name]!(input, context),
-    ]),
+    HOST_FUNCTION_NAMES.map((name): [string, HostFunction<CallerContext>] => {
+      const call: HostFunction<CallerContext> = async (input, context) => (await prepare())[name]!(input, context);
+      // Calls refused past the hostCalls cap are counted too; a refusal implies a call, so the world exists.
+      call.refused = (context, refusal) => void prepare().then((world) => world[name]!.refused?.(context, refusal));
+      return [name, call];
+    }),
   );
   const host = new PluginHost<CallerContext>({ hostFunctions, limits: options.limits, spareWorkers: 0 });
 

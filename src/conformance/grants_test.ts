@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { denoCommand, examplePlugin, watFixture } from "../../tests/_test_utils.ts";
+import { compileWat } from "../../tests/_wat.ts";
 import { parseManifest } from "../registry/mod.ts";
 import { formatReport } from "./format_report.ts";
 import { type Check, type ConformanceReport, runConformance } from "./run_conformance.ts";
@@ -119,4 +120,30 @@ Deno.test({
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("runConformance() counts every host call in the footprint, those refused past the hostCalls cap too", async () => {
+  const wasm = await compileWat(`(module
+    (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+    (import "extism:host/env" "free" (func $free (param i64)))
+    (import "extism:host/user" "keycard_clock_now" (func $now (param i64) (result i64)))
+    (memory (export "memory") 1)
+    (func (export "twenty") (result i32) (local $i i32) (local $request i64)
+      (local.set $request (call $alloc (i64.const 0)))
+      (loop $more
+        (call $free (call $now (local.get $request)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $more (i32.lt_u (local.get $i) (i32.const 20))))
+      (i32.const 0)))`);
+  const manifest = parseManifest("name: twenty\nexports: [{ name: twenty }]\ncapabilities: [clock.now]\n", "t.yaml");
+  const report = await runConformance(wasm, { manifest, limits: { hostCalls: 5 } });
+  // 5 decided by Cedar on Runtime::"clock", 15 refused by the runtime before any request was read.
+  assert.deepEqual(
+    report.footprint.map(({ action, resource, count, allowed }) => ({ action, resource, count, allowed })),
+    [
+      { action: "clock.now", resource: 'Runtime::"clock"', count: 5, allowed: 0 },
+      { action: "clock.now", resource: "(unresolved)", count: 15, allowed: 0 },
+    ],
+  );
+  assert.match(check(report, "privileges.none").detail, /20 host call attempts were denied/);
 });

@@ -513,23 +513,28 @@ async function _callDescribe(sandbox: _Sandbox, plugin: string): Promise<Describ
   }
 }
 
-function _footprint(
-  events: readonly { action: string; resource: string; decision: string }[],
-  manifest: Manifest | undefined,
-): FootprintEntry[] {
+/** An audit event as the checks read it; `count` when it stands for several decisions (e.g. calls past the cap). */
+type Decided = { action: string; resource: string; decision: string; count?: number };
+
+/** Decisions an event stands for. */
+function _decisions(events: readonly Decided[]): number {
+  return events.reduce((sum, e) => sum + (e.count ?? 1), 0);
+}
+
+function _footprint(events: readonly Decided[], manifest: Manifest | undefined): FootprintEntry[] {
   const byKey = new Map<string, FootprintEntry>();
-  for (const { action, resource, decision } of events) {
+  for (const { action, resource, decision, count = 1 } of events) {
     const key = `${action}\0${resource}`;
     const entry = byKey.get(key);
-    const allowed = decision === "allow" ? 1 : 0;
+    const allowed = decision === "allow" ? count : 0;
     if (entry) {
-      entry.count++;
+      entry.count += count;
       entry.allowed += allowed;
     } else {
       byKey.set(key, {
         action,
         resource,
-        count: 1,
+        count,
         allowed,
         declared: manifest?.capabilities.includes(action) ?? false,
       });
@@ -538,13 +543,13 @@ function _footprint(
   return [...byKey.values()];
 }
 
-function _checkPrivileges(events: readonly { action: string; resource: string; decision: string }[]): Outcome {
+function _checkPrivileges(events: readonly Decided[]): Outcome {
   const allowed = events.filter((e) => e.decision === "allow");
   if (allowed.length > 0) {
     const names = [...new Set(allowed.map((e) => `${e.action} ${e.resource}`))];
     return {
       passed: false,
-      detail: `${_count(allowed.length, "host call was", "host calls were")} allowed under an empty grant: ` +
+      detail: `${_count(_decisions(allowed), "host call was", "host calls were")} allowed under an empty grant: ` +
         names.join(", "),
     };
   }
@@ -552,17 +557,17 @@ function _checkPrivileges(events: readonly { action: string; resource: string; d
     passed: true,
     detail: events.length === 0
       ? "No host calls attempted"
-      : `${_all(events.length, "host call attempt was", "host call attempts were")} denied`,
+      : `${_all(_decisions(events), "host call attempt was", "host call attempts were")} denied`,
   };
 }
 
-function _checkGranted(events: readonly { action: string; resource: string; decision: string }[]): Outcome {
+function _checkGranted(events: readonly Decided[]): Outcome {
   const refused = events.filter((e) => e.decision !== "allow");
   if (refused.length > 0) {
     const names = [...new Set(refused.map((e) => `${e.action} ${e.resource}`))];
     return {
       passed: false,
-      detail: `${_count(refused.length, "host call was", "host calls were")} denied: its grants do not permit ` +
+      detail: `${_count(_decisions(refused), "host call was", "host calls were")} denied: its grants do not permit ` +
         names.join(", "),
     };
   }
@@ -570,7 +575,7 @@ function _checkGranted(events: readonly { action: string; resource: string; deci
     passed: true,
     detail: events.length === 0
       ? "No host calls attempted"
-      : `${_all(events.length, "host call was", "host calls were")} permitted by its grants`,
+      : `${_all(_decisions(events), "host call was", "host calls were")} permitted by its grants`,
   };
 }
 
