@@ -64,6 +64,7 @@ export {
   pathEntity,
   pluginEntity,
   PolicyEngine,
+  PolicyEngineUnavailableError,
   PolicyValidationError,
   runtimeEntity,
 } from "./src/policy/mod.ts";
@@ -75,6 +76,7 @@ export type {
   Grant,
   GrantKinds,
   PluginPrincipal,
+  PolicyEngineHealth,
   PolicyEngineOptions,
   PolicyInfo,
   PolicyProblem,

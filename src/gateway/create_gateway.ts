@@ -293,7 +293,12 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   const services: GatewayServices = {
     authenticate: (token) => clients.get(sha256Hex(token)),
-    authorize: (request) => engine.authorize(request),
+    authorize: (request) => {
+      const decision = engine.authorize(request);
+      // The engine could not decide (cedar-wasm is being replaced): a 503, never a 403 that blames the client.
+      if (decision.unavailable !== undefined) throw new ProblemError("not-ready", decision.reason);
+      return decision;
+    },
     pluginResource(name): Entity {
       const loaded = host.plugins().find((p) => p.name === name);
       return pluginEntity({ name, version: loaded?.version ?? "", sha256: loaded?.sha256 ?? "" });
@@ -409,7 +414,14 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       }),
     audit,
     stats: () => host.stats(),
-    ready: () => ready,
+    // Not ready while the policy engine cannot decide: /readyz answers the 503 problem with the engine's reason.
+    ready: () => {
+      const health = engine.health();
+      if (ready && !health.ready) {
+        throw new ProblemError("not-ready", `The policy engine cannot decide: ${health.reason}`);
+      }
+      return ready;
+    },
     startFailures: () => failures,
     maxBodyBytes: config.server.maxBodyBytes,
     // One count of failed authentications per address for the API, /metrics and token routes.

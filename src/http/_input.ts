@@ -121,33 +121,6 @@ export function nestingDepth(text: string): number {
   return deepest;
 }
 
-/**
- * The deepest nesting of `(`, `[` and `{` in Cedar text, outside strings and
- * comments. cedar-wasm's parser recurses: a policy nested ~150 deep overflows
- * its stack and leaves the instance dead, every later decision failing
- * (shared/NOTES.md), so depth is bounded before the engine sees the text.
- */
-export function cedarNesting(text: string): { depth: number; line: number; column: number } {
-  let depth = 0;
-  let deepest = { depth: 0, line: 1, column: 1 };
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === "\n") {
-      line++;
-      lineStart = i + 1;
-    } else if (ch === '"') {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
-    } else if (ch === "/" && text[i + 1] === "/") {
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
-    } else if (ch === "(" || ch === "[" || ch === "{") {
-      if (++depth > deepest.depth) deepest = { depth, line, column: i - lineStart + 1 };
-    } else if (ch === ")" || ch === "]" || ch === "}") depth--;
-  }
-  return deepest;
-}
-
 /** An upload: a module, and its manifest text when one was sent. */
 export interface Upload {
   wasm: Uint8Array;

@@ -242,10 +242,11 @@ export function scanCedarText(text: string, limits: Readonly<PolicyLimits> = POL
         violation = over(i);
       }
       if (!violation && stack.length > limits.maxNesting) {
+        const deepest = stack.length - 1 + deepestBrackets(text, i);
         return scan({
           ...at(i),
           bound: "maxNesting",
-          message: `The policy nests brackets ${stack.length} deep; the limit is ${limits.maxNesting} (maxNesting)`,
+          message: `The policy nests ${deepest} levels of brackets; the limit is ${limits.maxNesting} (maxNesting)`,
         });
       }
       stack.push(top = frame());
@@ -338,6 +339,22 @@ function offsetOfByte(text: string, byte: number): number {
     if (bytes > byte) return i;
   }
   return text.length;
+}
+
+/** How much deeper than at `from` brackets nest from there on, outside strings and comments. */
+function deepestBrackets(text: string, from: number): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = from; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    } else if (ch === "/" && text[i + 1] === "/") {
+      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
+    } else if (ch === "(" || ch === "[" || ch === "{") deepest = Math.max(deepest, ++depth);
+    else if (ch === ")" || ch === "]" || ch === "}") depth--;
+  }
+  return deepest;
 }
 
 /** Line and column (1-based) of an offset. */
