@@ -1,8 +1,9 @@
 // Bounds on Cedar text and on requests, checked by scans that never recurse,
 // before cedar-wasm sees anything. cedar-wasm recurses on nesting: past a depth
 // it overflows its stack and the instance is dead (shared/NOTES.md). Measured
-// on cedar-wasm 4.13.0 (bench/policy_bounds.ts; the smallest depth that broke
-// policySetTextToParts, policyToJson, strict validate or preparse + decide):
+// on cedar-wasm 4.13.0 (a bisection, one fresh instance per try, for the smallest
+// depth that broke policySetTextToParts, policyToJson, strict validate or
+// preparse + decide, or left the instance answering a known set wrongly):
 //   brackets ( [ {: 120-132 | && and ||: 2,592 | + - * and comparisons: 364 |
 //   if/then/else: 368 | member chains (.a, .f(), [..]): 292 | ! and -: >131,072 |
 //   records or sets in a request's context or attributes: 124-126.
