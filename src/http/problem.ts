@@ -1,5 +1,5 @@
 import { ConfigError } from "../config/mod.ts";
-import { GrantError, PolicyValidationError } from "../policy/mod.ts";
+import { GrantError, PolicyEngineUnavailableError, PolicyValidationError } from "../policy/mod.ts";
 import { ManifestError, PluginIdError, RegistryError } from "../registry/mod.ts";
 import {
   PluginDeadlineError,
@@ -144,6 +144,7 @@ function translate(error: unknown): { body: Problem; headers: Record<string, str
     const where = { code: error.code, plugin: error.plugin, version: error.version };
     return answer(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, where);
   }
+  if (error instanceof PolicyEngineUnavailableError) return answer("not-ready", error.message);
   if (error instanceof PolicyValidationError) {
     return answer("invalid-policy", error.message, {
       source: error.source,
