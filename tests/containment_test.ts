@@ -251,3 +251,54 @@ Deno.test("invoke() refuses an input over the input limit before queuing", () =>
       (error: unknown) => error instanceof PluginLimitError && error.limit === "inputBytes",
     );
   }));
+
+Deno.test("invoke() replaces a worker after its instantiation budget, so the memory its trapped instances held is released", async () => {
+  // Each trap leaves a 16 MiB memory the worker isolate keeps until its own
+  // GC runs; ending the worker every few instantiations releases it (the
+  // RSS numbers are in bench/soak.ts).
+  await using host = new PluginHost({ limits: { deadlineMs: 5000 }, recycle: { instantiations: 3 } });
+  await host.load(await watFixture("fill_trap"), { name: "fill", limits: { instances: 1 } });
+  for (let i = 0; i < 6; i++) await assert.rejects(() => host.invoke("fill", "fill"), PluginTrapError);
+  // load's instantiation, then 2 replacements in the same worker, then a new worker, twice.
+  assert.equal(host.stats().replaced, 6);
+  assert.equal(host.stats().recycled, 2);
+  await assert.rejects(() => host.invoke("fill", "fill"), PluginTrapError);
+  assert.equal(host.stats().instances, 1);
+  assert.equal(host.stats().stuckWorkers, 0);
+});
+
+Deno.test("invoke() replaces a worker after its call budget and goes on answering", async () => {
+  await using host = new PluginHost({ recycle: { calls: 5 } });
+  await host.load(await examplePlugin("hello"), { name: "hello", limits: { instances: 1 } });
+  for (let i = 0; i < 12; i++) {
+    assert.equal(decoder.decode(await host.invoke("hello", "greet", `${i}`)), `Hello, ${i}!`);
+  }
+  assert.equal(host.stats().recycled, 2);
+  assert.equal(host.stats().replaced, 0);
+  assert.equal(host.stats().instances, 1);
+});
+
+Deno.test("invoke() answers at the deadline while a new instance's worker boots, and the instance still starts", async () => {
+  // No spare worker: the second instance needs a worker boot (tens of ms).
+  await using host = new PluginHost({
+    spareWorkers: 0,
+    limits: { deadlineMs: 5000 },
+    hostFunctions: {
+      keycard_test_sleep: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return new Uint8Array();
+      },
+    },
+  });
+  await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 } });
+  const busy = host.invoke("exclusive", "enter");
+  await assert.rejects(() => host.invoke("exclusive", "enter", "", { deadlineMs: 1 }), PluginDeadlineError);
+  // The caller heard before the instance it needed was up.
+  assert.equal(host.stats().starting, 1);
+  await busy;
+  // The instance goes on starting for the calls after it (each call succeeds on one instance or the other).
+  assert.equal(host.stats().instances, 2);
+  const both = await Promise.all([host.invoke("exclusive", "enter"), host.invoke("exclusive", "enter")]);
+  assert.equal(both.length, 2);
+  assert.equal(host.stats().replaced, 0);
+});

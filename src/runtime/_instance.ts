@@ -91,6 +91,10 @@ export class Instance {
   readonly spec: InstanceSpec;
   /** Data of the call in flight, read by host calls. */
   current: unknown;
+  /** Instantiations in this worker so far (the first and each replacement). */
+  instantiations = 0;
+  /** Calls this worker has served. */
+  calls = 0;
   #server: BridgeServer | undefined;
   #interrupt: Int32Array | undefined;
   #pending: ((reply: WorkerReply) => void) | undefined;
@@ -120,6 +124,7 @@ export class Instance {
     await this.shell.booted;
     // The host may have closed while the worker booted: start nothing then.
     if (this.#terminated) return { ok: false, kind: "trap", message: "The plugin instance was terminated" };
+    this.instantiations++;
     // A worker that is serving calls takes no messages until it leaves.
     this.#channel?.leave();
     this.#channel = undefined;
@@ -172,6 +177,7 @@ export class Instance {
     const channel = this.#channel;
     const server = this.#server;
     if (!channel || !server) return { ok: false, kind: "trap", message: "The plugin instance is not ready" };
+    this.calls++;
     this.#expired = false;
     const timer = setTimeout(() => {
       this.#expired = true;

@@ -103,6 +103,18 @@ export interface PluginHostOptions<C = unknown> {
   };
   /** Booted workers kept warm so a load or a new instance does not wait for a worker start. @default {1} */
   spareWorkers?: number;
+  /**
+   * When a plugin's worker is ended and replaced by a fresh one, which frees
+   * everything its isolate held. The worker already has V8 collect each
+   * instance it drops (see _worker.ts); this bounds what a long-lived
+   * isolate may gather besides.
+   */
+  recycle?: {
+    /** Instantiations in one worker (the first and each replacement) before the worker is replaced. @default {64} */
+    instantiations?: number;
+    /** Calls served by one worker before it is replaced. @default {100000} */
+    calls?: number;
+  };
 }
 
 /** Options of {@linkcode PluginHost.load}. */
@@ -171,6 +183,8 @@ export interface HostStats {
   instances: number;
   /** Instances running a call now. */
   busy: number;
+  /** Instances starting now (worker boot, instantiation, start code), counted in `instances` and `busy` too. */
+  starting: number;
   /** Booted workers kept warm for the next load or instance. */
   spares: number;
   /** Calls waiting for a slot now, in the global and per-plugin queues. */
@@ -181,6 +195,8 @@ export interface HostStats {
   replaced: number;
   /** Calls refused with `SaturatedError` since the host started. */
   rejected: number;
+  /** Workers ended and replaced by fresh ones after their budget (`recycle`), so their memory is released. */
+  recycled: number;
 }
 
 /** The functions of Extism's `extism:host/env` ABI that keycard provides to plugins. */
@@ -296,7 +312,9 @@ export class PluginHost<C = unknown> {
       dispatcher: new Dispatcher(new Int32Array(buffer), (inFlight) => inFlight < cores),
     };
   })();
-  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0 };
+  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0, recycled: 0 };
+  readonly #recycle: { instantiations: number; calls: number };
+  #starting = 0;
 
   /**
    * Creates a host and starts warming its spare workers; no plugin is loaded yet.
@@ -311,6 +329,15 @@ export class PluginHost<C = unknown> {
     this.#limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
     this.#global = new Semaphore(options.concurrency?.maxCalls ?? 16, options.concurrency?.queue ?? 256);
     this.#spareTarget = options.spareWorkers ?? 1;
+    this.#recycle = {
+      instantiations: options.recycle?.instantiations ?? 64,
+      calls: options.recycle?.calls ?? 100_000,
+    };
+    for (const [key, value] of Object.entries(this.#recycle)) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`Option "recycle.${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+      }
+    }
     this.#refillSpares();
   }
 
@@ -539,7 +566,15 @@ export class PluginHost<C = unknown> {
       busy += entry.instances.size - entry.idle.length;
       queued += entry.semaphore.queued;
     }
-    return { plugins: this.#entries.size, instances, busy, spares: this.#spares.length, queued, ...this.#stats };
+    return {
+      plugins: this.#entries.size,
+      instances,
+      busy,
+      starting: this.#starting,
+      spares: this.#spares.length,
+      queued,
+      ...this.#stats,
+    };
   }
 
   /** Refuses new calls, lets running ones finish (each within its deadline), then stops every worker. */
@@ -613,7 +648,8 @@ export class PluginHost<C = unknown> {
   async #startInstance(entry: PluginEntry): Promise<Instance> {
     const instance = new Instance(this.#takeShell(), entry.spec);
     entry.instances.add(instance);
-    const outcome = await instance.instantiate(entry.info.limits.deadlineMs);
+    this.#starting++;
+    const outcome = await instance.instantiate(entry.info.limits.deadlineMs).finally(() => this.#starting--);
     if (!outcome.ok) {
       if (outcome.stuck) this.#stats.stuckWorkers++;
       entry.instances.delete(instance);
@@ -649,11 +685,28 @@ export class PluginHost<C = unknown> {
     const idle = entry.idle.pop();
     if (idle) return Promise.resolve(idle);
     if (entry.instances.size < entry.info.limits.instances) {
-      return this.#startInstance(entry).catch((error) => {
+      const starting = this.#startInstance(entry).catch((error) => {
         if (error instanceof StartFailure) throw error.error;
         throw new PluginTrapError(`Plugin "${entry.info.name}" failed to start: ${error.message}`, {
           plugin: entry.info.name,
           cause: error,
+        });
+      });
+      // A cold start (a worker boot, on a loaded machine) may outlast the
+      // caller's deadline: the caller hears at its deadline, and the instance
+      // still starts and serves the next call.
+      return new Promise((resolve, reject) => {
+        const onAbort = () => {
+          reject(signal.reason);
+          starting.then((instance) => this.#release(entry, instance), () => {});
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        starting.then((instance) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(instance);
+        }, (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
         });
       });
     }
@@ -673,6 +726,7 @@ export class PluginHost<C = unknown> {
       instance.terminate();
       return;
     }
+    if (instance.calls >= this.#recycle.calls) return this.#recycleWorker(entry, instance);
     const waiter = entry.waiters.shift();
     if (waiter) waiter(instance);
     else entry.idle.push(instance);
@@ -690,6 +744,7 @@ export class PluginHost<C = unknown> {
       instance.terminate();
       return;
     }
+    if (instance.instantiations >= this.#recycle.instantiations) return this.#recycleWorker(entry, instance);
     instance.instantiate(entry.info.limits.deadlineMs).then((outcome) => {
       if (outcome.ok) {
         this.#release(entry, instance);
@@ -701,6 +756,21 @@ export class PluginHost<C = unknown> {
         const waiter = entry.waiters.shift();
         if (waiter) this.#startInstance(entry).then(waiter, () => {});
       }
+    });
+  }
+
+  /**
+   * Ends an instance's worker (all the memory its isolate holds goes with it)
+   * and starts a fresh instance, from a spare worker, in its place.
+   */
+  #recycleWorker(entry: PluginEntry, instance: Instance): void {
+    this.#stats.recycled++;
+    entry.instances.delete(instance);
+    instance.terminate();
+    this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {
+      // A waiter may be left without an instance: start one for it.
+      const waiter = entry.waiters.shift();
+      if (waiter) this.#startInstance(entry).then(waiter, () => {});
     });
   }
 
