@@ -1,6 +1,7 @@
 ;; Makes N host calls in one invocation (N: the input's first 8 bytes, little
 ;; endian), reading every byte of every response. "flood_keep" never frees a
-;; response block (as PDKs that copy and forget do), "flood_free" frees each.
+;; response block (as PDKs that copy and forget do), "flood_free" frees each,
+;; "flood_ignore" neither reads nor frees any (a hoard of unread responses).
 ;; Output: 16 bytes, the count of ok responses then of error responses.
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
@@ -12,7 +13,7 @@
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
   (import "extism:host/user" "keycard_clock_now" (func $now (param i64) (result i64)))
   (memory (export "memory") 1)
-  (func $flood (param $free i32) (result i32)
+  (func $flood (param $free i32) (param $read i32) (result i32)
     (local $n i64) (local $i i64) (local $request i64) (local $response i64)
     (local $len i64) (local $j i64) (local $status i32) (local $sum i32)
     (local $ok i64) (local $errors i64) (local $out i64)
@@ -22,7 +23,7 @@
       (loop $more
         (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
         (local.set $response (call $now (local.get $request)))
-        (local.set $len (call $length (local.get $response)))
+        (local.set $len (select (call $length (local.get $response)) (i64.const 0) (local.get $read)))
         (local.set $status (call $load_u8 (local.get $response)))
         (local.set $j (i64.const 0))
         (block $read
@@ -43,5 +44,6 @@
     (call $store_u64 (i64.add (local.get $out) (i64.const 8)) (local.get $errors))
     (call $output_set (local.get $out) (i64.const 16))
     (i32.const 0))
-  (func (export "flood_keep") (result i32) (call $flood (i32.const 0)))
-  (func (export "flood_free") (result i32) (call $flood (i32.const 1))))
+  (func (export "flood_keep") (result i32) (call $flood (i32.const 0) (i32.const 1)))
+  (func (export "flood_free") (result i32) (call $flood (i32.const 1) (i32.const 1)))
+  (func (export "flood_ignore") (result i32) (call $flood (i32.const 0) (i32.const 0))))
