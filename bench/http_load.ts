@@ -115,6 +115,7 @@ async function startGateway(dir: string, instances: number): Promise<Gateway> {
   const yaml = [
     "server:",
     "  host: 127.0.0.1",
+    "  metrics: open", // read in-process for the outcome cross-check, without a token
     `dataDir: ${JSON.stringify(`${dir}/data`)}`,
     `policies: ${JSON.stringify(`${REPO}/policies`)}`, // read only: the run writes no policy
     "plugins:",

@@ -59,13 +59,16 @@ Deno.test("deno task start serves plugins: README curl lines, list, remove, inst
     },
   );
 
-  await t.step("healthz, readyz, metrics and openapi.json answer without a token", async () => {
+  await t.step("healthz, readyz and openapi.json answer without a token; metrics only with one", async () => {
     const health = await kc.fetch("/healthz");
     assert.deepEqual([health.status, await health.json()], [200, { status: "ok" }]);
     const ready = await kc.fetch("/readyz");
     assert.equal(ready.status, 200);
     assert.equal((await ready.json()).status, "ready");
-    const metrics = await kc.fetch("/metrics");
+    const anonymous = await kc.fetch("/metrics");
+    assert.equal(anonymous.status, 401, "server.metrics defaults to token: plugin names are not disclosed");
+    await anonymous.body?.cancel();
+    const metrics = await kc.fetch("/metrics", { headers: bearer(kc.adminToken) });
     assert.equal(metrics.status, 200);
     assert.match(await metrics.text(), /keycard_calls_total\{plugin="hello",export="greet",outcome="ok"\} \d+/);
     const openapi = await kc.fetch("/openapi.json");
