@@ -107,12 +107,15 @@ export interface PluginHostOptions<C = unknown> {
    * When a plugin's worker is ended and replaced by a fresh one, which frees
    * everything its isolate held. The worker already has V8 collect each
    * instance it drops (see _worker.ts); this bounds what a long-lived
-   * isolate may gather besides.
+   * isolate gathers besides (600,000 echo calls on 2 workers: RSS 214 to
+   * 342 MiB without recycling, flat at ~230 MiB from 200,000 calls on with
+   * a worker recycled every 20,000 calls; a recycle costs a worker boot,
+   * off the call path when a spare worker is warm).
    */
   recycle?: {
     /** Instantiations in one worker (the first and each replacement) before the worker is replaced. @default {64} */
     instantiations?: number;
-    /** Calls served by one worker before it is replaced. @default {100000} */
+    /** Calls served by one worker before it is replaced. @default {20000} */
     calls?: number;
   };
 }
@@ -331,7 +334,7 @@ export class PluginHost<C = unknown> {
     this.#spareTarget = options.spareWorkers ?? 1;
     this.#recycle = {
       instantiations: options.recycle?.instantiations ?? 64,
-      calls: options.recycle?.calls ?? 100_000,
+      calls: options.recycle?.calls ?? 20_000,
     };
     for (const [key, value] of Object.entries(this.#recycle)) {
       if (!Number.isInteger(value) || value < 1) {
