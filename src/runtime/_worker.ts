@@ -145,7 +145,6 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     // it is decided, audited and rate-capped like the plugin's other logs.
     env[`log_${level}`] = (ctx: CallContext, offset: bigint): bigint => {
       const message = ctx.read(offset)?.string() ?? "";
-      table.free(ctx, offset); // as Extism's own log_* does
       if (log >= 0 && ++hostCalls <= limits.hostCalls) {
         bridge.call(log, new TextEncoder().encode(JSON.stringify({ level, message })), interrupted);
       } else if (log >= 0) {
