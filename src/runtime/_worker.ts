@@ -62,27 +62,34 @@ function describe(error: unknown): string {
 }
 
 /**
- * Makes V8 collect now, so that a dropped instance's linear memory (up to
- * its cap, 16 MiB by default) goes back to the system. V8 does not count wasm
- * memory as external memory, and this isolate allocates next to nothing, so
- * its GC would not run for hundreds of dropped instances (measured: +320 MiB
- * RSS per 20 dropped 16 MiB instances, until a GC took it all back). Large
- * ArrayBuffers are counted, and never become resident when left untouched:
- * allocating 256 MiB of them sets off a full GC (~5 ms in this isolate).
+ * Dropped instances' linear memories go back to the system only when V8
+ * collects. V8 does not count wasm memory as external memory, and this
+ * isolate allocates next to nothing, so its GC would not run for hundreds of
+ * dropped instances (measured: +320 MiB RSS per 20 dropped 16 MiB instances,
+ * until a GC took it all back). Large ArrayBuffers are counted, and never
+ * become resident when left untouched: allocating 256 MiB of them sets off a
+ * full GC (~5 ms). Done once this much dropped memory is waiting, so a WASI
+ * command (a fresh instance per call) does not pay a GC per call.
  */
-function collectDropped(): void {
+const COLLECT_AFTER_BYTES = 32 << 20;
+/** The current instance's linear memory, and the bytes of dropped ones not yet collected. */
+let linear: WebAssembly.Memory | undefined;
+let droppedBytes = 0;
+
+function dropInstance(): void {
+  droppedBytes += linear?.buffer.byteLength ?? 0;
+  linear = undefined;
+  plugin = undefined;
+  if (droppedBytes < COLLECT_AFTER_BYTES) return;
+  droppedBytes = 0;
   for (let i = 0; i < 4; i++) void new ArrayBuffer(64 << 20);
 }
 
-let instantiated = false;
-
 async function instantiate(request: Extract<WorkerRequest, { type: "instantiate" }>): Promise<void> {
-  plugin = undefined;
   limits = request.limits;
   blocks = new BlockTable(limits.allocBytes);
   interrupt = undefined;
-  if (instantiated) collectDropped();
-  instantiated = true;
+  dropInstance();
   const table = blocks;
   // A block past the cap fails the call as a memory overrun, with its reason.
   const guarded = <T>(fn: () => T): T => {
@@ -203,6 +210,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     const instance = await plugin.getInstance();
     exports = instance.exports;
     linearMemory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined;
+    linear = linearMemory;
     const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
     interrupt = new Int32Array(memory.buffer);
     post({ type: "interrupt", buffer: memory.buffer as SharedArrayBuffer });
