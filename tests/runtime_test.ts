@@ -128,6 +128,11 @@ async function flood(host: PluginHost, name: string, exportName: string, calls: 
   return { ok: Number(out.getBigUint64(0, true)), errors: Number(out.getBigUint64(8, true)) };
 }
 
+Deno.test("new PluginHost() refuses a recycle budget that is not a positive integer", () => {
+  assert.throws(() => new PluginHost({ recycle: { calls: 0 } }), /"recycle.calls" must be a positive integer, got 0/);
+  assert.throws(() => new PluginHost({ recycle: { instantiations: 1.5 } }), RangeError);
+});
+
 Deno.test("invoke() serves 100,000 host calls in one invocation, then error values past the hostCalls cap", async () => {
   await using host = new PluginHost({
     hostFunctions: { keycard_clock_now: () => encoder.encode('{"unixMs":42}') },

@@ -323,7 +323,7 @@ export class PluginHost<C = unknown> {
    * Creates a host and starts warming its spare workers; no plugin is loaded yet.
    *
    * @param options Host functions, default limits, global bounds, spare workers.
-   * @throws {RangeError} When a limit is out of range.
+   * @throws {RangeError} When a limit or a `recycle` budget is out of range.
    */
   constructor(options: PluginHostOptions<C> = {}) {
     const functions = options.hostFunctions ?? {};
