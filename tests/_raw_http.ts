@@ -31,16 +31,26 @@ export async function rawGet(port: number, target: string, headers: Record<strin
     await conn.write(new TextEncoder().encode(head));
     return new Uint8Array(await new Response(conn.readable).arrayBuffer());
   };
-  const text = new TextDecoder().decode(await within(10_000, `GET ${target}`, read()));
+  return parseRawResponse(await within(10_000, `GET ${target}`, read()));
+}
+
+/**
+ * Parses an HTTP/1.1 response read off a socket until it closed.
+ *
+ * @param bytes The whole response.
+ * @returns Status, headers and body (a chunked body is decoded).
+ */
+export function parseRawResponse(bytes: Uint8Array): RawResponse {
+  const text = new TextDecoder().decode(bytes);
   const split = text.indexOf("\r\n\r\n");
   const [statusLine, ...lines] = text.slice(0, split).split("\r\n");
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1]);
-  const parsed = new Headers(lines.map((line) => {
+  const headers = new Headers(lines.map((line) => {
     const at = line.indexOf(":");
     return [line.slice(0, at).trim(), line.slice(at + 1).trim()] as [string, string];
   }));
   let body = text.slice(split + 4);
-  if (parsed.get("transfer-encoding")?.includes("chunked")) {
+  if (headers.get("transfer-encoding")?.includes("chunked")) {
     let out = "";
     while (body.length) {
       const eol = body.indexOf("\r\n");
@@ -51,7 +61,7 @@ export async function rawGet(port: number, target: string, headers: Record<strin
     }
     body = out;
   }
-  return { status, headers: parsed, body };
+  return { status, headers, body };
 }
 
 /** An upstream on 127.0.0.1 that answers 200 with the raw request target it received, and records it. */

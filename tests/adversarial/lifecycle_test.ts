@@ -22,6 +22,7 @@ import {
   pluginForm,
   type Site,
   startKeycard,
+  TREE_SOURCE,
   within,
 } from "../e2e/_server.ts";
 import { tally } from "./_tally.ts";
@@ -30,16 +31,7 @@ const KILLER = `
 const pid = Number(Deno.env.get("KILL_PID"));
 const watch = Deno.env.get("KILL_WATCH");
 const pattern = new RegExp(Deno.env.get("KILL_PATTERN") || "$^");
-const tree = (pid) => {
-  let kids = [];
-  try {
-    for (const task of Deno.readDirSync("/proc/" + pid + "/task")) {
-      const text = Deno.readTextFileSync("/proc/" + pid + "/task/" + task.name + "/children").trim();
-      if (text) kids = kids.concat(text.split(/\\s+/).map(Number));
-    }
-  } catch { /* gone */ }
-  return kids.flatMap((kid) => [...tree(kid), kid]);
-};
+${TREE_SOURCE}
 const kill = (why) => {
   for (const p of [...tree(pid), pid]) { try { Deno.kill(p, "SIGKILL"); } catch { /* gone */ } }
   console.log("killed " + why);

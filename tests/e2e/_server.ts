@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { copyPolicies, denoCommand, examplePlugin } from "../_test_utils.ts";
+import { parseRawResponse } from "../_raw_http.ts";
 export { echoManifest, pluginForm } from "../_test_utils.ts";
 
 /** The checkout: the cwd of every command, as a user would run it. */
@@ -303,22 +304,29 @@ export class Run implements AsyncDisposable {
 }
 
 /**
+ * Source of a function `tree(pid)` for a `deno eval` helper: the descendants of `pid`, deepest first, read from
+ * `/proc/<pid>/task/<tid>/children` (the test task itself may not read `/proc` or kill processes).
+ */
+export const TREE_SOURCE = `
+  const tree = (pid) => {
+    let kids = [];
+    try {
+      for (const task of Deno.readDirSync("/proc/" + pid + "/task")) {
+        const text = Deno.readTextFileSync("/proc/" + pid + "/task/" + task.name + "/children").trim();
+        if (text) kids = kids.concat(text.split(/\\s+/).map(Number));
+      }
+    } catch { /* gone */ }
+    return kids.flatMap((kid) => [...tree(kid), kid]);
+  };
+`;
+
+/**
  * SIGKILLs `pid` and its descendants. The test task may not call `Deno.kill` or read `/proc` itself, but it may run
  * `deno`: a short-lived helper with exactly those permissions walks `/proc/<pid>/task/<tid>/children` and kills the
  * processes this run started, by id, deepest first.
  */
 async function killTree(pid: number): Promise<void> {
-  const script = `
-    const tree = (pid) => {
-      let kids = [];
-      try {
-        for (const task of Deno.readDirSync("/proc/" + pid + "/task")) {
-          const text = Deno.readTextFileSync("/proc/" + pid + "/task/" + task.name + "/children").trim();
-          if (text) kids = kids.concat(text.split(/\\s+/).map(Number));
-        }
-      } catch { /* gone */ }
-      return kids.flatMap((kid) => [...tree(kid), kid]);
-    };
+  const script = `${TREE_SOURCE}
     for (const pid of [...tree(${pid}), ${pid}]) { try { Deno.kill(pid, "SIGKILL"); } catch { /* gone */ } }
   `;
   await new Deno.Command(DENO, {
@@ -492,27 +500,9 @@ export async function rawRequest(
       if (body) await conn.write(body);
       return new Uint8Array(await new Response(conn.readable).arrayBuffer());
     };
-    const bytes = await within(BOUND.request, `${method} ${target}`, read());
-    const text = new TextDecoder().decode(bytes);
-    const split = text.indexOf("\r\n\r\n");
-    const [statusLine, ...headerLines] = text.slice(0, split).split("\r\n");
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1]);
-    const headers = new Headers(headerLines.map((line) => {
-      const at = line.indexOf(":");
-      return [line.slice(0, at).trim(), line.slice(at + 1).trim()] as [string, string];
-    }));
-    let rest = text.slice(split + 4);
-    if (headers.get("transfer-encoding")?.includes("chunked")) {
-      let out = "";
-      while (rest.length) {
-        const eol = rest.indexOf("\r\n");
-        const size = parseInt(rest.slice(0, eol), 16);
-        if (!size) break;
-        out += rest.slice(eol + 2, eol + 2 + size);
-        rest = rest.slice(eol + 2 + size + 2);
-      }
-      rest = out;
-    }
+    const { status, headers, body: rest } = parseRawResponse(
+      await within(BOUND.request, `${method} ${target}`, read()),
+    );
     headers.delete("transfer-encoding");
     headers.delete("content-length");
     return new Response(status === 204 ? null : rest, { status, headers });
