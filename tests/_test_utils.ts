@@ -1,4 +1,5 @@
 // Shared fixtures of the test suites: real plugins, built from source.
+import assert from "node:assert/strict";
 import process from "node:process";
 import { buildPlugins } from "../plugins/build.ts";
 import { compileWat } from "./_wat.ts";
@@ -74,4 +75,24 @@ export function pluginForm(wasm: Uint8Array, manifest?: string): FormData {
 /** Manifest text of tests/testdata/http_echo.wat under a name and version. */
 export function echoManifest(name: string, version = "1.0.0"): string {
   return `name: ${name}\nversion: ${version}\ndescription: echo test plugin\nexports:\n  - name: echo\n    samples: ["hi", ""]\ncapabilities: []\n`;
+}
+
+/** Lines of an audit file `path`, then of `path.1`, `path.2` ... read oldest file first, so in write order. */
+export async function readRotated(path: string): Promise<{ files: string[]; lines: string[] }> {
+  const files = [path];
+  for (let index = 1;; index++) {
+    try {
+      await Deno.lstat(`${path}.${index}`);
+    } catch {
+      break;
+    }
+    files.push(`${path}.${index}`);
+  }
+  const lines: string[] = [];
+  for (const file of files.toReversed()) {
+    const text = await Deno.readTextFile(file);
+    assert.ok(text === "" || text.endsWith("\n"), `${file} ends with a whole line`);
+    lines.push(...text.split("\n").slice(0, -1));
+  }
+  return { files, lines };
 }

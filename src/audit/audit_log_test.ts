@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { AuditEvent } from "./audit_event.ts";
 import { AuditLog } from "./audit_log.ts";
+import { readRotated } from "../../tests/_test_utils.ts";
 
 function event(index: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
   return {
@@ -29,26 +30,6 @@ async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** Lines of `path`, then of `path.1`, `path.2` ... read oldest file first, so in write order. */
-async function readRotated(path: string): Promise<{ files: string[]; lines: string[] }> {
-  const files = [path];
-  for (let index = 1;; index++) {
-    try {
-      await Deno.lstat(`${path}.${index}`);
-    } catch {
-      break;
-    }
-    files.push(`${path}.${index}`);
-  }
-  const lines: string[] = [];
-  for (const file of files.toReversed()) {
-    const text = await Deno.readTextFile(file);
-    assert.ok(text === "" || text.endsWith("\n"), `${file} ends with a whole line`);
-    lines.push(...text.split("\n").slice(0, -1));
-  }
-  return { files, lines };
 }
 
 Deno.test("AuditLog.query() returns the newest events first and overwrites the oldest once the ring is full", () => {

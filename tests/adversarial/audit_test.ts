@@ -11,6 +11,7 @@ import { PluginHost, type PluginLimits } from "../../src/runtime/mod.ts";
 import { bearer, startGateway, within } from "../_gateway_fixture.ts";
 import { encoder, watFixture } from "../_test_utils.ts";
 import { tally } from "./_tally.ts";
+import { readRotated } from "../_test_utils.ts";
 
 const schema = await Deno.readTextFile(new URL("../../policies/keycard.cedarschema", import.meta.url));
 const base = await Deno.readTextFile(new URL("../../policies/base.cedar", import.meta.url));
@@ -26,21 +27,7 @@ function times(n: number): Uint8Array<ArrayBuffer> {
 
 /** Every line of `path`, `path.1`, ... (oldest file first), parsed. */
 async function onDisk(path: string): Promise<AuditEvent[]> {
-  const files = [path];
-  for (let index = 1;; index++) {
-    try {
-      await Deno.lstat(`${path}.${index}`);
-    } catch {
-      break;
-    }
-    files.push(`${path}.${index}`);
-  }
-  const events: AuditEvent[] = [];
-  for (const file of files.toReversed()) {
-    const text = await Deno.readTextFile(file);
-    for (const line of text.split("\n")) if (line) events.push(JSON.parse(line));
-  }
-  return events;
+  return (await readRotated(path)).lines.map((line) => JSON.parse(line));
 }
 
 function sum(events: readonly AuditEvent[], filter: (event: AuditEvent) => boolean = () => true): number {
