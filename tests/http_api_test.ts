@@ -122,6 +122,7 @@ Deno.test(
     assert.ok(lines.includes('keycard_decisions_total{plugin="stamp",action="random.get",decision="allow"} 1'), text);
     assert.ok(lines.includes("keycard_queue_depth 0"), text);
     assert.ok(lines.includes("keycard_rejections_total 0"), text);
+    assert.ok(lines.includes("keycard_workers_recycled_total 0"), text);
     assert.match(text, /^keycard_policy_version \d+$/m);
   }),
 );

@@ -77,6 +77,7 @@ export function createApp(
       rejected: stats.rejected,
       instances: stats.instances,
       replaced: stats.replaced,
+      recycled: stats.recycled,
       policyVersion: services.policies.version(),
       decisions: services.audit.counters(),
       audit: services.audit.stats(),

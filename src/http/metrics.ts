@@ -20,6 +20,8 @@ export interface MetricsSnapshot {
   instances: number;
   /** Instances replaced after a trap, deadline or memory overrun. */
   replaced: number;
+  /** Workers ended and replaced after their budget of instantiations or calls. @default {undefined} (not rendered) */
+  recycled?: number;
   /** Policy set version in force. */
   policyVersion: number;
   /** Decisions by plugin, action and decision. */
@@ -103,6 +105,10 @@ export class Metrics {
     lines.push(`keycard_instances ${snapshot.instances}`);
     metric("keycard_instances_replaced_total", "counter", "Instances replaced after a trap, deadline or overrun.");
     lines.push(`keycard_instances_replaced_total ${snapshot.replaced}`);
+    if (snapshot.recycled !== undefined) {
+      metric("keycard_workers_recycled_total", "counter", "Workers ended and replaced after their budget.");
+      lines.push(`keycard_workers_recycled_total ${snapshot.recycled}`);
+    }
     metric("keycard_policy_version", "gauge", "Version of the policy set in force.");
     lines.push(`keycard_policy_version ${snapshot.policyVersion}`);
     return lines.join("\n") + "\n";
