@@ -126,3 +126,40 @@ Deno.test("createGateway() with strictStart refuses to start when a configured p
     );
   });
 });
+
+Deno.test("createGateway() skips a plugin whose grants do not validate against the schema, and serves the others", async () => {
+  await withDir(async (dir) => {
+    await examplePlugin("stamp");
+    const policies = await copyPolicies(dir);
+    // An operator schema without clock.now: stamp's clock.now grant no longer validates.
+    const schemaPath = join(policies, "keycard.cedarschema");
+    const schema = await Deno.readTextFile(schemaPath);
+    await Deno.writeTextFile(schemaPath, schema.replace('action "clock.now", "random.get"', 'action "random.get"'));
+    const configPath = join(dir, "keycard.yaml");
+    await Deno.writeTextFile(
+      configPath,
+      `dataDir: ${JSON.stringify(join(dir, "data"))}\npolicies: ${JSON.stringify(policies)}\nplugins:\n` +
+        `  - path: ${JSON.stringify(join(repo, "plugins", "hello"))}\n` +
+        `  - path: ${JSON.stringify(join(repo, "plugins", "stamp"))}\n`,
+    );
+    const { config } = await loadConfig({ path: configPath, env: {} });
+    const logged: string[] = [];
+    const gateway = await createGateway(config, { adminToken: ADMIN, spareWorkers: 0, log: (l) => logged.push(l) });
+    try {
+      const ready = await (await gateway.app.request("http://k.test/readyz")).json();
+      assert.equal(ready.status, "degraded");
+      assert.equal(ready.policyVersion, 1, "the set in force was loaded once");
+      assert.deepEqual(ready.failed.map((f: { plugin: string }) => f.plugin), ["stamp"]);
+      assert.match(ready.failed[0].error, /^Plugin "stamp" has invalid grants: Invalid policy in "grants\/stamp"/);
+      assert.equal(logged.length, 1);
+      const greet = await gateway.app.request("http://k.test/v1/plugins/hello/invoke/greet", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}` },
+        body: "still",
+      });
+      assert.equal(await greet.text(), "Hello, still!");
+    } finally {
+      await gateway.close();
+    }
+  });
+});

@@ -22,6 +22,7 @@ import {
   pluginEntity,
   PolicyEngine,
   type PolicySource,
+  PolicyValidationError,
 } from "../policy/mod.ts";
 import {
   FileStore,
@@ -167,18 +168,27 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   const grantSources = (list: Map<string, Manifest>): PolicySource[] =>
     [...list.values()].map((m) => ({ name: `grants/${m.name}`, text: compileGrants(m.name, m.grants) }));
   let files = operatorSources;
-  // A plugin whose grants do not validate is skipped like one that fails to load; the operator's own files
-  // must be valid (PolicyValidationError).
-  const validate = await PolicyEngine.create({ schema, sources: files });
-  for (const [name, manifest] of [...manifests]) {
-    try {
-      validate.check([...files, ...grantSources(new Map([[name, manifest]]))]);
-    } catch (error) {
-      manifests.delete(name);
-      await failed({ plugin: name, error: `Plugin "${name}" has invalid grants: ${(error as Error).message}` }, error);
+  // A plugin whose grants do not validate is skipped like one that fails to load, and the set is loaded again
+  // without it; the operator's own files must be valid (PolicyValidationError).
+  const createEngine = async (): Promise<PolicyEngine> => {
+    for (;;) {
+      try {
+        return await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
+      } catch (error) {
+        if (!(error instanceof PolicyValidationError)) throw error;
+        const refused = [...manifests.keys()].filter((name) =>
+          error.problems.some((p) => p.source === `grants/${name}`)
+        );
+        if (refused.length === 0) throw error;
+        for (const name of refused) {
+          manifests.delete(name);
+          const why = new PolicyValidationError(error.problems.filter((p) => p.source === `grants/${name}`)).message;
+          await failed({ plugin: name, error: `Plugin "${name}" has invalid grants: ${why}` }, error);
+        }
+      }
     }
-  }
-  const engine = await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
+  };
+  const engine = await createEngine();
 
   const host = started = new PluginHost<CallerContext>({
     limits: config.limits,
@@ -436,11 +446,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     authenticate: services.authenticate,
     authorize: services.authorize,
     invoke: services.invoke,
-    // A handler's content type and envelope when its route leaves them out (the cast goes once manifests have them).
-    exportInfo: (plugin, name) =>
-      manifests.get(plugin)?.exports.find((e) => e.name === name) as
-        | { contentType?: string; envelope?: boolean }
-        | undefined,
+    // A handler's content type and envelope when its route leaves them out.
+    exportInfo: (plugin, name) => manifests.get(plugin)?.exports.find((e) => e.name === name),
     maxBodyBytes: config.server.maxBodyBytes,
     audit,
     metrics,
