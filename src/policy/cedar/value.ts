@@ -1,7 +1,7 @@
 // The values of Cedar's evaluation, shared by the parser, the evaluator and the
 // extensions. Representation chosen for speed of the common cases: booleans
 // and strings are JS primitives, Long is a bigint (Cedar's i64, checked on
-// every arithmetic step), entities are interned by their canonical key.
+// every arithmetic step), entities carry their canonical key.
 
 /** An evaluation error: the policy that raised it is skipped and reported. */
 export class CedarEvalError extends Error {
@@ -15,7 +15,7 @@ export class CedarEvalError extends Error {
   }
 }
 
-/** An entity reference, `Type::"id"`. Compare with `key` (or identity when interned). */
+/** An entity reference, `Type::"id"`. Compare with `key`. */
 export class EntityRef {
   /** The entity type, with its namespace: `Ns::Plugin`. */
   readonly type: string;
@@ -24,7 +24,7 @@ export class EntityRef {
   /** `Type::"id"` with the id JSON-escaped: unique per entity. */
   readonly key: string;
   /**
-   * Builds a reference; prefer {@linkcode entityRef}, which interns.
+   * Builds a reference.
    * @param type The entity type.
    * @param id The entity id.
    */
