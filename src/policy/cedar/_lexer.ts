@@ -3,7 +3,7 @@
 // length (so keywords are identifiers the parser compares by text). Whitespace
 // is Unicode White_Space (Rust's `\s`: U+0085 is, U+FEFF is not), comments run
 // from `//` to the end of the line, and a string is `"(\\.|[^"\\])*"` where `.`
-// is anything but a line feed: a backslash before a line feed ends no string.
+// is anything but a line feed: a backslash before a line feed is an error.
 import { CedarSyntaxError } from "./syntax_error.ts";
 
 /** End of input. */
@@ -44,7 +44,7 @@ export const PERCENT: number = 29;
 export const BANG: number = 30;
 export const EQ: number = 31;
 
-const PUNCTUATION = [
+const KIND_NAMES = [
   "end of input",
   "identifier",
   "number",
@@ -85,7 +85,7 @@ const PUNCTUATION = [
  * @returns Its description.
  */
 export function describeKind(kind: number): string {
-  return kind <= SLOT ? PUNCTUATION[kind]! : `"${PUNCTUATION[kind]}"`;
+  return kind <= SLOT ? KIND_NAMES[kind]! : `"${KIND_NAMES[kind]}"`;
 }
 
 /**
@@ -94,7 +94,7 @@ export function describeKind(kind: number): string {
  * @param offset A UTF-16 offset into it.
  * @returns Line and column.
  */
-export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1;
   let lineStart = 0;
   for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) {
@@ -227,11 +227,6 @@ export class Lexer {
       this.#peeked = true;
     }
     return this.#peekKind;
-  }
-
-  /** Text of the peeked token (after {@linkcode Lexer.peek}). */
-  get peekValue(): string {
-    return this.#peekValue;
   }
 
   #scan(): void {

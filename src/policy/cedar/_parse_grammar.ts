@@ -632,15 +632,12 @@ export class Parser {
       attr = this.#string();
     } else if (lx.kind === IDENT) {
       const first = lx.value;
-      if (first === "true" || first === "false" || first === "if") {
-        this.#fail(lx.start, `this identifier is reserved and cannot be used: ${first}`);
-      }
       const start = lx.start;
+      this.#checkIdent(first, start);
       lx.next();
       if (lx.kind === COLONCOLON) {
         this.#fail(start, `a name with a namespace (${first}::...) cannot be used as an attribute`);
       }
-      this.#checkIdent(first, start);
       const path = [first];
       while (lx.kind === DOT) {
         lx.next();
