@@ -5,7 +5,7 @@
  * path, which has policies and workers warm), p50 and max.
  *
  * Run: deno run --allow-read=. --allow-write=plugins,/tmp --allow-env=CI,LOG_TOKENS,LOG_STREAM
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/conform_hello.ts [runs]
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/conform_hello.ts [runs]
  *
  * @module
  */

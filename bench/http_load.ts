@@ -25,7 +25,7 @@
  * Run: deno run --allow-read --allow-write --allow-net=127.0.0.1 --allow-run=wrk,/usr/bin/wrk,apt-get
  *        --allow-sys=uid
  *        --allow-env=CI,LOG_TOKENS,LOG_STREAM,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/http_load.ts
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/http_load.ts
  *
  * @module
  */

@@ -4,7 +4,7 @@
  *
  * Run: deno bench --allow-read --allow-write
  *        --allow-env=CI,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/policy_bench.ts
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/policy_bench.ts
  * (`--allow-write`: a temp dir for the data root and the KV file; KV needs the
  * `kv` unstable flag, which deno.json sets.) `deno bench` prints no p50:
  * `bench/policy_p50.ts` runs the same items in a plain loop and prints

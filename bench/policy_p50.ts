@@ -6,7 +6,7 @@
  *
  * Run: deno run --allow-read --allow-write
  *        --allow-env=CI,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/policy_p50.ts
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/policy_p50.ts
  * (`--allow-write`: a temp dir for the data root and the KV file.)
  *
  * @module

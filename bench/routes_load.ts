@@ -18,7 +18,7 @@
  * Run: deno run --allow-read --allow-write --allow-net=127.0.0.1 --allow-run=wrk,/usr/bin/wrk,apt-get
  *        --allow-sys=uid
  *        --allow-env=CI,LOG_TOKENS,LOG_STREAM,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/routes_load.ts [--duration=5] [--seq=3]
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/routes_load.ts [--duration=5] [--seq=3]
  *        [--connections=32] [--threads=2] [--fetch]
  *
  * @module

@@ -3,7 +3,7 @@
  *
  * Run: deno bench --allow-read=. --allow-write=plugins
  *        --allow-env=CI,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/
  * (the Extism SDK reads those two variables when it is imported on the main
  * thread; its node:worker_threads worker inherits the process permissions).
  * `deno bench` prints avg/min/max/p75/p99 but no p50: `bench/runtime_p50.ts`

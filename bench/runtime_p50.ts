@@ -7,7 +7,7 @@
  *
  * Run: deno run --allow-read=. --allow-write=plugins
  *        --allow-env=CI,EXTISM_ENABLE_WASI_OUTPUT,__MINIMATCH_TESTING_PLATFORM__
- *        --v8-flags=--wasm-max-mem-pages=16384 bench/runtime_p50.ts
+ *        --v8-flags=--wasm-max-mem-pages=16384,--expose-gc bench/runtime_p50.ts
  *
  * @module
  */

@@ -14,7 +14,7 @@ const TASK_FLAGS = [
   "--allow-read",
   "--allow-write",
   "--allow-env=CI,LOG_TOKENS,LOG_STREAM",
-  "--v8-flags=--wasm-max-mem-pages=16384",
+  "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
 ];
 
 interface Fixtures {

@@ -11,7 +11,7 @@ const SERVER_FLAGS = [
   "--no-prompt",
   "--unstable-no-legacy-abort",
   // A process-wide backstop under the per-plugin memory caps (1 GiB per wasm memory).
-  "--v8-flags=--wasm-max-mem-pages=16384",
+  "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
 ];
 
 /** Options of {@linkcode start}. */

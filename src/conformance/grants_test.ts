@@ -105,7 +105,7 @@ Deno.test({
         `--config=${fileURLToPath(new URL("deno.json", ROOT))}`,
         `--allow-read=${tmp}`,
         `--allow-write=${tmp}/work`,
-        "--v8-flags=--wasm-max-mem-pages=16384",
+        "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
         script,
       ],
       cwd: tmp,

@@ -66,12 +66,15 @@ function describe(error: unknown): string {
  * collects. V8 does not count wasm memory as external memory, and this
  * isolate allocates next to nothing, so its GC would not run for hundreds of
  * dropped instances (measured: +320 MiB RSS per 20 dropped 16 MiB instances,
- * until a GC took it all back). Large ArrayBuffers are counted, and never
- * become resident when left untouched: allocating 256 MiB of them sets off a
- * full GC (~5 ms). Done once this much dropped memory is waiting, so a WASI
+ * until a GC took it all back). With `--expose-gc` (every keycard process
+ * has it) the worker runs a full GC of its small heap (~1-3 ms); without it,
+ * allocating 256 MiB of untouched ArrayBuffers (counted as external memory,
+ * never resident) sets one off, less completely: 3,000 fill-16-MiB-and-trap
+ * replacements swung RSS over 192-215 MiB with `gc()`, 206-305 MiB with the
+ * ArrayBuffers. Done once this much dropped memory is waiting, so a WASI
  * command (a fresh instance per call) does not pay a GC per call.
  */
-const COLLECT_AFTER_BYTES = 32 << 20;
+const COLLECT_AFTER_BYTES = 16 << 20;
 /** The current instance's linear memory, and the bytes of dropped ones not yet collected. */
 let linear: WebAssembly.Memory | undefined;
 let droppedBytes = 0;
@@ -82,6 +85,9 @@ function dropInstance(): void {
   plugin = undefined;
   if (droppedBytes < COLLECT_AFTER_BYTES) return;
   droppedBytes = 0;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) return gc();
+  // Without --expose-gc: external-memory pressure makes V8 collect.
   for (let i = 0; i < 4; i++) void new ArrayBuffer(64 << 20);
 }
 
