@@ -78,10 +78,24 @@ export type {
   PluginPrincipal,
   PolicyEngineHealth,
   PolicyEngineOptions,
+  PolicyEngineStats,
   PolicyInfo,
   PolicyProblem,
   PolicySource,
+  ShadowDisagreement,
+  ShadowOutcome,
+  ShadowStats,
 } from "./src/policy/mod.ts";
+export { CedarSyntaxError, compilePolicies } from "./src/policy/cedar/mod.ts";
+export type {
+  CedarAnswer,
+  CedarAuthorizationRequest,
+  CedarEntity,
+  CedarEntityUid,
+  CedarJson,
+  CompiledPolicies,
+  ParseOptions,
+} from "./src/policy/cedar/mod.ts";
 export { authorizedFetch, createHostFunctions, FsCapability, KvStore } from "./src/host/mod.ts";
 export type {
   AuthorizedFetchOptions,
