@@ -14,10 +14,13 @@ export {
   PolicyEngine,
   type PolicyEngineHealth,
   type PolicyEngineOptions,
+  type PolicyEngineStats,
   PolicyEngineUnavailableError,
   type PolicyInfo,
   type PolicySource,
+  type ShadowDisagreement,
 } from "./policy_engine.ts";
+export type { ShadowOutcome, ShadowStats } from "./_shadow.ts";
 export {
   clientEntity,
   type Entity,

@@ -1,6 +1,10 @@
 import type * as cedar from "@cedar-policy/cedar-wasm/web";
 import { checkRequestValues, POLICY_LIMITS, position, scanCedarText } from "./_bounds.ts";
 import { type Cedar, CedarRuntime, describe } from "./_cedar_instance.ts";
+import { type ShadowOutcome, type ShadowStats, ShadowVerifier } from "./_shadow.ts";
+import { textHash, ValidationCache } from "./_validation_cache.ts";
+import { CedarSyntaxError, type CompiledPolicySet, compilePolicySet, EntityStore, parsePolicies } from "./cedar/mod.ts";
+import type { PolicyJson as ParsedPolicyJson } from "./cedar/mod.ts";
 import { type PolicyProblem, PolicyValidationError } from "./errors.ts";
 import type { Entity } from "./resources.ts";
 
@@ -67,6 +71,12 @@ export interface PolicyEngineHealth {
   reason?: string;
   /** cedar-wasm instances replaced in this process after a failure. */
   restarts: number;
+  /**
+   * Whether uncached decisions are being made: true while not ready when the
+   * TypeScript evaluator decides the set in force (cedar-wasm only validates
+   * loads and checks samples).
+   */
+  deciding: boolean;
 }
 
 /**
@@ -102,6 +112,52 @@ export interface PolicyEngineOptions {
   sources?: PolicySource[];
   /** Decisions kept per policy-set version; the oldest go first. @default {50000} */
   cacheSize?: number;
+  /**
+   * Who decides: keycard's TypeScript evaluator (`typescript`: policies
+   * compiled once, cedar-wasm only validates and checks a sample), or
+   * cedar-wasm itself for every uncached decision (`cedar-wasm`).
+   * @default {"typescript"}
+   */
+  evaluator?: "typescript" | "cedar-wasm";
+  /**
+   * Share of the evaluator's uncached decisions also decided by cedar-wasm,
+   * off the hot path, and compared (0 to 1).
+   * @default {0}
+   */
+  shadowSample?: number;
+  /** Called when cedar-wasm disagrees with the evaluator on a sampled decision (the cached entry becomes a deny). */
+  onShadowDisagreement?: (event: ShadowDisagreement) => void;
+  /**
+   * A directory where the engine remembers which policy texts passed strict
+   * validation against this schema (one file per schema hash), so that a
+   * restart with unchanged policies skips validation.
+   * @default {undefined} (every text is validated)
+   */
+  validationCache?: string;
+}
+
+/** A sampled decision on which cedar-wasm and the TypeScript evaluator differ. */
+export interface ShadowDisagreement {
+  /** The request. */
+  request: AuthorizationRequest;
+  /** The evaluator's decision. */
+  ours: ShadowOutcome;
+  /** cedar-wasm's. */
+  theirs: ShadowOutcome;
+  /** The policy-set version both decided on. */
+  version: number;
+}
+
+/** Counters of {@linkcode PolicyEngine.stats}. */
+export interface PolicyEngineStats {
+  /** Who decides the set in force: `typescript`, or `cedar-wasm` (configured, or a fallback). */
+  evaluator: "typescript" | "cedar-wasm";
+  /** Why the set in force falls back to cedar-wasm when the TypeScript evaluator was asked for. */
+  fallback?: string;
+  /** Policy sets (loads) that fell back to cedar-wasm in this engine's life. */
+  fallbackSets: number;
+  /** Shadow verification: checked, disagreements, skipped. */
+  shadow: Readonly<ShadowStats>;
 }
 
 interface ParsedSource {
@@ -117,6 +173,10 @@ interface ParsedSource {
   scopes: Map<string, string>;
   /** `<scope> <host id>` of every Host a permit names, scope as in `scopes`. */
   namedHosts: string[];
+  /** Each policy in Cedar's JSON policy format, parallel to `policies`. */
+  json: ParsedPolicyJson[];
+  /** Set when the TypeScript parser refused what cedar-wasm accepts: the set falls back to cedar-wasm. */
+  fallback?: string;
 }
 
 class State {
@@ -131,8 +191,18 @@ class State {
   readonly namedHosts: ReadonlySet<string>;
   /** The cedar-wasm generation `prepared` belongs to: a fresh instance holds none of them. */
   generation: number;
+  /** The set compiled by the TypeScript evaluator; undefined when cedar-wasm decides. */
+  readonly compiled: CompiledPolicySet | undefined;
+  /** Why cedar-wasm decides although the evaluator was asked for. */
+  readonly fallback: string | undefined;
 
-  constructor(version: number, sources: readonly PolicySource[], parsed: ParsedSource[], generation: number) {
+  constructor(
+    version: number,
+    sources: readonly PolicySource[],
+    parsed: ParsedSource[],
+    generation: number,
+    evaluator: "typescript" | "cedar-wasm",
+  ) {
     this.version = version;
     this.generation = generation;
     this.sources = sources;
@@ -154,6 +224,21 @@ class State {
     }
     this.policies = policies;
     this.namedHosts = named;
+    let compiled: CompiledPolicySet | undefined;
+    let fallback = evaluator === "typescript" ? parsed.find((source) => source.fallback)?.fallback : undefined;
+    if (evaluator === "typescript" && fallback === undefined) {
+      try {
+        compiled = compilePolicySet(
+          parsed.flatMap((source) =>
+            source.policies.map((policy, i) => ({ id: policy.id, json: source.json[i] as unknown as cedar.PolicyJson }))
+          ),
+        );
+      } catch (error) {
+        fallback = `the evaluator refused the set: ${describe(error)}`;
+      }
+    }
+    this.compiled = compiled;
+    this.fallback = fallback;
   }
 
   /**
@@ -181,6 +266,11 @@ let engines = 0;
 
 /** Keys longer than this are decided but not cached: a few large requests must not fill memory. */
 const MAX_CACHED_KEY = 8192;
+/**
+ * The TypeScript parser's nesting bound: past the sum of the scan's bounds
+ * (`_bounds.ts`), so that only the scan decides what is too deep.
+ */
+const PARSER_DEPTH = 512;
 /** A policy the liveness probe parses: a corrupt instance traps on it or answers wrongly. */
 const PROBE = "permit (principal, action, resource);";
 
@@ -219,15 +309,26 @@ export class PolicyEngine {
   readonly #prefix = `keycard-${++engines}`;
   readonly #parsed = new Map<string, ParsedSource>();
   readonly #runtime: CedarRuntime;
+  readonly #evaluator: "typescript" | "cedar-wasm";
+  readonly #shadow: ShadowVerifier;
+  readonly #onShadow: ((event: ShadowDisagreement) => void) | undefined;
+  #validated: ValidationCache | undefined;
+  #fallbackSets = 0;
   #state: State;
   /** The set in force being prepared in a fresh cedar-wasm instance. */
   #recovery: Promise<void> | undefined;
 
-  private constructor(schema: string, cacheSize: number, runtime: CedarRuntime) {
+  private constructor(schema: string, options: PolicyEngineOptions, runtime: CedarRuntime) {
     this.#schema = schema;
-    this.#cacheSize = cacheSize;
+    this.#cacheSize = options.cacheSize ?? 50_000;
     this.#runtime = runtime;
-    this.#state = new State(0, [], [], runtime.generation);
+    this.#evaluator = options.evaluator ?? "typescript";
+    if (this.#evaluator !== "typescript" && this.#evaluator !== "cedar-wasm") {
+      throw new RangeError(`evaluator must be "typescript" or "cedar-wasm", got ${JSON.stringify(this.#evaluator)}`);
+    }
+    this.#shadow = new ShadowVerifier(options.shadowSample ?? 0);
+    this.#onShadow = options.onShadowDisagreement;
+    this.#state = new State(0, [], [], runtime.generation, this.#evaluator);
   }
 
   /**
@@ -244,7 +345,8 @@ export class PolicyEngine {
       const { line, column, message } = bounds.violation;
       throw new PolicyValidationError([{ source: "schema", line, column, message }]);
     }
-    const engine = new PolicyEngine(options.schema, options.cacheSize ?? 50_000, runtime);
+    const engine = new PolicyEngine(options.schema, options, runtime);
+    engine.#validated = await ValidationCache.open(options.validationCache, options.schema);
     const schemaCheck = engine.#cedar("schema", (cedar) => cedar.checkParseSchema(options.schema));
     if (schemaCheck.type !== "success") {
       throw new PolicyValidationError(
@@ -275,10 +377,11 @@ export class PolicyEngine {
     }
     if (runtime.dead === undefined && this.#recovery === undefined) {
       this.#current(this.#state);
-      return { ready: true, restarts: runtime.restarts };
+      return { ready: true, restarts: runtime.restarts, deciding: true };
     }
     this.#recover();
-    return { ready: false, reason: this.#reason(), restarts: runtime.restarts };
+    const deciding = this.#state.compiled !== undefined;
+    return { ready: false, reason: this.#reason(), restarts: runtime.restarts, deciding };
   }
 
   /**
@@ -372,8 +475,9 @@ export class PolicyEngine {
     for (const source of fresh) this.#parsed.set(source.name, source);
     // Forget parses of sources that left the set.
     for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    const state = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation);
+    const state = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation, this.#evaluator);
     state.inherit(this.#state);
+    if (state.fallback !== undefined) this.#fallbackSets++;
     this.#state = state;
     return this.#state.version;
   }
@@ -392,7 +496,7 @@ export class PolicyEngine {
   check(sources: readonly PolicySource[], probes: readonly AuthorizationRequest[] = []): Decision[] {
     const { parsed } = this.#prepare(sources);
     // A trial state with its own preparsed sets: the set in force is untouched.
-    const trial = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation);
+    const trial = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation, this.#evaluator);
     return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
   }
 
@@ -467,8 +571,11 @@ export class PolicyEngine {
     }
     // One strict validation of every new or changed source: the schema is
     // parsed once per call, which dominates for many small sources.
-    if (problems.length === 0 && fresh.length > 0) problems.push(...this.#validate(fresh));
+    // Texts that passed before against this schema are not validated again (a restart, a reload of other files).
+    const unvalidated = fresh.filter((source) => !this.#validated?.has(textHash(source.text)));
+    if (problems.length === 0 && unvalidated.length > 0) problems.push(...this.#validate(unvalidated));
     if (problems.length > 0) throw new PolicyValidationError(problems);
+    this.#validated?.add(unvalidated.map((source) => textHash(source.text)));
     return { parsed, fresh, names };
   }
 
@@ -497,11 +604,23 @@ export class PolicyEngine {
     // A cached decision was made on this very version: it stays right while cedar-wasm is replaced.
     const hit = state.cache.get(key);
     if (hit) return { ...hit, cached: true };
+    if (state.compiled !== undefined) {
+      const decision = this.#decideCompiled(state, state.compiled, request);
+      this.#remember(state, key, decision);
+      if (prefix === this.#prefix && this.#shadow.sample()) this.#shadowCheck(state, request, key, decision);
+      return decision;
+    }
+    const decision = this.#cedarDecide(state, request, prefix);
+    if (decision.unavailable === undefined) this.#remember(state, key, decision);
+    return decision;
+  }
+
+  /** Decides with cedar-wasm on the state's per-principal slices; fails closed while it cannot. */
+  #cedarDecide(state: State, request: AuthorizationRequest, prefix: string): Decision {
     if (this.#runtime.dead !== undefined || this.#recovery !== undefined) {
       this.#recover();
       return this.#unavailable(state, this.#reason());
     }
-    let decision: Decision;
     try {
       this.#current(state);
       const scope = `${request.principal.uid.type}::${request.principal.uid.id}`;
@@ -524,16 +643,84 @@ export class PolicyEngine {
         this.#recover();
         return this.#unavailable(state, this.#reason());
       }
-      decision = this.#fromAnswer(state, answer);
+      return this.#fromAnswer(state, answer);
     } catch (error) {
       this.#recover();
       return this.#unavailable(state, `cedar-wasm failed (${describe(error)}); a fresh instance is being made`);
     }
-    if (key.length <= MAX_CACHED_KEY) {
-      if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
-      state.cache.set(key, decision);
+  }
+
+  #remember(state: State, key: string, decision: Decision): void {
+    if (key.length > MAX_CACHED_KEY) return;
+    if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
+    state.cache.set(key, decision);
+  }
+
+  /** Decides with the TypeScript evaluator: no cedar-wasm on this path. */
+  #decideCompiled(state: State, compiled: CompiledPolicySet, request: AuthorizationRequest): Decision {
+    try {
+      const answer = compiled.isAuthorized({
+        principal: request.principal.uid,
+        action: { type: "Action", id: request.action },
+        resource: request.resource.uid,
+        context: request.context as Record<string, cedar.CedarValueJson>,
+        entities: EntityStore.fromJson([request.principal, request.resource] as unknown as cedar.EntityJson[]),
+      });
+      const errors = answer.errors.map((id, i) => `${id}: ${answer.errorMessages[i]}`);
+      return this.#decide(state, answer.decision, answer.reason, errors, false);
+    } catch (error) {
+      // A malformed request (cedar-wasm answers "failure" for these): a deny that says why.
+      return this.#decide(state, "deny", [], [describe(error)], false);
     }
-    return decision;
+  }
+
+  /** Queues a sampled decision for cedar-wasm to decide again, off the hot path. */
+  #shadowCheck(state: State, request: AuthorizationRequest, key: string, decision: Decision): void {
+    const outcome = (d: Decision): ShadowOutcome => ({
+      decision: d.decision,
+      policies: d.policies,
+      erroring: d.errors.map((e) => e.slice(0, e.indexOf(": "))).sort(),
+    });
+    this.#shadow.enqueue({
+      ours: outcome(decision),
+      theirs: () => {
+        // Slices in cedar-wasm hold the set in force: a check queued before a reload is skipped.
+        if (state !== this.#state) return undefined;
+        const theirs = this.#cedarDecide(state, request, this.#prefix);
+        return theirs.unavailable === undefined ? outcome(theirs) : undefined;
+      },
+      disagree: (theirs) => {
+        // The safer decision wins for this entry; a later version starts a fresh cache.
+        if (theirs.decision === "deny" && state.cache.has(key)) {
+          state.cache.set(key, {
+            ...this.#decide(state, "deny", [...theirs.policies], decision.errors, false),
+            reason: `denied: cedar-wasm disagreed with the evaluator (${decision.reason})`,
+          });
+        }
+        this.#onShadow?.({ request, ours: outcome(decision), theirs, version: state.version });
+      },
+    });
+  }
+
+  /** Runs queued shadow checks now (for tests and shutdown). */
+  flushShadow(): void {
+    this.#shadow.flush();
+  }
+
+  /** Stops shadow verification: queued checks are dropped. */
+  close(): void {
+    this.#shadow.close();
+  }
+
+  /** Counters: who decides, fallbacks, shadow verification. */
+  stats(): PolicyEngineStats {
+    const state = this.#state;
+    return {
+      evaluator: state.compiled !== undefined ? "typescript" : "cedar-wasm",
+      ...(state.fallback === undefined ? {} : { fallback: state.fallback }),
+      fallbackSets: this.#fallbackSets,
+      shadow: { ...this.#shadow.stats },
+    };
   }
 
   /** The slice's preparsed set in cedar-wasm, preparsed on first use in each instance. */
@@ -657,7 +844,71 @@ export class PolicyEngine {
     });
   }
 
+  /**
+   * Parses a source with keycard's TypeScript parser. Text it refuses goes to
+   * cedar-wasm: its errors are reported, as before, or, when it accepts the
+   * text, the set falls back to cedar-wasm for decisions (counted).
+   */
   #parse(source: PolicySource, scan: { bytes: number; ends: number[] }): ParsedSource | { problems: PolicyProblem[] } {
+    let parsed: ReturnType<typeof parsePolicies>;
+    try {
+      // The scan bounds every construct first; the parser's own depth bound is past their sum.
+      parsed = parsePolicies(source.text, { maxDepth: PARSER_DEPTH, maxBytes: POLICY_LIMITS.maxSourceBytes });
+    } catch (error) {
+      if (!(error instanceof CedarSyntaxError)) throw error;
+      return this.#parseWithCedar(source, scan, `the TypeScript parser refused the text: ${error.message}`);
+    }
+    const template = parsed.find((policy) => policy.template);
+    if (template) {
+      return {
+        problems: [{
+          source: source.name,
+          line: template.line,
+          column: template.column,
+          message: "Templates (?principal, ?resource) are not supported: write the entity into the policy",
+        }],
+      };
+    }
+    const policies: PolicyInfo[] = [];
+    const scopes = new Map<string, string>();
+    const namedHosts: string[] = [];
+    const offsets: number[] = [];
+    const json: ParsedPolicyJson[] = [];
+    for (const [index, policy] of parsed.entries()) {
+      const id = policy.json.annotations?.id ?? `${source.name}#${index + 1}`;
+      policies.push({
+        id,
+        effect: policy.json.effect,
+        source: source.name,
+        line: policy.line,
+        text: source.text.slice(policy.start, policy.end),
+      });
+      offsets.push(policy.start);
+      json.push(policy.json);
+      this.#scope(id, policy.json, scopes, namedHosts);
+    }
+    const { bytes, ends } = scan;
+    return { name: source.name, text: source.text, bytes, ends, policies, scopes, namedHosts, offsets, json };
+  }
+
+  /** Files a policy under its principal scope and collects the Hosts a permit names. */
+  #scope(id: string, est: ParsedPolicyJson, scopes: Map<string, string>, namedHosts: string[]): void {
+    const principal = est.principal as { op: string; entity?: { type: string; id: string } };
+    const scope = principal.op === "==" && principal.entity ? `${principal.entity.type}::${principal.entity.id}` : "*";
+    scopes.set(id, scope);
+    if (est.effect === "permit") {
+      const hosts: string[] = [];
+      collectHosts(est, hosts);
+      for (const host of hosts) namedHosts.push(`${scope} ${host}`);
+    }
+  }
+
+  /** cedar-wasm's parse: its errors, or the source marked to fall back to it. */
+  #parseWithCedar(
+    source: PolicySource,
+    scan: { bytes: number; ends: number[] },
+    why: string,
+  ): ParsedSource | { problems: PolicyProblem[] } {
     const fail = (errors: cedar.DetailedError[], base = 0, policyId?: string) => ({
       problems: errors.map((e) => ({
         source: source.name,
@@ -672,33 +923,33 @@ export class PolicyEngine {
     const scopes = new Map<string, string>();
     const namedHosts: string[] = [];
     const offsets: number[] = [];
+    const json: ParsedPolicyJson[] = [];
     let cursor = 0;
     for (const [index, text] of parts.policies.entries()) {
       const offset = Math.max(0, source.text.indexOf(text, cursor));
       cursor = offset + text.length;
-      const json = this.#cedar(source.name, (cedar) => cedar.policyToJson(text));
-      if (json.type !== "success") return fail(json.errors, offset);
-      const est = json.json as unknown as {
-        effect: "permit" | "forbid";
-        principal: { op: string; entity?: { type: string; id: string } };
-        annotations?: Record<string, string>;
-      };
-      const id = est.annotations?.id ?? `${source.name}#${index + 1}`;
+      const answer = this.#cedar(source.name, (cedar) => cedar.policyToJson(text));
+      if (answer.type !== "success") return fail(answer.errors, offset);
+      const est = answer.json as unknown as ParsedPolicyJson;
+      const id = (est.annotations?.id as string | undefined) ?? `${source.name}#${index + 1}`;
       policies.push({ id, effect: est.effect, source: source.name, line: lineOf(source.text, offset), text });
       offsets.push(offset);
-      const principal = est.principal;
-      scopes.set(
-        id,
-        principal.op === "==" && principal.entity ? `${principal.entity.type}::${principal.entity.id}` : "*",
-      );
-      if (est.effect === "permit") {
-        const hosts: string[] = [];
-        collectHosts(est, hosts);
-        for (const host of hosts) namedHosts.push(`${scopes.get(id)} ${host}`);
-      }
+      json.push(est);
+      this.#scope(id, est, scopes, namedHosts);
     }
     const { bytes, ends } = scan;
-    return { name: source.name, text: source.text, bytes, ends, policies, scopes, namedHosts, offsets };
+    return {
+      name: source.name,
+      text: source.text,
+      bytes,
+      ends,
+      policies,
+      scopes,
+      namedHosts,
+      offsets,
+      json,
+      fallback: `${source.name}: ${why}`,
+    };
   }
 }
 

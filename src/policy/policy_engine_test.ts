@@ -3,7 +3,12 @@ import { compileGrants } from "./compile_grants.ts";
 import { POLICY_LIMITS, scanCedarText } from "./_bounds.ts";
 import { CedarRuntime } from "./_cedar_instance.ts";
 import { PolicyValidationError } from "./errors.ts";
-import { type AuthorizationRequest, PolicyEngine, PolicyEngineUnavailableError } from "./policy_engine.ts";
+import {
+  type AuthorizationRequest,
+  PolicyEngine,
+  PolicyEngineUnavailableError,
+  type ShadowDisagreement,
+} from "./policy_engine.ts";
 import { hostEntity, keyEntity, pathEntity, pluginEntity, runtimeEntity } from "./resources.ts";
 
 const schema = await Deno.readTextFile(new URL("../../policies/keycard.cedarschema", import.meta.url));
@@ -329,8 +334,10 @@ Deno.test("PolicyEngine.authorize() refuses a request nested past the bound, as 
 });
 
 Deno.test("PolicyEngine survives a killed cedar-wasm: fails closed, reports not ready, then decides correctly", async () => {
+  // cedar-wasm deciding every uncached request: the path a set takes when it falls back.
   const engine = await PolicyEngine.create({
     schema,
+    evaluator: "cedar-wasm",
     sources: [
       { name: "base.cedar", text: base },
       { name: "grants/a", text: compileGrants("a", [{ "clock.now": {} }, { "fs.read": { dir: "data" } }]) },
@@ -361,7 +368,7 @@ Deno.test("PolicyEngine survives a killed cedar-wasm: fails closed, reports not 
   // A decision made before the failure is still right: the cache answers it.
   assert.deepEqual([engine.authorize(clockFor("a")).decision, engine.authorize(clockFor("a")).cached], ["allow", true]);
   await engine.whenReady();
-  assert.deepEqual(engine.health(), { ready: true, restarts: restarts + 1 });
+  assert.deepEqual(engine.health(), { ready: true, restarts: restarts + 1, deciding: true });
   assert.equal(engine.authorize(read("/data/x.txt")).decision, "allow");
   assert.equal(engine.authorize(read("/etc/passwd")).decision, "deny");
   assert.equal(engine.authorize(clockFor("b")).reason, "denied by default");
@@ -377,4 +384,156 @@ Deno.test("PolicyEngine.health() finds a dead cedar-wasm by itself and recovers"
   await engine.whenReady();
   assert.equal(engine.health().ready, true);
   assert.equal(engine.authorize(clockFor("a")).reason, "denied by default");
+});
+
+Deno.test("PolicyEngine keeps deciding with the TypeScript evaluator while cedar-wasm is dead; loads wait for it", async () => {
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [
+      { name: "base.cedar", text: base },
+      { name: "grants/a", text: compileGrants("a", [{ "fs.read": { dir: "data" } }]) },
+    ],
+  });
+  assert.equal(engine.stats().evaluator, "typescript");
+  const read = (path: string): AuthorizationRequest => ({
+    principal: plugin("a"),
+    action: "fs.read",
+    resource: pathEntity(path, "File"),
+    context: { caller: "" },
+  });
+  const runtime = await CedarRuntime.shared();
+  assert.throws(() => runtime.unguarded.policySetTextToParts(when("(".repeat(150) + "true" + ")".repeat(150))));
+  const health = engine.health();
+  assert.deepEqual([health.ready, health.deciding], [false, true]);
+  // Uncached decisions are still made, and right: they never touch cedar-wasm.
+  const allowed = engine.authorize(read("/data/fresh.txt"));
+  assert.deepEqual([allowed.decision, allowed.cached, allowed.unavailable], ["allow", false, undefined]);
+  assert.equal(engine.authorize(read("/etc/shadow")).decision, "deny");
+  await engine.whenReady();
+  assert.equal(engine.health().ready, true);
+  const ops = { name: "ops.cedar", text: '@id("ops.1") forbid (principal, action == Action::"fs.read", resource);' };
+  assert.equal(engine.load([...engine.sources(), ops]), 2);
+  assert.equal(engine.authorize(read("/data/fresh.txt")).reason, "forbidden by ops.1");
+});
+
+Deno.test("PolicyEngine shadow verification: sampled decisions are decided again by cedar-wasm and compared", async () => {
+  const disagreements: ShadowDisagreement[] = [];
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [
+      { name: "base.cedar", text: base },
+      { name: "grants/a", text: compileGrants("a", [{ "clock.now": {} }, { "fs.read": { dir: "data" } }]) },
+    ],
+    shadowSample: 1,
+    onShadowDisagreement: (event) => disagreements.push(event),
+  });
+  for (const path of ["/data/a", "/data/b", "/etc/passwd"]) {
+    engine.authorize({ principal: plugin("a"), action: "fs.read", resource: pathEntity(path, "File"), context: {} });
+  }
+  engine.authorize(clockFor("a"));
+  engine.authorize(clockFor("a")); // cached: not sampled again
+  engine.flushShadow();
+  assert.deepEqual(engine.stats().shadow, { checked: 4, disagreements: 0, skipped: 0 });
+  assert.deepEqual(disagreements, []);
+  // A value the evaluator refuses and cedar-wasm takes (partial evaluation's `unknown`, which keycard never
+  // builds): the evaluator denies, cedar-wasm allows; reported, and the entry stays the safer deny.
+  const odd = { ...clockFor("a"), context: { caller: { __extn: { fn: "unknown", arg: "u" } } } };
+  const ours = engine.authorize(odd);
+  assert.equal(ours.decision, "deny");
+  engine.flushShadow();
+  assert.equal(engine.stats().shadow.disagreements, 1);
+  const [first] = disagreements as ShadowDisagreement[];
+  assert.deepEqual([first?.ours.decision, first?.theirs.decision, first?.version], ["deny", "allow", engine.version]);
+  assert.deepEqual([engine.authorize(odd).decision, engine.authorize(odd).cached], ["deny", true]);
+  engine.close();
+});
+
+Deno.test("PolicyEngine shadow verification samples by rate and skips checks queued before a reload", async () => {
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [{ name: "grants/a", text: compileGrants("a", [{ "fs.read": { dir: "data" } }]) }],
+    shadowSample: 0.25,
+  });
+  for (let i = 0; i < 40; i++) {
+    engine.authorize({
+      principal: plugin("a"),
+      action: "fs.read",
+      resource: pathEntity(`/data/${i}`, "File"),
+      context: {},
+    });
+  }
+  engine.load(engine.sources());
+  engine.flushShadow();
+  assert.deepEqual(engine.stats().shadow, { checked: 0, disagreements: 0, skipped: 10 });
+  for (let i = 0; i < 40; i++) {
+    engine.authorize({
+      principal: plugin("a"),
+      action: "fs.read",
+      resource: pathEntity(`/data/${i}`, "File"),
+      context: {},
+    });
+  }
+  engine.flushShadow();
+  assert.deepEqual(engine.stats().shadow, { checked: 10, disagreements: 0, skipped: 10 });
+  await assert.rejects(() => PolicyEngine.create({ schema, shadowSample: 2 }), RangeError);
+  engine.close();
+});
+
+Deno.test("PolicyEngine.load() refuses a template with a clear error (cedar-wasm's parts dropped it silently)", async () => {
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "base.cedar", text: base }] });
+  const template = {
+    name: "t.cedar",
+    text: '// ops\n  permit (principal == ?principal, action == Action::"clock.now", resource);',
+  };
+  assert.throws(() => engine.load([...engine.sources(), template]), (error) => {
+    assert.ok(error instanceof PolicyValidationError);
+    assert.deepEqual([error.source, error.line, error.column], ["t.cedar", 2, 3]);
+    assert.match(error.message, /Templates \(\?principal, \?resource\) are not supported/);
+    return true;
+  });
+  assert.deepEqual([engine.version, engine.stats().evaluator, engine.stats().fallbackSets], [1, "typescript", 0]);
+});
+
+Deno.test("PolicyEngine remembers validated texts per schema: a restart skips validation, a changed schema does not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sources = [
+      { name: "base.cedar", text: base },
+      { name: "grants/a", text: compileGrants("a", [{ "fs.read": { dir: "data" } }]) },
+    ];
+    await PolicyEngine.create({ schema, sources, validationCache: dir });
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assert.equal(files.length, 1);
+    const remembered = JSON.parse(await Deno.readTextFile(`${dir}/${files[0]}`));
+    assert.equal(remembered.length, 2);
+    // Proof that validation is skipped: an entry for a text the schema refuses is believed (only the cache can
+    // put it there; a policy naming an unknown attribute then errors at evaluation, as Cedar skips it).
+    const unchecked = '@id("odd") permit (principal, action == Action::"clock.now", resource) when { context.nope };';
+    const { textHash } = await import("./_validation_cache.ts");
+    await Deno.writeTextFile(`${dir}/${files[0]}`, JSON.stringify([...remembered, textHash(unchecked)]));
+    const restarted = await PolicyEngine.create({
+      schema,
+      sources: [...sources, { name: "ops.cedar", text: unchecked }],
+      validationCache: dir,
+    });
+    assert.deepEqual(restarted.authorize(clockFor("a")).errors, ["odd: record does not have the attribute `nope`"]);
+    // Another schema: its own file, every text validated again, and the odd one refused.
+    await assert.rejects(
+      () =>
+        PolicyEngine.create({
+          schema: schema + "\n",
+          sources: [...sources, { name: "ops.cedar", text: unchecked }],
+          validationCache: dir,
+        }),
+      PolicyValidationError,
+    );
+    // A corrupt cache file is ignored: everything is validated.
+    await Deno.writeTextFile(`${dir}/${files[0]}`, "{not json");
+    await assert.rejects(
+      () => PolicyEngine.create({ schema, sources: [{ name: "ops.cedar", text: unchecked }], validationCache: dir }),
+      PolicyValidationError,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
