@@ -297,6 +297,11 @@ export const CONFIG_FILE_SCHEMA = map({
     maxFiles: integer(1, 1000).optional(),
     ringSize: integer(1, 10_000_000).optional(),
   }).nullish(),
+  policyEngine: map({
+    evaluator: oneOf(["typescript", "cedar-wasm"]).optional(),
+    shadowSample: z.number(expect("a number from 0 to 1")).min(0, expect("a number from 0 to 1"))
+      .max(1, expect("a number from 0 to 1")).optional(),
+  }).nullish(),
   routes: routes().optional(),
 });
 

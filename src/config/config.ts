@@ -198,8 +198,24 @@ export interface KeycardConfig {
   concurrency: ConcurrencyConfig;
   /** Audit log settings. */
   audit: AuditConfig;
+  /** Who decides, and how much of it cedar-wasm checks. */
+  policyEngine: PolicyEngineConfig;
   /** Routes served by proxying to an upstream or calling a plugin, in the order written. @default {[]} */
   routes: RouteConfig[];
+}
+
+/** `policyEngine` in `keycard.yaml`. */
+export interface PolicyEngineConfig {
+  /**
+   * `typescript`: keycard's Cedar evaluator decides, cedar-wasm validates and checks a sample; `cedar-wasm`:
+   * cedar-wasm decides every uncached request (slower; for comparison or as an escape hatch). @default {"typescript"}
+   */
+  evaluator: "typescript" | "cedar-wasm";
+  /**
+   * Share of the evaluator's uncached decisions that cedar-wasm decides again off the hot path (0 to 1); a
+   * disagreement is logged, counted and audited, and the cached decision becomes a deny. @default {0.01}
+   */
+  shadowSample: number;
 }
 
 /**
@@ -257,6 +273,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   ceilings: { ...DEFAULT_CEILINGS },
   concurrency: { maxCalls: 16, queue: 256 },
   audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
+  policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
   routes: [],
 });
 

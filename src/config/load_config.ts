@@ -202,6 +202,7 @@ function _resolve(input: ConfigFile, baseDir: string, file: string): KeycardConf
     ceilings: _ceilings(limits, input.ceilings, file),
     concurrency: { ...defaults.concurrency, ..._defined(input.concurrency) },
     audit: { ...audit, file: resolve(dataDir, audit.file) },
+    policyEngine: { ...defaults.policyEngine, ..._defined(input.policyEngine) },
     routes: input.routes ?? [],
   };
 }

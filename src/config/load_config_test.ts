@@ -71,6 +71,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
       },
       concurrency: { maxCalls: 16, queue: 256 },
       audit: { file: join(dir, ".keycard", "audit.jsonl"), maxBytes: 10485760, maxFiles: 5, ringSize: 10000 },
+      policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
       routes: [],
     });
     assert.ok(Object.isFrozen(DEFAULT_CONFIG.server));
@@ -394,5 +395,33 @@ Deno.test("loadConfig() refuses a ceiling below the default limit, and unknown s
     assert.equal(metrics.line, 2);
     const slashes = await configError(dir, "server:\n  encodedSlashes: decode\n");
     assert.equal(slashes.path, "server.encodedSlashes");
+  });
+});
+
+Deno.test("loadConfig() reads policyEngine and refuses a bad evaluator or sample with line and column", async () => {
+  await inTempDir(async (dir) => {
+    const file = join(dir, "keycard.yaml");
+    await Deno.writeTextFile(file, "policyEngine:\n  evaluator: cedar-wasm\n  shadowSample: 0.5\n");
+    const { config } = await loadConfig({ path: file, cwd: dir, env: {} });
+    assert.deepEqual(config.policyEngine, { evaluator: "cedar-wasm", shadowSample: 0.5 });
+    for (
+      const [text, pattern] of [
+        [
+          "policyEngine:\n  evaluator: rust\n",
+          /line 2, column 14: "policyEngine.evaluator" expected "typescript" or "cedar-wasm", got "rust"/,
+        ],
+        [
+          "policyEngine:\n  shadowSample: 2\n",
+          /line 2, column 17: "policyEngine.shadowSample" expected a number from 0 to 1, got 2/,
+        ],
+        [
+          "policyEngine:\n  shadowSample: half\n",
+          /"policyEngine.shadowSample" expected a number from 0 to 1, got "half"/,
+        ],
+      ] as const
+    ) {
+      await Deno.writeTextFile(file, text);
+      await assert.rejects(() => loadConfig({ path: file, cwd: dir, env: {} }), pattern);
+    }
   });
 });

@@ -36,6 +36,7 @@ export {
   type HookConfig,
   type KeycardConfig,
   type PluginConfig,
+  type PolicyEngineConfig,
   type RegistryConfig,
   type RouteConfig,
   type RouteMatchConfig,

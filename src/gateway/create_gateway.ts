@@ -23,6 +23,8 @@ import {
   PolicyEngine,
   type PolicySource,
   PolicyValidationError,
+  type ShadowDisagreement,
+  type ShadowOutcome,
 } from "../policy/mod.ts";
 import {
   FileStore,
@@ -148,6 +150,32 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     log(`keycard: skipped: ${failure.error}`);
   };
 
+  // cedar-wasm and the evaluator differed on a sampled decision: a log line and an audit event (the engine
+  // counts it and makes the cached decision a deny).
+  const shadowDisagreement = (event: ShadowDisagreement) => {
+    const principal = event.request.principal.uid;
+    const resource = `${event.request.resource.uid.type}::${JSON.stringify(event.request.resource.uid.id)}`;
+    const said = (o: ShadowOutcome) => `${o.decision} [${o.policies.join(", ")}] errors [${o.erroring.join(", ")}]`;
+    const message = `cedar-wasm disagreed with the evaluator on ${principal.type}::${JSON.stringify(principal.id)} ` +
+      `${event.request.action} ${resource} (policy set ${event.version}): evaluator ${said(event.ours)}, ` +
+      `cedar-wasm ${said(event.theirs)}`;
+    log(`keycard: ${message}`);
+    audit.record({
+      time: new Date().toISOString(),
+      callId: "shadow",
+      plugin: principal.type === "Plugin" ? principal.id : "",
+      version: "",
+      action: event.request.action,
+      resource,
+      decision: "deny",
+      policies: [...event.theirs.policies],
+      errors: [message],
+      caller: null,
+      durationUs: 0,
+      reason: "shadow verification: cedar-wasm disagreed",
+    });
+  };
+
   // Seed the registry with the configured plugins (operator-trusted: no conformance run).
   for (const { path } of config.plugins) {
     try {
@@ -173,7 +201,14 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   const createEngine = async (): Promise<PolicyEngine> => {
     for (;;) {
       try {
-        return await PolicyEngine.create({ schema, sources: [...files, ...grantSources(manifests)] });
+        return await PolicyEngine.create({
+          schema,
+          sources: [...files, ...grantSources(manifests)],
+          evaluator: config.policyEngine.evaluator,
+          shadowSample: config.policyEngine.shadowSample,
+          validationCache: join(config.dataDir, "policy-cache"),
+          onShadowDisagreement: (event) => shadowDisagreement(event),
+        });
       } catch (error) {
         if (!(error instanceof PolicyValidationError)) throw error;
         const refused = [...manifests.keys()].filter((name) =>
@@ -390,6 +425,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     },
     policies: {
       version: () => engine.version,
+      stats: () => engine.stats(),
       sources: (): PolicySourceView[] =>
         engine.sources().map((s) => ({
           name: s.name,
@@ -425,9 +461,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     audit,
     stats: () => host.stats(),
     // Not ready while the policy engine cannot decide: /readyz answers the 503 problem with the engine's reason.
+    // While the TypeScript evaluator decides, a cedar-wasm being replaced only holds up policy writes.
     ready: () => {
       const health = engine.health();
-      if (ready && !health.ready) {
+      if (ready && !health.ready && !health.deciding) {
         throw new ProblemError("not-ready", `The policy engine cannot decide: ${health.reason}`);
       }
       return ready;
@@ -491,6 +528,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     startFailures: () => failures,
     async close() {
       ready = false;
+      engine.close();
       await host.close();
       await audit.close();
       kv.close();

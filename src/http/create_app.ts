@@ -79,6 +79,7 @@ export function createApp(
       replaced: stats.replaced,
       recycled: stats.recycled,
       policyVersion: services.policies.version(),
+      ...(services.policies.stats ? { engine: services.policies.stats() } : {}),
       decisions: services.audit.counters(),
       audit: services.audit.stats(),
     });

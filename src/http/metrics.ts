@@ -1,5 +1,6 @@
 // Prometheus text exposition (format 0.0.4) of the gateway's counters.
 import type { AuditStats } from "../audit/mod.ts";
+import type { PolicyEngineStats } from "../policy/mod.ts";
 
 /** Latency buckets of the call histogram, in seconds. */
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -24,6 +25,8 @@ export interface MetricsSnapshot {
   recycled?: number;
   /** Policy set version in force. */
   policyVersion: number;
+  /** The policy engine's counters. @default {undefined} (not rendered) */
+  engine?: PolicyEngineStats;
   /** Decisions by plugin, action and decision. */
   decisions: { plugin: string; action: string; decision: string; count: number }[];
   /** The audit log's work: backlog, sums, folds, evictions, writes. @default {undefined} (not rendered) */
@@ -111,7 +114,37 @@ export class Metrics {
     }
     metric("keycard_policy_version", "gauge", "Version of the policy set in force.");
     lines.push(`keycard_policy_version ${snapshot.policyVersion}`);
+    if (snapshot.engine) renderEngine(snapshot.engine, metric, lines);
     return lines.join("\n") + "\n";
+  }
+}
+
+function renderEngine(
+  engine: PolicyEngineStats,
+  metric: (name: string, type: string, help: string) => void,
+  lines: string[],
+): void {
+  metric("keycard_policy_evaluator", "gauge", "Who decides the policy set in force (1 for the one that does).");
+  for (const evaluator of ["typescript", "cedar-wasm"]) {
+    lines.push(`keycard_policy_evaluator{evaluator="${evaluator}"} ${engine.evaluator === evaluator ? 1 : 0}`);
+  }
+  const counters: [string, string, number][] = [
+    ["keycard_policy_fallback_sets_total", "Policy sets loaded that fell back to cedar-wasm.", engine.fallbackSets],
+    ["keycard_policy_shadow_checked_total", "Sampled decisions cedar-wasm decided again.", engine.shadow.checked],
+    [
+      "keycard_policy_shadow_disagreements_total",
+      "Sampled decisions on which cedar-wasm and the evaluator differed.",
+      engine.shadow.disagreements,
+    ],
+    [
+      "keycard_policy_shadow_skipped_total",
+      "Sampled decisions not checked (queue full, cedar-wasm unavailable, or a reload in between).",
+      engine.shadow.skipped,
+    ],
+  ];
+  for (const [name, help, value] of counters) {
+    metric(name, "counter", help);
+    lines.push(`${name} ${value}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { AuditLog } from "../audit/mod.ts";
-import type { AuthorizationRequest, Decision, PolicyInfo } from "../policy/mod.ts";
+import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
 import type { HostStats, InvokeOptions } from "../runtime/mod.ts";
 import type { AuthThrottle } from "./auth_throttle.ts";
 
@@ -73,6 +73,8 @@ export interface GatewayServices {
   };
   policies: {
     version(): number;
+    /** The engine's counters (evaluator, fallbacks, shadow verification), for /metrics. */
+    stats?(): PolicyEngineStats;
     sources(): PolicySourceView[];
     list(): PolicyInfo[];
     /** Validates and swaps in an operator policy file; returns the new version. */
