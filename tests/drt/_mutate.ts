@@ -89,7 +89,9 @@ export function bendEntities(
       break;
     }
     case "unknownExtn":
-      setAttr({ __extn: { fn: rng.pick(["ipaddr", "unknown", "lessThan", ""]), arg: "1.2.3.4" } });
+      // Not "unknown": partial evaluation's residuals, which keycard never builds (cedar-wasm carries them
+      // through a concrete decision; the evaluator refuses them, and the shadow check reports it).
+      setAttr({ __extn: { fn: rng.pick(["ipaddr", "lessThan", ""]), arg: "1.2.3.4" } });
       break;
     case "missingAttrs":
       if (target) delete (target as Partial<EntityJson>).attrs;
