@@ -3,7 +3,7 @@
 // accepted. Error messages are not compared (their wording is not part of Cedar's contract). A disagreement is
 // shrunk (policies, clauses, sub-expressions, entities, attributes, context fields) and saved as a self-contained
 // JSON case in tests/drt/regressions/, which the gate replays from then on.
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { cedar } from "./_cedar.ts";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";

@@ -1,5 +1,6 @@
 // One DRT run: seeded policy sets, each asked a batch of seeded requests on both implementations, then seeded parse
 // cases (generated texts, most of them mutated). Shared by the gate's test and the long-running `deno task drt`.
+import type * as CedarTypes from "@cedar-policy/cedar-wasm/web";
 import { printPolicies } from "./_ast.ts";
 import {
   type Case,
@@ -13,7 +14,7 @@ import {
   shrinkText,
   wasmErrorKinds,
 } from "./_compare.ts";
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { cedar } from "./_cedar.ts";
 import { Coverage } from "./_coverage.ts";
 import { generatePolicySet, generateRequest, type PolicySetCase, schemaJson } from "./_generate.ts";
 import { bendEntities, mutateText } from "./_mutate.ts";
@@ -302,11 +303,11 @@ export async function runDrt(options: DrtOptions): Promise<DrtStats> {
 
 function checkValidity(stats: DrtStats, pc: PolicySetCase): void {
   const v = stats.validity;
-  const schema = schemaJson(pc.world.schema) as unknown as cedar.SchemaJson<string>;
+  const schema = schemaJson(pc.world.schema) as unknown as CedarTypes.SchemaJson<string>;
   v.sets++;
   if (cedar.checkParseSchema(schema).type !== "success") return;
   v.schemas++;
-  const entities = pc.world.entities as unknown as cedar.EntityJson[];
+  const entities = pc.world.entities as unknown as CedarTypes.EntityJson[];
   if (cedar.checkParseEntities({ entities, schema }).type === "success") v.stores++;
   const answer = cedar.validate({
     schema,

@@ -1,7 +1,8 @@
 // The two implementations the DRT compares, behind one small interface each: keycard's TypeScript Cedar (the subject)
 // and cedar-wasm 4.13.0 (the reference). Repoint `decideWithTypeScript` and `parseWithTypeScript` here when the
 // implementation's entry points move (e.g. to `compilePolicies(text)` in src/policy/cedar/mod.ts).
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import type * as CedarTypes from "@cedar-policy/cedar-wasm/web";
+import { cedar } from "./_cedar.ts";
 import type { EntityJson as WasmEntityJson, PolicyJson as WasmPolicyJson } from "@cedar-policy/cedar-wasm/web";
 import { type CompiledPolicySet, compilePolicySet } from "../../src/policy/cedar/compile_policy_set.ts";
 import { parsePolicies } from "../../src/policy/cedar/parse_policies.ts";
@@ -144,7 +145,7 @@ function decideCompiled(compiled: CompiledPolicySet, input: Decide): Answer {
   }
 }
 
-function wasmAnswer(answer: cedar.AuthorizationAnswer): Answer {
+function wasmAnswer(answer: CedarTypes.AuthorizationAnswer): Answer {
   if (answer.type !== "success") {
     return { kind: "refused", stage: "request", message: answer.errors.map((e) => e.message).join("; ") };
   }

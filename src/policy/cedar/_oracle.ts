@@ -1,6 +1,9 @@
 // Test support: the same request decided by cedar-wasm (the reference) and by
 // compilePolicySet, for the evaluator's tests and benchmark.
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { freshCedar } from "../_cedar_instance.ts";
+
+// An instance of its own: tests that share the module graph may kill a shared one on purpose.
+const cedar = await freshCedar();
 import type { EntityJson, PolicyJson } from "@cedar-policy/cedar-wasm/web";
 import { type CompiledPolicySet, compilePolicySet } from "./compile_policy_set.ts";
 

@@ -2,7 +2,10 @@
 // policy `permit (principal, action, resource) when { E };` that cedar-wasm
 // decides (allow, deny, or an error with its message) and that the functions
 // here evaluate (true, false, or a CedarEvalError with the same message).
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { freshCedar } from "../_cedar_instance.ts";
+
+// An instance of its own: tests that share the module graph may kill a shared one on purpose.
+const cedar = await freshCedar();
 import assert from "node:assert/strict";
 import { compareExtensionValues, EXTENSION_FUNCTIONS, extensionFromJson, extensionFromJsonArgs } from "./extensions.ts";
 import {
