@@ -46,7 +46,7 @@ function onlyKey(object: Record<string, unknown>): string | undefined {
 // resource recur from request to request, and building a key costs a
 // JSON.stringify. Bounded: cleared whole when full.
 const INTERNED = new Map<string, Map<string, EntityRef>>();
-const INTERNED_MAX = 1024;
+const INTERNED_MAX = 16384;
 let interned = 0;
 
 /**

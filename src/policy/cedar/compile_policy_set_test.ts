@@ -250,6 +250,7 @@ const KINDS = { User: 4, Group: 3, Doc: 4, Folder: 3 } as const;
 const ACTIONS = ["read", "write", "list", "delete"];
 const ACTION_GROUPS = ["readers", "all"];
 const STRINGS = ["", "a", "ab", "abc", "ba", "x*y", "héllo"];
+const ADDRESSES = ["10.1.2.3", "127.0.0.1", "93.184.216.34", "::1", "fe80::1", "10.0.0.0/8", "192.168.1.0/24"];
 const uidText = (type: string, id: string) => `${type}::${JSON.stringify(id)}`;
 
 function randomWorld(g: Generator): { entities: unknown[]; uids: Record<string, string[]> } {
@@ -281,6 +282,8 @@ function randomWorld(g: Generator): { entities: unknown[]; uids: Record<string, 
       if (g.chance(0.5)) attrs.set = STRINGS.filter(() => g.chance(0.3));
       if (g.chance(0.5)) attrs.owner = { __entity: { type: "User", id: g.pick(uids.User!) } };
       if (g.chance(0.4)) attrs.rec = { a: g.int(3), b: g.pick(STRINGS) };
+      if (g.chance(0.4)) attrs.addr = g.chance(0.8) ? { __extn: { fn: "ip", arg: g.pick(ADDRESSES) } } : "10.0.0.1";
+      if (g.chance(0.3)) attrs.amount = { __extn: { fn: "decimal", arg: g.pick(["0.5", "1.5", "-2.25", "1.5000"]) } };
       const tags: Record<string, unknown> = {};
       if (g.chance(0.4)) tags.t = g.pick(STRINGS);
       entities.push({ uid: { type, id }, attrs, parents, tags });
@@ -358,6 +361,14 @@ function randomExpr(g: Generator, uids: Record<string, string[]>, depth: number)
       () => "context.flag",
       () => `${variable()}.owner in ${randomEntity(g, uids)}`,
       () => `action in ${uidText("Action", g.pick(uids.Action!))}`,
+      () => `${variable()}.addr.isInRange(ip(${JSON.stringify(g.pick(["10.0.0.0/8", "::/0", "127.0.0.0/8"]))}))`,
+      () => `${variable()}.addr.${g.pick(["isLoopback", "isIpv4", "isMulticast"])}()`,
+      () => `${variable()}.addr == ip("10.1.2.3")`,
+      () => `${variable()}.amount.${g.pick(["lessThan", "greaterThanOrEqual"])}(decimal("1.5"))`,
+      () => `${variable()}.amount == decimal("1.5")`,
+      () => `context.when ${g.pick(["<", ">=", "=="])} datetime("2024-06-01")`,
+      () => `context.when.offset(duration(${JSON.stringify(g.pick(["1d", "-36h", "0ms"]))})) > datetime("2024-06-01")`,
+      () => `context.when.toDate() == datetime("2024-06-01")`,
       () => g.pick(["true", "false", "1", '"x"']),
     ])();
   }
@@ -402,6 +413,9 @@ Deno.test("compilePolicySet() agrees with cedar-wasm on 4,000 random requests (s
           n: g.pick([0, 1, 5, -5, 9007199254740991]),
           flag: g.chance(0.5),
           who: { __entity: uid(randomEntity(g, uids)) },
+          when: {
+            __extn: { fn: "datetime", arg: g.pick(["2024-06-01", "2024-05-31T12:00:00Z", "2024-06-01T00:00:00.001Z"]) },
+          },
           ...(g.chance(0.2) ? {} : { s: g.pick(STRINGS) }),
         },
         entities,
