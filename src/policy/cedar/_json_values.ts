@@ -31,17 +31,6 @@ function isObject(json: unknown): json is Record<string, unknown> {
   return typeof json === "object" && json !== null && !Array.isArray(json);
 }
 
-/** The single key of an object, or undefined when it has none or several. */
-function onlyKey(object: Record<string, unknown>): string | undefined {
-  let only: string | undefined;
-  for (const key in object) {
-    if (!Object.hasOwn(object, key)) continue;
-    if (only !== undefined) return undefined;
-    only = key;
-  }
-  return only;
-}
-
 // Interned references: a request's principal, action and the parents of its
 // resource recur from request to request, and building a key costs a
 // JSON.stringify. Bounded: cleared whole when full.
@@ -178,7 +167,8 @@ export function valueFromJson(json: unknown): Value {
   if (json === null) throw new TypeError("found a `null`; JSON `null`s are not allowed in Cedar");
   if (Array.isArray(json)) return new CedarSet(json.map(valueFromJson));
   const object = json as Record<string, unknown>;
-  const only = onlyKey(object);
+  const keys = Object.keys(object);
+  const only = keys.length === 1 ? keys[0] : undefined;
   if (only === "__entity") {
     const uid = object.__entity;
     if (isObject(uid) && typeof uid.type === "string" && typeof uid.id === "string") {
@@ -193,7 +183,7 @@ export function valueFromJson(json: unknown): Value {
   } else if (only === "__expr" && typeof object.__expr === "string") {
     throw new TypeError("the `__expr` escape is no longer supported");
   }
-  return recordFromJson(object);
+  return recordOf(object, keys);
 }
 
 /**
@@ -201,8 +191,11 @@ export function valueFromJson(json: unknown): Value {
  * @throws {TypeError} As {@linkcode valueFromJson}.
  */
 export function recordFromJson(object: Record<string, unknown>): CedarRecord {
+  return recordOf(object, Object.keys(object));
+}
+
+function recordOf(object: Record<string, unknown>, keys: readonly string[]): CedarRecord {
   const fields = new Map<string, Value>();
-  const keys = Object.keys(object);
   for (let i = 0; i < keys.length; i++) fields.set(keys[i]!, valueFromJson(object[keys[i]!]));
   return new CedarRecord(fields);
 }

@@ -34,12 +34,13 @@ function isActionType(type: string): boolean {
   return type === "Action" || type.endsWith("::Action");
 }
 
-function mapFromJson(json: unknown, field: string, uid: EntityRef): Map<string, Value> {
+function mapFromJson(json: unknown, field: string, uid: EntityRef): ReadonlyMap<string, Value> {
   if (!isObject(json)) {
     throw new TypeError(`Expected "${field}s" of ${displayEntity(uid)} to be an object, got ${JSON.stringify(json)}`);
   }
-  const map = new Map<string, Value>();
   const names = Object.keys(json);
+  if (names.length === 0) return EMPTY_MAP;
+  const map = new Map<string, Value>();
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     try {
