@@ -9,7 +9,7 @@
  *   a new file (a File with 3 ancestor Dirs), and http.request of a host with
  *   its address (base.cedar's private-range forbids evaluated). Target p50
  *   <= 5 µs.
- * - 10,002 policies: base.cedar + 1,000 plugins x 10 grants; a random plugin
+ * - 10,000 policies: base.cedar + 1,000 plugins x 10 grants; a random plugin
  *   asks for a new resource (fs.read, kv.get, http.request in turn). Target
  *   p50 <= 10 µs. cedar-wasm decides on the whole set here (keycard's engine
  *   gives it a per-plugin slice instead).
@@ -163,8 +163,8 @@ measure(
   (call) => cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: "bench20" }),
 );
 
-// --- 10,002 policies ----------------------------------------------------------
-console.error("10,002 policies: base.cedar + 1,000 plugins x 10 grants");
+// --- 10,000 policies ----------------------------------------------------------
+console.error("10,000 policies: base.cedar + 1,000 plugins x 10 grants");
 let start = performance.now();
 const large = toPolicies(sources10k());
 console.error(

@@ -19,7 +19,7 @@
  *   preparsed slice (target p50 <= 100 µs).
  *
  * - `decision, 10k policies`: 1,000 plugins x 10 grants of mixed kinds +
- *   base.cedar = 10,002 policies. A plugin's first decision preparses its
+ *   base.cedar = 10,000 policies. A plugin's first decision preparses its
  *   slice (base.cedar + its 10 grants) and is measured apart, on plugins not
  *   asked before. The steady state warms every slice once (untimed), then
  *   decides for a random plugin a resource never asked before (fs.read,

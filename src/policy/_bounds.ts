@@ -301,10 +301,13 @@ export function checkRequestValues(
   roots: readonly unknown[],
   limits: Readonly<PolicyLimits> = POLICY_LIMITS,
 ): string | undefined {
-  const stack: [unknown, number][] = roots.map((root) => [root, 0]);
+  // Two parallel stacks and no per-value allocation: this runs on every uncached decision.
+  const stack: unknown[] = [...roots];
+  const depths: number[] = roots.map(() => 0);
   let values = 0;
   while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
+    const value = stack.pop();
+    const depth = depths.pop()!;
     if (++values > limits.maxRequestValues) {
       return `The request holds more than ${limits.maxRequestValues} values (maxRequestValues)`;
     }
@@ -312,7 +315,18 @@ export function checkRequestValues(
     if (depth >= limits.maxRequestDepth) {
       return `The request nests records and sets more than ${limits.maxRequestDepth} deep (maxRequestDepth)`;
     }
-    for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push([item, depth + 1]);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        stack.push(value[i]);
+        depths.push(depth + 1);
+      }
+    } else {
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue;
+        stack.push((value as Record<string, unknown>)[key]);
+        depths.push(depth + 1);
+      }
+    }
   }
   return undefined;
 }

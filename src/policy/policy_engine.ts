@@ -3,7 +3,8 @@ import { checkRequestValues, POLICY_LIMITS, position, scanCedarText } from "./_b
 import { type Cedar, CedarRuntime, describe } from "./_cedar_instance.ts";
 import { type ShadowOutcome, type ShadowStats, ShadowVerifier } from "./_shadow.ts";
 import { textHash, ValidationCache } from "./_validation_cache.ts";
-import { CedarSyntaxError, type CompiledPolicySet, compilePolicySet, EntityStore, parsePolicies } from "./cedar/mod.ts";
+import { CedarSyntaxError, type CompiledPolicySet, EntityStore, parsePolicies } from "./cedar/mod.ts";
+import { type CompiledPolicyEntry, PolicyCompiler } from "./cedar/compile_policy_set.ts";
 import type { PolicyJson as ParsedPolicyJson } from "./cedar/mod.ts";
 import { type PolicyProblem, PolicyValidationError } from "./errors.ts";
 import type { Entity } from "./resources.ts";
@@ -177,6 +178,8 @@ interface ParsedSource {
   json: ParsedPolicyJson[];
   /** Set when the TypeScript parser refused what cedar-wasm accepts: the set falls back to cedar-wasm. */
   fallback?: string;
+  /** Its policies compiled by the evaluator, on first use; kept while the source is unchanged. */
+  compiled?: CompiledPolicyEntry[];
 }
 
 class State {
@@ -202,6 +205,7 @@ class State {
     parsed: ParsedSource[],
     generation: number,
     evaluator: "typescript" | "cedar-wasm",
+    compiler?: PolicyCompiler,
   ) {
     this.version = version;
     this.generation = generation;
@@ -226,11 +230,14 @@ class State {
     this.namedHosts = named;
     let compiled: CompiledPolicySet | undefined;
     let fallback = evaluator === "typescript" ? parsed.find((source) => source.fallback)?.fallback : undefined;
-    if (evaluator === "typescript" && fallback === undefined) {
+    if (evaluator === "typescript" && fallback === undefined && compiler !== undefined) {
       try {
-        compiled = compilePolicySet(
+        // Only sources new to this engine are compiled; the set is linked from every source's policies.
+        compiled = compiler.link(
           parsed.flatMap((source) =>
-            source.policies.map((policy, i) => ({ id: policy.id, json: source.json[i] as unknown as cedar.PolicyJson }))
+            source.compiled ??= source.policies.map((policy, i) =>
+              compiler.compile(policy.id, source.json[i] as unknown as cedar.PolicyJson)
+            )
           ),
         );
       } catch (error) {
@@ -312,6 +319,7 @@ export class PolicyEngine {
   readonly #evaluator: "typescript" | "cedar-wasm";
   readonly #shadow: ShadowVerifier;
   readonly #onShadow: ((event: ShadowDisagreement) => void) | undefined;
+  readonly #compiler = new PolicyCompiler();
   #validated: ValidationCache | undefined;
   #fallbackSets = 0;
   #state: State;
@@ -475,7 +483,14 @@ export class PolicyEngine {
     for (const source of fresh) this.#parsed.set(source.name, source);
     // Forget parses of sources that left the set.
     for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    const state = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation, this.#evaluator);
+    const state = new State(
+      this.#state.version + 1,
+      [...sources],
+      parsed,
+      this.#runtime.generation,
+      this.#evaluator,
+      this.#compiler,
+    );
     state.inherit(this.#state);
     if (state.fallback !== undefined) this.#fallbackSets++;
     this.#state = state;
@@ -496,7 +511,14 @@ export class PolicyEngine {
   check(sources: readonly PolicySource[], probes: readonly AuthorizationRequest[] = []): Decision[] {
     const { parsed } = this.#prepare(sources);
     // A trial state with its own preparsed sets: the set in force is untouched.
-    const trial = new State(this.#state.version + 1, [...sources], parsed, this.#runtime.generation, this.#evaluator);
+    const trial = new State(
+      this.#state.version + 1,
+      [...sources],
+      parsed,
+      this.#runtime.generation,
+      this.#evaluator,
+      this.#compiler,
+    );
     return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
   }
 
