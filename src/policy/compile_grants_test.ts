@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { compileGrants } from "./compile_grants.ts";
 import { GrantError } from "./errors.ts";
-import { grant } from "./grant.ts";
+import { type Grant, grant } from "./grant.ts";
+import { freshCedar } from "./_cedar_instance.ts";
 
 Deno.test("compileGrants() emits one annotated permit per grant, scoped to the plugin", () => {
   const text = compileGrants("deployer", [
@@ -81,4 +82,38 @@ Deno.test("compileGrants() refuses malformed grants, naming their position", () 
     });
   }
   assert.throws(() => compileGrants('p"', []), /Plugin name/);
+});
+
+Deno.test("compileGrants() output validates strictly against the shipped schema, for every grant form", async () => {
+  // What lets the gateway skip validating grants under policies/keycard.cedarschema (PolicySource.trusted).
+  const schema = await Deno.readTextFile(new URL("../../policies/keycard.cedarschema", import.meta.url));
+  const grants: Grant[] = [
+    { "fs.read": { dir: "data/in" } },
+    { "fs.write": { dir: "./data/out" } },
+    { "fs.list": { dir: "/data" } },
+    { "fs.delete": { dir: "data/tmp" } },
+    { "http.request": { host: "api.example.com" } },
+    { "http.request": { host: "*.example.org", port: 8443, scheme: "https", methods: ["GET", "POST"] } },
+    { "http.request": { host: "127.0.0.1", port: 27501 } },
+    { "http.request": { host: "[::1]", scheme: "http" } },
+    { kv: { namespace: "state" } },
+    { kv: { namespace: "shared", actions: ["get", "delete"] } },
+    { "kv.get": { namespace: "a" } },
+    { "kv.set": { namespace: "b" } },
+    { "kv.delete": { namespace: "c" } },
+    { "env.get": { names: ["REGION", "ZONE"] } },
+    { "log.write": {} },
+    { "clock.now": {} },
+    { "random.get": {} },
+  ];
+  const kinds = new Set(grants.map((g) => Object.keys(g)[0]));
+  assert.equal(kinds.size, 13, "every grant kind of GrantKinds is listed");
+  const cedar = await freshCedar();
+  const answer = cedar.validate({
+    schema,
+    policies: { staticPolicies: compileGrants("plugin-x", grants) },
+    validationSettings: { mode: "strict" },
+  } as never) as { type: string; validationErrors?: unknown[] };
+  assert.equal(answer.type, "success");
+  assert.deepEqual(answer.validationErrors, []);
 });

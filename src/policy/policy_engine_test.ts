@@ -537,3 +537,14 @@ Deno.test("PolicyEngine remembers validated texts per schema: a restart skips va
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("PolicyEngine skips validating a trusted source (keycard's own grants) and validates the same text untrusted", async () => {
+  // Text the schema refuses (an attribute Runtime entities lack): only a trusted source gets past validation.
+  const text = '@id("t") permit (principal, action == Action::"clock.now", resource) when { resource.nope };';
+  const engine = await PolicyEngine.create({ schema, sources: [{ name: "grants/t", text, trusted: true }] });
+  assert.deepEqual(engine.authorize(clockFor("a")).errors.map((e) => e.split(":")[0]), ["t"]);
+  await assert.rejects(
+    () => PolicyEngine.create({ schema, sources: [{ name: "grants/t", text }] }),
+    PolicyValidationError,
+  );
+});
