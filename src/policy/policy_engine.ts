@@ -492,14 +492,7 @@ export class PolicyEngine {
     for (const source of fresh) this.#parsed.set(source.name, source);
     // Forget parses of sources that left the set.
     for (const key of this.#parsed.keys()) if (!names.has(key)) this.#parsed.delete(key);
-    const state = new State(
-      this.#state.version + 1,
-      [...sources],
-      parsed,
-      this.#runtime.generation,
-      this.#evaluator,
-      this.#compiler,
-    );
+    const state = this.#nextState(sources, parsed);
     state.inherit(this.#state);
     if (state.fallback !== undefined) this.#fallbackSets++;
     this.#state = state;
@@ -520,7 +513,13 @@ export class PolicyEngine {
   check(sources: readonly PolicySource[], probes: readonly AuthorizationRequest[] = []): Decision[] {
     const { parsed } = this.#prepare(sources);
     // A trial state with its own preparsed sets: the set in force is untouched.
-    const trial = new State(
+    const trial = this.#nextState(sources, parsed);
+    return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
+  }
+
+  /** The state a load (or a check's trial) of `sources` would put in force. */
+  #nextState(sources: readonly PolicySource[], parsed: ParsedSource[]): State {
+    return new State(
       this.#state.version + 1,
       [...sources],
       parsed,
@@ -528,7 +527,6 @@ export class PolicyEngine {
       this.#evaluator,
       this.#compiler,
     );
-    return probes.map((probe) => this.#evaluate(trial, probe, `${this.#prefix}-trial`));
   }
 
   #prepare(sources: readonly PolicySource[]): { parsed: ParsedSource[]; fresh: ParsedSource[]; names: Set<string> } {

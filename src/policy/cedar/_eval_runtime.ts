@@ -1,6 +1,7 @@
 // What the compiled closures share at run time: Cedar's type names and error
 // messages (worded as cedar-wasm words them, so reports read the same), value
 // equality and the hierarchy test.
+import { typeName } from "./_extension_errors.ts";
 import { CedarEvalError, CedarRecord, CedarSet, EntityRef, ExtensionValue, type Value, valueKey } from "./value.ts";
 
 /** The smallest Long, -2^63. */
@@ -43,21 +44,7 @@ export interface Env {
 /** `(entity of type \`any_entity_type\`)`: how Cedar names "any entity" in type errors. */
 export const ANY_ENTITY = "(entity of type `any_entity_type`)";
 
-/** Cedar's name of a value's type, as in `type error: expected long, got string`. */
-export function typeName(value: Value): string {
-  switch (typeof value) {
-    case "boolean":
-      return "bool";
-    case "bigint":
-      return "long";
-    case "string":
-      return "string";
-  }
-  if (value instanceof EntityRef) return `(entity of type \`${value.type}\`)`;
-  if (value instanceof CedarSet) return "set";
-  if (value instanceof CedarRecord) return "record";
-  return value.extension;
-}
+export { typeName };
 
 /** A type error: `type error: expected long, got string`. */
 export function typeError(expected: string | readonly string[], actual: Value): CedarEvalError {
