@@ -630,9 +630,14 @@ export class PolicyEngine {
   }
 
   #evaluate(state: State, request: AuthorizationRequest, prefix: string): Decision {
-    const refused = checkRequestValues([request.principal, request.resource, request.context]);
+    const principal = principalKey(request.principal);
+    if (typeof principal !== "string") return this.#decide(state, "deny", [], [principal.refused], false);
+    const refused = checkRequestValues([request.resource, request.context]);
     if (refused !== undefined) return this.#decide(state, "deny", [], [refused], false);
-    const key = JSON.stringify([request.principal, request.action, request.resource, request.context]);
+    // JSON text holds no raw NUL, so the parts cannot run into each other.
+    const key = `${principal}\u0000${request.action}\u0000${JSON.stringify(request.resource)}\u0000${
+      JSON.stringify(request.context)
+    }`;
     // A cached decision was made on this very version: it stays right while cedar-wasm is replaced.
     const hit = state.cache.get(key);
     if (hit) return { ...hit, cached: true };
@@ -983,6 +988,30 @@ export class PolicyEngine {
       fallback: `${source.name}: ${why}`,
     };
   }
+}
+
+/** Cache-key text of principals that cannot change (frozen all the way down, as `pluginEntity` makes them). */
+const principalKeys = new WeakMap<Entity, string>();
+
+function frozenFlat(entity: Entity): boolean {
+  if (!Object.isFrozen(entity) || !Object.isFrozen(entity.uid) || !Object.isFrozen(entity.attrs)) return false;
+  if (!Object.isFrozen(entity.parents)) return false;
+  for (const name in entity.attrs) {
+    const value = entity.attrs[name];
+    if (typeof value === "object" && value !== null) return false;
+  }
+  return true;
+}
+
+/** The principal's part of the cache key, after the request bounds; kept for a frozen principal. */
+function principalKey(entity: Entity): string | { refused: string } {
+  const known = principalKeys.get(entity);
+  if (known !== undefined) return known;
+  const refused = checkRequestValues([entity]);
+  if (refused !== undefined) return { refused };
+  const key = JSON.stringify(entity);
+  if (frozenFlat(entity)) principalKeys.set(entity, key);
+  return key;
 }
 
 function lineOf(text: string, offset: number): number {

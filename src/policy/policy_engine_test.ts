@@ -548,3 +548,39 @@ Deno.test("PolicyEngine skips validating a trusted source (keycard's own grants)
     PolicyValidationError,
   );
 });
+
+Deno.test("PolicyEngine keys a frozen plugin principal once, and never keeps a key for one that can change", async () => {
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [{
+      name: "ops.cedar",
+      text:
+        '@id("v1") permit (principal, action == Action::"clock.now", resource) when { principal.version == "1.0.0" };',
+    }],
+  });
+  const info = { name: "a", version: "1.0.0", sha256: "00" };
+  const frozen = pluginEntity(info);
+  assert.equal(pluginEntity(info), frozen, "one entity per plugin principal object");
+  assert.ok(Object.isFrozen(frozen) && Object.isFrozen(frozen.attrs));
+  const clock = (principal: typeof frozen): AuthorizationRequest => ({
+    principal,
+    action: "clock.now",
+    resource: runtimeEntity("clock"),
+    context: {},
+  });
+  assert.equal(engine.authorize(clock(frozen)).decision, "allow");
+  // A new version is a new entity, keyed afresh.
+  info.version = "2.0.0";
+  const upgraded = pluginEntity(info);
+  assert.notEqual(upgraded, frozen);
+  assert.equal(engine.authorize(clock(upgraded)).decision, "deny");
+  // An entity a caller may change in place is keyed on every decision.
+  const open = {
+    uid: { type: "Plugin", id: "b" },
+    attrs: { version: "1.0.0" } as Record<string, unknown>,
+    parents: [],
+  };
+  assert.equal(engine.authorize(clock(open)).decision, "allow");
+  open.attrs.version = "3.0.0";
+  assert.deepEqual([engine.authorize(clock(open)).decision, engine.authorize(clock(open)).cached], ["deny", true]);
+});

@@ -52,12 +52,24 @@ export function hostId(host: string, port: number): string {
  * ```
  */
 export function pluginEntity(plugin: PluginPrincipal): Entity {
-  return {
-    uid: { type: "Plugin", id: plugin.name },
-    attrs: { name: plugin.name, version: plugin.version, sha256: plugin.sha256, tenant: plugin.tenant ?? "" },
-    parents: [],
-  };
+  const tenant = plugin.tenant ?? "";
+  const known = pluginEntities.get(plugin);
+  if (
+    known && known.attrs.name === plugin.name && known.attrs.version === plugin.version &&
+    known.attrs.sha256 === plugin.sha256 && known.attrs.tenant === tenant
+  ) return known;
+  // Frozen and the same object for every host call of a plugin: the engine keys and checks it once.
+  const entity: Entity = Object.freeze({
+    uid: Object.freeze({ type: "Plugin", id: plugin.name }),
+    attrs: Object.freeze({ name: plugin.name, version: plugin.version, sha256: plugin.sha256, tenant }),
+    parents: Object.freeze([]) as unknown as EntityUid[],
+  });
+  pluginEntities.set(plugin, entity);
+  return entity;
 }
+
+/** The entity of each plugin principal object, while that object lives. */
+const pluginEntities = new WeakMap<PluginPrincipal, Entity>();
 
 /** The `Client` principal entity of an API caller. */
 export function clientEntity(client: { id: string; roles: readonly string[]; tenant?: string }): Entity {
