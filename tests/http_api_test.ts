@@ -124,6 +124,12 @@ Deno.test(
     assert.ok(lines.includes("keycard_rejections_total 0"), text);
     assert.ok(lines.includes("keycard_workers_recycled_total 0"), text);
     assert.match(text, /^keycard_policy_version \d+$/m);
+    // The TypeScript evaluator decides; cedar-wasm checks a sample (none disagreed) and no set fell back.
+    assert.ok(lines.includes('keycard_policy_evaluator{evaluator="typescript"} 1'), text);
+    assert.ok(lines.includes('keycard_policy_evaluator{evaluator="cedar-wasm"} 0'), text);
+    assert.ok(lines.includes("keycard_policy_fallback_sets_total 0"), text);
+    assert.ok(lines.includes("keycard_policy_shadow_disagreements_total 0"), text);
+    assert.match(text, /^keycard_policy_shadow_checked_total \d+$/m);
   }),
 );
 

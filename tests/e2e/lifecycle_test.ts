@@ -51,6 +51,10 @@ Deno.test("a stop and a start on the same data dir keep plugins, policies and KV
     await expectStatus(kc, put, 200);
     assert.equal(await kvCounter(kc, site), "1");
     assert.equal(await kvCounter(kc, site), "2");
+    // What strict validation passed is remembered in the data dir, for the next start.
+    const remembered = [...Deno.readDirSync(join(site.dataDir, "policy-cache"))].map((e) => e.name);
+    assert.equal(remembered.length, 1, JSON.stringify(remembered));
+    assert.match(remembered[0]!, /^[0-9a-f]{64}\.json$/);
 
     const status = await kc.stop("SIGINT");
     assert.equal(status.code, 0, kc.run.output());
