@@ -212,7 +212,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           evaluator: config.policyEngine.evaluator,
           shadowSample: config.policyEngine.shadowSample,
           validationCache: join(config.dataDir, "policy-cache"),
-          onShadowDisagreement: (event) => shadowDisagreement(event),
+          onShadowDisagreement: shadowDisagreement,
         });
       } catch (error) {
         if (!(error instanceof PolicyValidationError)) throw error;

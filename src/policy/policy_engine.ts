@@ -214,7 +214,7 @@ class State {
     parsed: ParsedSource[],
     generation: number,
     evaluator: "typescript" | "cedar-wasm",
-    compiler?: PolicyCompiler,
+    compiler: PolicyCompiler,
   ) {
     this.version = version;
     this.generation = generation;
@@ -239,7 +239,7 @@ class State {
     this.namedHosts = named;
     let compiled: CompiledPolicySet | undefined;
     let fallback = evaluator === "typescript" ? parsed.find((source) => source.fallback)?.fallback : undefined;
-    if (evaluator === "typescript" && fallback === undefined && compiler !== undefined) {
+    if (evaluator === "typescript" && fallback === undefined) {
       try {
         // Only sources new to this engine are compiled; the set is linked from every source's policies.
         compiled = compiler.link(
@@ -345,7 +345,7 @@ export class PolicyEngine {
     }
     this.#shadow = new ShadowVerifier(options.shadowSample ?? 0);
     this.#onShadow = options.onShadowDisagreement;
-    this.#state = new State(0, [], [], runtime.generation, this.#evaluator);
+    this.#state = new State(0, [], [], runtime.generation, this.#evaluator, this.#compiler);
   }
 
   /**
@@ -602,12 +602,16 @@ export class PolicyEngine {
     // parsed once per call, which dominates for many small sources.
     // Texts that passed before against this schema are not validated again (a restart, a reload of other files).
     const trusted = new Set(sources.filter((source) => source.trusted).map((source) => source.name));
-    const unvalidated = fresh.filter((source) =>
-      !trusted.has(source.name) && !this.#validated?.has(textHash(source.text))
-    );
+    const hashes = new Map<ParsedSource, string>();
+    const unvalidated = fresh.filter((source) => {
+      if (trusted.has(source.name)) return false;
+      const hash = textHash(source.text);
+      hashes.set(source, hash);
+      return !this.#validated?.has(hash);
+    });
     if (problems.length === 0 && unvalidated.length > 0) problems.push(...this.#validate(unvalidated));
     if (problems.length > 0) throw new PolicyValidationError(problems);
-    this.#validated?.add(unvalidated.map((source) => textHash(source.text)));
+    this.#validated?.add(unvalidated.map((source) => hashes.get(source)!));
     return { parsed, fresh, names };
   }
 
@@ -718,8 +722,9 @@ export class PolicyEngine {
       policies: d.policies,
       erroring: d.errors.map((e) => e.slice(0, e.indexOf(": "))).sort(),
     });
+    const ours = outcome(decision);
     this.#shadow.enqueue({
-      ours: outcome(decision),
+      ours,
       theirs: () => {
         // Slices in cedar-wasm hold the set in force: a check queued before a reload is skipped.
         if (state !== this.#state) return undefined;
@@ -734,7 +739,7 @@ export class PolicyEngine {
             reason: `denied: cedar-wasm disagreed with the evaluator (${decision.reason})`,
           });
         }
-        this.#onShadow?.({ request, ours: outcome(decision), theirs, version: state.version });
+        this.#onShadow?.({ request, ours, theirs, version: state.version });
       },
     });
   }
