@@ -1,8 +1,17 @@
 import type * as cedar from "@cedar-policy/cedar-wasm/web";
-import { checkRequestValues, POLICY_LIMITS, position, scanCedarText } from "./_bounds.ts";
+import {
+  type BoundViolation,
+  checkRequestValues,
+  POLICY_LIMITS,
+  position,
+  scanCedarText,
+  utf8Length,
+} from "./_bounds.ts";
 import { type Cedar, CedarRuntime, describe } from "./_cedar_instance.ts";
 import { type ShadowOutcome, type ShadowStats, ShadowVerifier } from "./_shadow.ts";
 import { textHash, ValidationCache } from "./_validation_cache.ts";
+import { type CachedEntry, DecisionCache } from "./_decision_cache.ts";
+import { BuiltEntity, type EntitySlot } from "./_entity_slot.ts";
 import { CedarSyntaxError, type CompiledPolicySet, EntityStore, parsePolicies } from "./cedar/mod.ts";
 import { type CompiledPolicyEntry, PolicyCompiler } from "./cedar/compile_policy_set.ts";
 import type { PolicyJson as ParsedPolicyJson } from "./cedar/mod.ts";
@@ -173,9 +182,8 @@ export interface PolicyEngineStats {
 interface ParsedSource {
   name: string;
   text: string;
-  /** UTF-8 size and policy count, for the bounds of a whole set. */
+  /** UTF-8 size, for the bounds of a whole set. */
   bytes: number;
-  ends: number[];
   /** Offset of each policy in the source text, for error positions. */
   offsets: number[];
   policies: PolicyInfo[];
@@ -199,7 +207,7 @@ class State {
   readonly slices = new Map<string, Record<string, string>>();
   /** Slices prepared in cedar-wasm, with whether they read principal attributes. */
   readonly prepared = new Map<string, { principalAttrs: boolean }>();
-  readonly cache = new Map<string, Decision>();
+  readonly cache: DecisionCache<Readonly<Decision>>;
   readonly namedHosts: ReadonlySet<string>;
   /** The cedar-wasm generation `prepared` belongs to: a fresh instance holds none of them. */
   generation: number;
@@ -215,8 +223,10 @@ class State {
     generation: number,
     evaluator: "typescript" | "cedar-wasm",
     compiler: PolicyCompiler,
+    cacheSize: number,
   ) {
     this.version = version;
+    this.cache = new DecisionCache(cacheSize);
     this.generation = generation;
     this.sources = sources;
     const policies = new Map<string, PolicyInfo>();
@@ -280,8 +290,6 @@ function signature(policies: Record<string, string>): string {
 
 let engines = 0;
 
-/** Keys longer than this are decided but not cached: a few large requests must not fill memory. */
-const MAX_CACHED_KEY = 8192;
 /**
  * The TypeScript parser's nesting bound: past the sum of the scan's bounds
  * (`_bounds.ts`), so that only the scan decides what is too deep.
@@ -320,7 +328,8 @@ const PROBE = "permit (principal, action, resource);";
  * ```
  */
 export class PolicyEngine {
-  readonly #schema: string;
+  /** The schema in Cedar's JSON form, as validation takes it. */
+  #schemaJson: unknown;
   readonly #cacheSize: number;
   readonly #prefix = `keycard-${++engines}`;
   readonly #parsed = new Map<string, ParsedSource>();
@@ -335,8 +344,7 @@ export class PolicyEngine {
   /** The set in force being prepared in a fresh cedar-wasm instance. */
   #recovery: Promise<void> | undefined;
 
-  private constructor(schema: string, options: PolicyEngineOptions, runtime: CedarRuntime) {
-    this.#schema = schema;
+  private constructor(options: PolicyEngineOptions, runtime: CedarRuntime) {
     this.#cacheSize = options.cacheSize ?? 50_000;
     this.#runtime = runtime;
     this.#evaluator = options.evaluator ?? "typescript";
@@ -345,7 +353,7 @@ export class PolicyEngine {
     }
     this.#shadow = new ShadowVerifier(options.shadowSample ?? 0);
     this.#onShadow = options.onShadowDisagreement;
-    this.#state = new State(0, [], [], runtime.generation, this.#evaluator, this.#compiler);
+    this.#state = new State(0, [], [], runtime.generation, this.#evaluator, this.#compiler, this.#cacheSize);
   }
 
   /**
@@ -362,14 +370,17 @@ export class PolicyEngine {
       const { line, column, message } = bounds.violation;
       throw new PolicyValidationError([{ source: "schema", line, column, message }]);
     }
-    const engine = new PolicyEngine(options.schema, options, runtime);
-    engine.#validated = await ValidationCache.open(options.validationCache, options.schema);
-    const schemaCheck = engine.#cedar("schema", (cedar) => cedar.checkParseSchema(options.schema));
-    if (schemaCheck.type !== "success") {
+    const engine = new PolicyEngine(options, runtime);
+    engine.#validated = await ValidationCache.open(options.validationCache, options.schema, POLICY_LIMITS);
+    // Validation gets the schema in Cedar's JSON form, converted once: cedar-wasm parses JSON in half the
+    // time of schema text, and every validation parses the schema again (6 of 11 ms for one changed source).
+    const schemaJson = engine.#cedar("schema", (cedar) => cedar.schemaToJson(options.schema));
+    if (schemaJson.type !== "success") {
       throw new PolicyValidationError(
-        schemaCheck.errors.map((e) => ({ source: "schema", ...locate(options.schema, e), message: e.message })),
+        schemaJson.errors.map((e) => ({ source: "schema", ...locate(options.schema, e), message: e.message })),
       );
     }
+    engine.#schemaJson = schemaJson.json;
     engine.load(options.sources ?? []);
     return engine;
   }
@@ -526,6 +537,7 @@ export class PolicyEngine {
       this.#runtime.generation,
       this.#evaluator,
       this.#compiler,
+      this.#cacheSize,
     );
   }
 
@@ -534,14 +546,24 @@ export class PolicyEngine {
     const parsed: ParsedSource[] = [];
     const fresh: ParsedSource[] = [];
     const names = new Set<string>();
-    // Every bound, on every source, before any Cedar code sees any of them.
+    // Every bound, on every source, before any Cedar code sees any of them. A text that passed before
+    // (remembered in the data dir with its policy count) is not scanned again.
     let bytes = 0;
     let count = 0;
-    const scans = new Map<string, { bytes: number; ends: number[] }>();
+    const scans = new Map<string, { bytes: number; policies: number; ends?: number[] }>();
+    const hashes = new Map<string, string>();
     for (const source of sources) {
       const known = this.#parsed.get(source.name);
-      const scan = known && known.text === source.text ? known : scanCedarText(source.text);
-      if ("violation" in scan && scan.violation) {
+      let scan: { bytes: number; policies: number; ends?: number[]; violation?: BoundViolation };
+      if (known && known.text === source.text) {
+        scan = { bytes: known.bytes, policies: known.policies.length };
+      } else {
+        const hash = textHash(source.text);
+        hashes.set(source.name, hash);
+        const policies = this.#validated?.policies(hash);
+        scan = policies === undefined ? scanCedarText(source.text) : { bytes: utf8Length(source.text), policies };
+      }
+      if (scan.violation) {
         const { line, column, message } = scan.violation;
         problems.push({ source: source.name, line, column, message });
         continue;
@@ -552,16 +574,17 @@ export class PolicyEngine {
           ...position(source.text, Math.max(0, POLICY_LIMITS.maxSetBytes - bytes)),
           message: `The policy set grows past ${POLICY_LIMITS.maxSetBytes} bytes here (maxSetBytes)`,
         });
-      } else if (count + scan.ends.length > POLICY_LIMITS.maxPolicies) {
+      } else if (count + scan.policies > POLICY_LIMITS.maxPolicies) {
+        const ends = scan.ends ?? scanCedarText(source.text).ends;
         problems.push({
           source: source.name,
-          ...position(source.text, scan.ends[POLICY_LIMITS.maxPolicies - count] ?? 0),
+          ...position(source.text, ends[POLICY_LIMITS.maxPolicies - count] ?? 0),
           message: `The policy set grows past ${POLICY_LIMITS.maxPolicies} policies here (maxPolicies)`,
         });
       }
       scans.set(source.name, scan);
       bytes += scan.bytes;
-      count += scan.ends.length;
+      count += scan.policies;
     }
     if (problems.length > 0) throw new PolicyValidationError(problems);
     for (const source of sources) {
@@ -602,16 +625,13 @@ export class PolicyEngine {
     // parsed once per call, which dominates for many small sources.
     // Texts that passed before against this schema are not validated again (a restart, a reload of other files).
     const trusted = new Set(sources.filter((source) => source.trusted).map((source) => source.name));
-    const hashes = new Map<ParsedSource, string>();
-    const unvalidated = fresh.filter((source) => {
-      if (trusted.has(source.name)) return false;
-      const hash = textHash(source.text);
-      hashes.set(source, hash);
-      return !this.#validated?.has(hash);
-    });
+    const unvalidated = fresh.filter((source) =>
+      !trusted.has(source.name) && !this.#validated?.has(hashes.get(source.name)!)
+    );
     if (problems.length === 0 && unvalidated.length > 0) problems.push(...this.#validate(unvalidated));
     if (problems.length > 0) throw new PolicyValidationError(problems);
-    this.#validated?.add(unvalidated.map((source) => hashes.get(source)!));
+    // Trusted texts (keycard's grants, valid by construction) are remembered too: their scan is skipped next time.
+    this.#validated?.add(fresh.map((source) => [hashes.get(source.name)!, source.policies.length] as const));
     return { parsed, fresh, names };
   }
 
@@ -636,23 +656,24 @@ export class PolicyEngine {
   #evaluate(state: State, request: AuthorizationRequest, prefix: string): Decision {
     const principal = principalKey(request.principal);
     if (typeof principal !== "string") return this.#decide(state, "deny", [], [principal.refused], false);
-    const refused = checkRequestValues([request.resource, request.context]);
-    if (refused !== undefined) return this.#decide(state, "deny", [], [refused], false);
-    // JSON text holds no raw NUL, so the parts cannot run into each other.
-    const key = `${principal}\u0000${request.action}\u0000${JSON.stringify(request.resource)}\u0000${
-      JSON.stringify(request.context)
-    }`;
+    // A resource built by keycard was checked against the bounds once, and keeps its own decisions.
+    const built = checkedResource(request.resource);
     // A cached decision was made on this very version: it stays right while cedar-wasm is replaced.
-    const hit = state.cache.get(key);
-    if (hit) return { ...hit, cached: true };
+    // A hit equals a request that passed the bounds, so it needs no bounds walk of its own.
+    const hit = state.cache.lookup(principal, request.action, request.resource, request.context, built);
+    if (hit) return hit;
+    const refused = checkRequestValues(built ? [request.context] : [request.resource, request.context]);
+    if (refused !== undefined) return this.#decide(state, "deny", [], [refused], false);
     if (state.compiled !== undefined) {
       const decision = this.#decideCompiled(state, state.compiled, request);
-      this.#remember(state, key, decision);
-      if (prefix === this.#prefix && this.#shadow.sample()) this.#shadowCheck(state, request, key, decision);
+      const handle = this.#remember(state, principal, request, decision, built);
+      if (handle !== undefined && prefix === this.#prefix && this.#shadow.sample()) {
+        this.#shadowCheck(state, request, handle, decision);
+      }
       return decision;
     }
     const decision = this.#cedarDecide(state, request, prefix);
-    if (decision.unavailable === undefined) this.#remember(state, key, decision);
+    if (decision.unavailable === undefined) this.#remember(state, principal, request, decision, built);
     return decision;
   }
 
@@ -691,10 +712,16 @@ export class PolicyEngine {
     }
   }
 
-  #remember(state: State, key: string, decision: Decision): void {
-    if (key.length > MAX_CACHED_KEY) return;
-    if (state.cache.size >= this.#cacheSize) state.cache.delete(state.cache.keys().next().value!);
-    state.cache.set(key, decision);
+  /** Caches the decision's twin that says it came from the cache (frozen: every hit returns that one object). */
+  #remember(
+    state: State,
+    principal: string,
+    request: AuthorizationRequest,
+    decision: Decision,
+    built: EntitySlot | undefined,
+  ): CachedEntry<Readonly<Decision>> | undefined {
+    const twin = Object.freeze({ ...decision, cached: true });
+    return state.cache.store(principal, request.action, request.resource, request.context, twin, built);
   }
 
   /** Decides with the TypeScript evaluator: no cedar-wasm on this path. */
@@ -705,7 +732,7 @@ export class PolicyEngine {
         action: { type: "Action", id: request.action },
         resource: request.resource.uid,
         context: request.context as Record<string, cedar.CedarValueJson>,
-        entities: EntityStore.fromJson([request.principal, request.resource] as unknown as cedar.EntityJson[]),
+        entities: requestEntities(request.principal, request.resource),
       });
       const errors = answer.errors.map((id, i) => `${id}: ${answer.errorMessages[i]}`);
       return this.#decide(state, answer.decision, answer.reason, errors, false);
@@ -716,7 +743,12 @@ export class PolicyEngine {
   }
 
   /** Queues a sampled decision for cedar-wasm to decide again, off the hot path. */
-  #shadowCheck(state: State, request: AuthorizationRequest, key: string, decision: Decision): void {
+  #shadowCheck(
+    state: State,
+    request: AuthorizationRequest,
+    key: CachedEntry<Readonly<Decision>>,
+    decision: Decision,
+  ): void {
     const outcome = (d: Decision): ShadowOutcome => ({
       decision: d.decision,
       policies: d.policies,
@@ -733,11 +765,14 @@ export class PolicyEngine {
       },
       disagree: (theirs) => {
         // The safer decision wins for this entry; a later version starts a fresh cache.
-        if (theirs.decision === "deny" && state.cache.has(key)) {
-          state.cache.set(key, {
-            ...this.#decide(state, "deny", [...theirs.policies], decision.errors, false),
-            reason: `denied: cedar-wasm disagreed with the evaluator (${decision.reason})`,
-          });
+        if (theirs.decision === "deny") {
+          state.cache.replace(
+            key,
+            Object.freeze({
+              ...this.#decide(state, "deny", [...theirs.policies], decision.errors, true),
+              reason: `denied: cedar-wasm disagreed with the evaluator (${decision.reason})`,
+            }),
+          );
         }
         this.#onShadow?.({ request, ours, theirs, version: state.version });
       },
@@ -867,7 +902,7 @@ export class PolicyEngine {
     }
     const validation = this.#cedar("(policy set)", (cedar) =>
       cedar.validate({
-        schema: this.#schema,
+        schema: this.#schemaJson,
         policies: { staticPolicies },
         validationSettings: { mode: "strict" },
       } as unknown as cedar.ValidationCall));
@@ -891,7 +926,7 @@ export class PolicyEngine {
    * cedar-wasm: its errors are reported, as before, or, when it accepts the
    * text, the set falls back to cedar-wasm for decisions (counted).
    */
-  #parse(source: PolicySource, scan: { bytes: number; ends: number[] }): ParsedSource | { problems: PolicyProblem[] } {
+  #parse(source: PolicySource, scan: { bytes: number }): ParsedSource | { problems: PolicyProblem[] } {
     let parsed: ReturnType<typeof parsePolicies>;
     try {
       // The scan bounds every construct first; the parser's own depth bound is past their sum.
@@ -929,8 +964,7 @@ export class PolicyEngine {
       json.push(policy.json);
       this.#scope(id, policy.json, scopes, namedHosts);
     }
-    const { bytes, ends } = scan;
-    return { name: source.name, text: source.text, bytes, ends, policies, scopes, namedHosts, offsets, json };
+    return { name: source.name, text: source.text, bytes: scan.bytes, policies, scopes, namedHosts, offsets, json };
   }
 
   /** Files a policy under its principal scope and collects the Hosts a permit names. */
@@ -948,7 +982,7 @@ export class PolicyEngine {
   /** cedar-wasm's parse: its errors, or the source marked to fall back to it. */
   #parseWithCedar(
     source: PolicySource,
-    scan: { bytes: number; ends: number[] },
+    scan: { bytes: number },
     why: string,
   ): ParsedSource | { problems: PolicyProblem[] } {
     const fail = (errors: cedar.DetailedError[], base = 0, policyId?: string) => ({
@@ -979,12 +1013,10 @@ export class PolicyEngine {
       json.push(est);
       this.#scope(id, est, scopes, namedHosts);
     }
-    const { bytes, ends } = scan;
     return {
       name: source.name,
       text: source.text,
-      bytes,
-      ends,
+      bytes: scan.bytes,
       policies,
       scopes,
       namedHosts,
@@ -995,28 +1027,38 @@ export class PolicyEngine {
   }
 }
 
-/** Cache-key text of principals that cannot change (frozen all the way down, as `pluginEntity` makes them). */
-const principalKeys = new WeakMap<Entity, string>();
-
-function frozenFlat(entity: Entity): boolean {
-  if (!Object.isFrozen(entity) || !Object.isFrozen(entity.uid) || !Object.isFrozen(entity.attrs)) return false;
-  if (!Object.isFrozen(entity.parents)) return false;
-  for (const name in entity.attrs) {
-    const value = entity.attrs[name];
-    if (typeof value === "object" && value !== null) return false;
-  }
-  return true;
-}
-
 /** The principal's part of the cache key, after the request bounds; kept for a frozen principal. */
 function principalKey(entity: Entity): string | { refused: string } {
-  const known = principalKeys.get(entity);
-  if (known !== undefined) return known;
-  const refused = checkRequestValues([entity]);
-  if (refused !== undefined) return { refused };
-  const key = JSON.stringify(entity);
-  if (frozenFlat(entity)) principalKeys.set(entity, key);
-  return key;
+  const slot = BuiltEntity.slotOf(entity);
+  if (slot === undefined) {
+    const refused = checkRequestValues([entity]);
+    return refused === undefined ? JSON.stringify(entity) : { refused };
+  }
+  slot.refused ??= checkRequestValues([entity]) ?? "";
+  if (slot.refused !== "") return { refused: slot.refused };
+  return slot.json ??= JSON.stringify(entity);
+}
+
+/** The slot of a resource built (frozen) by resources.ts that is within the request bounds. */
+function checkedResource(entity: Entity): EntitySlot | undefined {
+  const slot = BuiltEntity.slotOf(entity);
+  if (slot === undefined) return undefined;
+  slot.refused ??= checkRequestValues([entity]) ?? "";
+  return slot.refused === "" ? slot : undefined;
+}
+
+/** The request's entities for the evaluator: two entities built by resources.ts are joined from their parsed selves. */
+function requestEntities(principal: Entity, resource: Entity): EntityStore {
+  const p = BuiltEntity.slotOf(principal);
+  const r = p === undefined ? undefined : BuiltEntity.slotOf(resource);
+  if (p !== undefined && r !== undefined) {
+    const joined = EntityStore.join(
+      (p.parsed ??= EntityStore.fromJson([principal as unknown as cedar.EntityJson])) as EntityStore,
+      (r.parsed ??= EntityStore.fromJson([resource as unknown as cedar.EntityJson])) as EntityStore,
+    );
+    if (joined !== undefined) return joined;
+  }
+  return EntityStore.fromJson([principal, resource] as unknown as cedar.EntityJson[]);
 }
 
 function lineOf(text: string, offset: number): number {

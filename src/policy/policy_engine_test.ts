@@ -505,12 +505,14 @@ Deno.test("PolicyEngine remembers validated texts per schema: a restart skips va
     const files = [...Deno.readDirSync(dir)].map((e) => e.name);
     assert.equal(files.length, 1);
     const remembered = JSON.parse(await Deno.readTextFile(`${dir}/${files[0]}`));
-    assert.equal(remembered.length, 2);
+    assert.equal(remembered.format, 2);
+    assert.deepEqual(Object.values(remembered.texts), [2, 1], "each text with its policy count");
     // Proof that validation is skipped: an entry for a text the schema refuses is believed (only the cache can
     // put it there; a policy naming an unknown attribute then errors at evaluation, as Cedar skips it).
     const unchecked = '@id("odd") permit (principal, action == Action::"clock.now", resource) when { context.nope };';
     const { textHash } = await import("./_validation_cache.ts");
-    await Deno.writeTextFile(`${dir}/${files[0]}`, JSON.stringify([...remembered, textHash(unchecked)]));
+    remembered.texts[textHash(unchecked)] = 1;
+    await Deno.writeTextFile(`${dir}/${files[0]}`, JSON.stringify(remembered));
     const restarted = await PolicyEngine.create({
       schema,
       sources: [...sources, { name: "ops.cedar", text: unchecked }],
@@ -583,4 +585,65 @@ Deno.test("PolicyEngine keys a frozen plugin principal once, and never keeps a k
   assert.equal(engine.authorize(clock(open)).decision, "allow");
   open.attrs.version = "3.0.0";
   assert.deepEqual([engine.authorize(clock(open)).decision, engine.authorize(clock(open)).cached], ["deny", true]);
+});
+
+Deno.test("PolicyEngine: built resources are frozen and shared; a changed copy is decided afresh", async () => {
+  const engine = await PolicyEngine.create({
+    schema,
+    sources: [{
+      name: "ops.cedar",
+      text: [
+        '@id("read") permit (principal, action == Action::"fs.read", resource in Dir::"/in");',
+        '@id("owned") forbid (principal, action == Action::"fs.read", resource) when { resource has owner };',
+      ].join("\n"),
+    }],
+  });
+  const file = pathEntity("/in/a.txt", "File");
+  assert.equal(pathEntity("/in/a.txt", "File"), file, "one entity per path while it is used");
+  assert.throws(() => {
+    (file.attrs as Record<string, unknown>).owner = "x";
+  }, TypeError);
+  assert.throws(() => file.parents.push({ type: "Dir", id: "/" }), TypeError);
+  const request = (resource: typeof file): AuthorizationRequest => ({
+    principal: plugin("p"),
+    action: "fs.read",
+    resource,
+    context: { caller: "" },
+  });
+  assert.deepEqual([engine.authorize(request(file)).decision, engine.authorize(request(file)).cached], ["allow", true]);
+  const owned = { ...file, attrs: { owner: "x" } };
+  const first = engine.authorize(request(owned));
+  assert.deepEqual([first.decision, first.cached], ["deny", false], "not the built entity's cached allow");
+  const moved = { ...file, parents: [{ type: "Dir", id: "/out" }] };
+  assert.equal(engine.authorize(request(moved)).decision, "deny");
+  // Another engine (another set) sharing the same built entity decides on its own set.
+  const other = await PolicyEngine.create({ schema, sources: [] });
+  const elsewhere = other.authorize(request(file));
+  assert.deepEqual([elsewhere.decision, elsewhere.cached], ["deny", false]);
+  assert.equal(engine.authorize(request(file)).decision, "allow");
+});
+
+Deno.test("PolicyEngine skips the bounds scan of remembered texts, and their counts still bound the set", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sources = [{ name: "base.cedar", text: base }];
+    await PolicyEngine.create({ schema, sources, validationCache: dir });
+    const [file] = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
+    const saved = JSON.parse(await Deno.readTextFile(file!));
+    // Only the cache can say base.cedar holds more policies than a set may: the remembered count is what counts.
+    const hash = Object.keys(saved.texts)[0]!;
+    saved.texts[hash] = POLICY_LIMITS.maxPolicies + 1;
+    await Deno.writeTextFile(file!, JSON.stringify(saved));
+    await assert.rejects(
+      () => PolicyEngine.create({ schema, sources, validationCache: dir }),
+      (error: PolicyValidationError) => error.problems.some((p) => p.message.includes("(maxPolicies)")),
+    );
+    // The first format (a list of hashes) is read as empty: everything is scanned and validated again.
+    await Deno.writeTextFile(file!, JSON.stringify([hash]));
+    const engine = await PolicyEngine.create({ schema, sources, validationCache: dir });
+    assert.equal(engine.policies().length, 2);
+    assert.equal(JSON.parse(await Deno.readTextFile(file!)).format, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

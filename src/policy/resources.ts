@@ -2,6 +2,8 @@
 // request so that decisions (and the decision cache) are consistent.
 import { ancestors } from "./data_path.ts";
 import { parseIpAddress } from "./parse_ip_address.ts";
+import { BuiltEntity } from "./_entity_slot.ts";
+import { GenerationalCache } from "./_generational_cache.ts";
 
 /** A Cedar entity reference. */
 export interface EntityUid {
@@ -59,11 +61,11 @@ export function pluginEntity(plugin: PluginPrincipal): Entity {
     known.attrs.sha256 === plugin.sha256 && known.attrs.tenant === tenant
   ) return known;
   // Frozen and the same object for every host call of a plugin: the engine keys and checks it once.
-  const entity: Entity = Object.freeze({
-    uid: Object.freeze({ type: "Plugin", id: plugin.name }),
-    attrs: Object.freeze({ name: plugin.name, version: plugin.version, sha256: plugin.sha256, tenant }),
-    parents: Object.freeze([]) as unknown as EntityUid[],
-  });
+  const entity: Entity = new BuiltEntity(
+    { type: "Plugin", id: plugin.name },
+    { name: plugin.name, version: plugin.version, sha256: plugin.sha256, tenant },
+    [],
+  );
   pluginEntities.set(plugin, entity);
   return entity;
 }
@@ -83,10 +85,26 @@ export function clientEntity(client: { id: string; roles: readonly string[]; ten
 /**
  * A `File` or `Dir` entity for a normalized data-root path, listing every
  * ancestor `Dir` directly as a parent (deep parent chains are slow in
- * cedar-wasm; a flat list is not).
+ * cedar-wasm; a flat list is not). Frozen, and the same object for the same
+ * path while it is recently used: a repeated host call on one path is a
+ * decision-cache hit at its first comparison.
  */
 export function pathEntity(path: string, kind: "File" | "Dir"): Entity {
-  return { uid: { type: kind, id: path }, attrs: {}, parents: ancestors(path).map((id) => ({ type: "Dir", id })) };
+  return interned(kind, path, () => ancestors(path).map((id) => ({ type: "Dir", id })));
+}
+
+/** Entities whose attributes and parents follow from their uid alone, frozen and shared. */
+const uidEntities = new GenerationalCache<Entity>(8192);
+const NO_ATTRS: Record<string, unknown> = Object.freeze({});
+
+function interned(type: string, id: string, parents: () => EntityUid[]): Entity {
+  const key = `${type}\u0000${id}`;
+  let entity = uidEntities.get(key);
+  if (entity === undefined) {
+    entity = new BuiltEntity({ type, id }, NO_ATTRS, parents());
+    uidEntities.set(key, entity);
+  }
+  return entity;
 }
 
 /**
@@ -136,19 +154,15 @@ export function hostEntity(
 
 /** A `Key` entity in its plugin's `Namespace`. */
 export function keyEntity(plugin: string, namespace: string, key: string): Entity {
-  return {
-    uid: { type: "Key", id: `${plugin}/${namespace}/${key}` },
-    attrs: {},
-    parents: [{ type: "Namespace", id: `${plugin}/${namespace}` }],
-  };
+  return interned("Key", `${plugin}/${namespace}/${key}`, () => [{ type: "Namespace", id: `${plugin}/${namespace}` }]);
 }
 
 /** An `EnvVar` entity: a configuration variable of one plugin. */
 export function envVarEntity(plugin: string, name: string): Entity {
-  return { uid: { type: "EnvVar", id: `${plugin}/${name}` }, attrs: {}, parents: [] };
+  return interned("EnvVar", `${plugin}/${name}`, () => []);
 }
 
 /** A `Runtime` service entity: `clock`, `random` or `log`. */
 export function runtimeEntity(service: "clock" | "random" | "log"): Entity {
-  return { uid: { type: "Runtime", id: service }, attrs: {}, parents: [] };
+  return interned("Runtime", service, () => []);
 }

@@ -184,6 +184,41 @@ export class EntityStore {
   }
 
   /**
+   * The store holding the one entity of each of two one-entity stores, made
+   * without parsing again: each entity keeps the ancestors it was closed
+   * with, which stays right when neither is the other's parent.
+   * @param first A store of one entity.
+   * @param second Another store of one entity.
+   * @returns The joined store; `first` when both hold the same entity object;
+   * undefined when the two cannot be joined so (one is the other's parent, a
+   * uid twice with different contents, or a store of other than one entity):
+   * parse both together with {@linkcode EntityStore.fromJson} instead.
+   *
+   * @example
+   * ```ts
+   * import { EntityStore } from "./entity_store.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const plugin = EntityStore.fromJson([{ uid: { type: "Plugin", id: "p" }, attrs: {}, parents: [] }]);
+   * const file = EntityStore.fromJson([{ uid: { type: "File", id: "/a" }, attrs: {}, parents: [{ type: "Dir", id: "/" }] }]);
+   * assert.equal(EntityStore.join(plugin, file)?.get('File::"/a"')?.ancestors.has('Dir::"/"'), true);
+   * ```
+   */
+  static join(first: EntityStore, second: EntityStore): EntityStore | undefined {
+    const a = first.#entities.list;
+    const b = second.#entities.list;
+    if (a.length !== 1 || b.length !== 1) return undefined;
+    const x = a[0]!;
+    const y = b[0]!;
+    if (x === y) return first;
+    if (x.uid.key === y.uid.key || x.parents.includes(y.uid.key) || y.parents.includes(x.uid.key)) return undefined;
+    const joined = new Entities();
+    joined.add(x);
+    joined.add(y);
+    return new EntityStore(joined);
+  }
+
+  /**
    * The entity of a key.
    * @param key An entity's `EntityRef.key`: `Type::"id"`.
    * @returns The entity, or undefined when the store does not hold it.
