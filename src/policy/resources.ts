@@ -95,6 +95,7 @@ export function pathEntity(path: string, kind: "File" | "Dir"): Entity {
 
 /** Entities whose attributes and parents follow from their uid alone, frozen and shared. */
 const uidEntities = new GenerationalCache<Entity>(8192);
+// (Host entities share it, keyed by everything their attributes follow from.)
 const NO_ATTRS: Record<string, unknown> = Object.freeze({});
 
 function interned(type: string, id: string, parents: () => EntityUid[]): Entity {
@@ -140,16 +141,28 @@ export function hostEntity(
   target: { host: string; port: number; scheme: string; ip?: string | undefined },
   named: boolean,
 ): Entity {
+  const id = hostId(target.host, target.port);
+  // Shared like the others: its attributes follow from the target, the address and `named`.
+  const key = `Host\u0000${id}\u0000${target.host}\u0000${target.scheme}\u0000${named}\u0000${target.ip ?? ""}`;
+  const known = uidEntities.get(key);
+  if (known !== undefined) return known;
   const attrs: Record<string, unknown> = { name: target.host, port: target.port, scheme: target.scheme, named };
   if (target.ip !== undefined) {
     const parsed = parseIpAddress(target.ip);
     if (!parsed) {
       throw new TypeError(`Cannot build Host::"${target.host}": ${JSON.stringify(target.ip)} is not an IP address`);
     }
-    attrs.ip = { __extn: { fn: "ip", arg: parsed.address } };
-    if (parsed.ipv4 !== undefined) attrs.ipv4 = { __extn: { fn: "ip", arg: parsed.ipv4 } };
+    attrs.ip = ipValue(parsed.address);
+    if (parsed.ipv4 !== undefined) attrs.ipv4 = ipValue(parsed.ipv4);
   }
-  return { uid: { type: "Host", id: hostId(target.host, target.port) }, attrs, parents: [] };
+  const entity = new BuiltEntity({ type: "Host", id }, attrs, []);
+  uidEntities.set(key, entity);
+  return entity;
+}
+
+/** An `ip` extension value in Cedar's JSON, frozen. */
+function ipValue(address: string): unknown {
+  return Object.freeze({ __extn: Object.freeze({ fn: "ip", arg: address }) });
 }
 
 /** A `Key` entity in its plugin's `Namespace`. */
