@@ -97,7 +97,7 @@ const HIT = "1. decision, cache hit (20 policies)";
 measureSync(HIT, 100, N, () => e20.authorize(FIXED_REQUEST), 100);
 const MISS20 = "2. decision, uncached, 20 policies (fs.read, unique file)";
 let unique = 0;
-measureSync(MISS20, WARMUP, N, () => {
+measureSync(MISS20, 5000, N, () => {
   const d = e20.authorize(uniqueFileRead(APP_PRINCIPAL, "/data/in", unique++));
   if (d.cached || d.decision !== "allow") throw new Error(`unexpected decision ${JSON.stringify(d)}`);
 });

@@ -72,16 +72,20 @@ export function internEntityRef(type: string, id: string): EntityRef {
  * An entity uid in either JSON form, `{ type, id }` or `{ __entity: { type, id } }`.
  * @param json The uid.
  * @param where What it is, for messages: `principal`, `uid of an entity`.
+ * @param intern Whether to share the reference through the bounded intern table: for uids that recur (principals,
+ * actions, parents), not for the many that do not (a request's resource: its insert costs more than it saves).
  * @returns The reference.
  * @throws {TypeError} When it is not a uid or its type is not a valid name.
  */
-export function entityRefFromJson(json: unknown, where: string): EntityRef {
+export function entityRefFromJson(json: unknown, where: string, intern = true): EntityRef {
   let uid = json;
   if (isObject(uid) && isObject(uid.__entity)) uid = uid.__entity;
   if (!isObject(uid) || typeof uid.type !== "string" || typeof uid.id !== "string") {
     throw new TypeError(`Expected an entity uid { type, id } as ${where}, got ${describe(json)}`);
   }
-  return internEntityRef(uid.type, uid.id);
+  if (intern) return internEntityRef(uid.type, uid.id);
+  checkEntityType(uid.type);
+  return new EntityRef(uid.type, uid.id);
 }
 
 /** A Long from a JSON number as cedar-wasm reads one: through its shortest decimal form. */

@@ -188,7 +188,7 @@ class PolicySet implements CompiledPolicySet {
   isAuthorized(request: CedarRequest): CedarResponse {
     const principal = uid(request.principal, "the principal");
     const action = uid(request.action, "the action");
-    const resource = uid(request.resource, "the resource");
+    const resource = uid(request.resource, "the resource", false);
     const entities = request.entities instanceof EntityStore
       ? request.entities
       : EntityStore.fromJson(request.entities);
@@ -241,8 +241,8 @@ class PolicySet implements CompiledPolicySet {
   }
 }
 
-function uid(json: EntityUidJson | EntityRef, where: string): EntityRef {
-  return json instanceof EntityRef ? json : entityRefFromJson(json, where);
+function uid(json: EntityUidJson | EntityRef, where: string, intern = true): EntityRef {
+  return json instanceof EntityRef ? json : entityRefFromJson(json, where, intern);
 }
 
 /**

@@ -151,7 +151,8 @@ export class EntityStore {
     for (const json of entities as readonly unknown[]) {
       if (!isObject(json)) throw new TypeError(`Expected an entity object, got ${JSON.stringify(json)}`);
       if (json.uid === undefined) throw new TypeError(`An entity is missing "uid"`);
-      const uid = entityRefFromJson(json.uid, "the uid of an entity");
+      // An entity's own uid is not interned: most are a request's one-off resource.
+      const uid = entityRefFromJson(json.uid, "the uid of an entity", false);
       if (json.attrs === undefined) throw new TypeError(`Entity ${displayEntity(uid)} is missing "attrs"`);
       if (json.parents === undefined) throw new TypeError(`Entity ${displayEntity(uid)} is missing "parents"`);
       const attrs = mapFromJson(json.attrs, "attribute", uid);
