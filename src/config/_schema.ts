@@ -6,6 +6,7 @@ import { normalize } from "node:path";
 import { z } from "zod";
 import type { HandlerConfig, HookConfig, RouteConfig, RouteMatchConfig } from "./config.ts";
 import { expect, integer, list, map, MEDIA_TYPE, show, text } from "./schema_fields.ts";
+import { checkPattern } from "../redact/mod.ts";
 
 /**
  * The SHA-256 of a token. A wrong value may be the token itself pasted by
@@ -254,6 +255,27 @@ function routes() {
   });
 }
 
+/** A redaction pattern: compiled and refused when it could backtrack without bound ({@linkcode checkPattern}). */
+function redactPattern() {
+  return z.string(expect("a regular expression")).superRefine((source, ctx) => {
+    try {
+      checkPattern(source);
+    } catch (error) {
+      invalid(ctx, source, (error as Error).message);
+    }
+  });
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const redact = map({
+  mask: text("a mask of 1-64 characters without control characters", /^[^\p{Cc}]{1,64}$/u).optional(),
+  configKeys: list(text("a config key name", /^\S{1,128}$/)).optional(),
+  headers: list(text("an HTTP header name", HEADER_NAME).transform((name) => name.toLowerCase())).optional(),
+  patterns: list(redactPattern()).optional(),
+  minLength: integer(3, 1024).optional(),
+});
+
 /** The shape of a routes document, e.g. the body of a routes reload. */
 export const ROUTES_FILE_SCHEMA = map({ routes: routes() });
 
@@ -303,6 +325,7 @@ export const CONFIG_FILE_SCHEMA = map({
       .max(1, expect("a number from 0 to 1")).optional(),
   }).nullish(),
   routes: routes().optional(),
+  redact: redact.nullish(),
 });
 
 /** `keycard.yaml` as validated: every key optional. */

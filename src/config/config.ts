@@ -84,6 +84,38 @@ export interface AuditConfig {
   ringSize: number;
 }
 
+/**
+ * What is masked in audit events (file, `/v1/audit`, the live tail) and plugin log lines before they are stored
+ * or streamed: each masked text becomes `mask`.
+ */
+export interface RedactConfig {
+  /** What replaces each secret. @default {"[REDACTED]"} */
+  mask: string;
+  /**
+   * Names of plugin config keys (a manifest's `config:`, which `env.get` serves, and a route hook's `config:`)
+   * whose values are secrets: each such value is masked wherever it appears, as is and JSON-escaped or
+   * URL-encoded. @default {[]}
+   */
+  configKeys: string[];
+  /**
+   * HTTP headers (lower-cased) whose values in routed requests are secrets: each value seen, and the credentials
+   * of an `Authorization` scheme and each cookie's value, is masked wherever it appears afterwards.
+   * @default {["authorization", "proxy-authorization", "cookie", "x-api-key"]}
+   */
+  headers: string[];
+  /**
+   * Regular expressions (JavaScript syntax, no flags, at most 256 characters) whose every match is masked; a
+   * nested quantifier, a back-reference or a pattern matching the empty string is refused. @default {[]}
+   */
+  patterns: string[];
+  /**
+   * The shortest secret value masked (3-1024): a shorter config or header value is not masked, since masking it
+   * would mask letters of ordinary words (the gateway logs each such config value's plugin and key). Patterns are
+   * not bound by it. @default {4}
+   */
+  minLength: number;
+}
+
 /** The requests a route takes. */
 export interface RouteMatchConfig {
   /**
@@ -202,6 +234,8 @@ export interface KeycardConfig {
   policyEngine: PolicyEngineConfig;
   /** Routes served by proxying to an upstream or calling a plugin, in the order written. @default {[]} */
   routes: RouteConfig[];
+  /** Secrets masked in audit events and plugin logs. */
+  redact: RedactConfig;
 }
 
 /** `policyEngine` in `keycard.yaml`. */
@@ -275,6 +309,13 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
   policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
   routes: [],
+  redact: {
+    mask: "[REDACTED]",
+    configKeys: [],
+    headers: ["authorization", "proxy-authorization", "cookie", "x-api-key"],
+    patterns: [],
+    minLength: 4,
+  },
 });
 
 function _deepFreeze<T>(value: T): T {

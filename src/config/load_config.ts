@@ -204,6 +204,13 @@ function _resolve(input: ConfigFile, baseDir: string, file: string): KeycardConf
     audit: { ...audit, file: resolve(dataDir, audit.file) },
     policyEngine: { ...defaults.policyEngine, ..._defined(input.policyEngine) },
     routes: input.routes ?? [],
+    redact: {
+      mask: input.redact?.mask ?? defaults.redact.mask,
+      configKeys: [...(input.redact?.configKeys ?? defaults.redact.configKeys)],
+      headers: [...new Set(input.redact?.headers ?? defaults.redact.headers)],
+      patterns: [...(input.redact?.patterns ?? defaults.redact.patterns)],
+      minLength: input.redact?.minLength ?? defaults.redact.minLength,
+    },
   };
 }
 

@@ -73,6 +73,13 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
       audit: { file: join(dir, ".keycard", "audit.jsonl"), maxBytes: 10485760, maxFiles: 5, ringSize: 10000 },
       policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
       routes: [],
+      redact: {
+        mask: "[REDACTED]",
+        configKeys: [],
+        headers: ["authorization", "proxy-authorization", "cookie", "x-api-key"],
+        patterns: [],
+        minLength: 4,
+      },
     });
     assert.ok(Object.isFrozen(DEFAULT_CONFIG.server));
   });

@@ -37,6 +37,7 @@ export {
   type KeycardConfig,
   type PluginConfig,
   type PolicyEngineConfig,
+  type RedactConfig,
   type RegistryConfig,
   type RouteConfig,
   type RouteMatchConfig,
