@@ -40,6 +40,12 @@ export interface AuditLogOptions {
   file?: AuditFileOptions;
   /** Sum repeats and fold a plugin's decisions past its budget; `false` makes every decision an event. @default {{}} */
   aggregate?: AuditAggregateOptions | false;
+  /**
+   * Masks secrets in each event before anything else sees it: counters, the ring, the file, subscribers and sums
+   * all get its result (e.g. `Redactor.prototype.maskValue` of src/redact/). When it throws, only the event's
+   * fields without free text are kept. @default {undefined} (events kept as given)
+   */
+  redact?: (event: AuditEvent) => AuditEvent;
 }
 
 /** Filters of {@linkcode AuditLog.query}; all given filters must match. */
@@ -150,6 +156,7 @@ export class AuditLog {
   /** Replaced, never mutated, so a listener that (un)subscribes does not disturb the dispatch in progress. */
   #listeners: readonly AuditListener[] = [];
   readonly #sink: FileSink | undefined;
+  readonly #redact: ((event: AuditEvent) => AuditEvent) | undefined;
   #closed = false;
 
   /**
@@ -180,6 +187,10 @@ export class AuditLog {
       _checkCount("file.maxFiles", maxFiles, 0);
       this.#sink = new FileSink(path, maxBytes, maxFiles);
     }
+    if (options.redact !== undefined && typeof options.redact !== "function") {
+      throw new TypeError(`Cannot create an audit log with redact ${typeof options.redact}: it must be a function`);
+    }
+    this.#redact = options.redact;
   }
 
   /**
@@ -187,7 +198,7 @@ export class AuditLog {
    * emitted into the ring, the subscribers and the file queue, now or, for a
    * repeat or a decision past its plugin's budget, summed into one event when
    * its window ends (see {@linkcode AuditAggregateOptions}). O(1) amortized,
-   * synchronous, never throws. The log keeps a frozen copy of the event.
+   * synchronous, never throws. The log keeps a frozen copy of the event, masked by the `redact` option.
    *
    * @param event The decision to record; its `time` is the clock of the windows.
    * @returns Nothing; use {@linkcode AuditLog.flush} to wait for the file.
@@ -204,7 +215,7 @@ export class AuditLog {
    * ```
    */
   record(event: AuditEvent): void {
-    const stored = _snapshot(event);
+    const stored = _snapshot(this.#redact === undefined ? event : _redacted(event, this.#redact));
     const count = stored.count ?? 1;
     this.#recorded += count;
     const key = JSON.stringify([stored.plugin, stored.action, stored.decision]);
@@ -436,6 +447,33 @@ export class AuditLog {
 function _checkCount(name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) {
     throw new RangeError(`Cannot create an audit log with ${name} ${value}: it must be an integer >= ${min}`);
+  }
+}
+
+/**
+ * The event masked; when masking fails, only its fields that carry no free text, so that a secret is never kept
+ * because the mask could not be applied.
+ */
+function _redacted(event: AuditEvent, redact: (event: AuditEvent) => AuditEvent): AuditEvent {
+  try {
+    return redact(event);
+  } catch (error) {
+    const { time, callId, plugin, version, action, decision, durationUs, count, lastTime } = event;
+    return {
+      time,
+      callId,
+      plugin,
+      version,
+      action,
+      resource: "(unredacted: omitted)",
+      decision,
+      policies: [],
+      errors: [`redaction failed: ${error instanceof Error ? error.name : typeof error}`],
+      caller: null,
+      durationUs,
+      ...(count === undefined ? {} : { count }),
+      ...(lastTime === undefined ? {} : { lastTime }),
+    };
   }
 }
 
