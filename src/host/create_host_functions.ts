@@ -51,6 +51,11 @@ export interface HostFunctionsOptions {
   env?: (plugin: string) => Readonly<Record<string, string>>;
   /** Where `log.write` lines go. @default {JSON lines on stderr} */
   logSink?: (entry: PluginLogEntry) => void;
+  /**
+   * Masks secrets in each `log.write` message before it reaches `logSink` (the size limit applies to the message
+   * as written). @default {undefined} (messages kept as written)
+   */
+  redactLog?: (message: string) => string;
   /** Largest `log.write` message in bytes. @default {4096} */
   logMaxBytes?: number;
   /** `log.write` lines per plugin per second; more are refused with `limit`. @default {100} */
@@ -114,6 +119,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
   const { engine, audit, fs, kv } = options;
   const env = options.env ?? ((): Readonly<Record<string, string>> => ({}));
   const logSink = options.logSink ?? ((entry) => console.error(JSON.stringify(entry)));
+  const redactLog = options.redactLog;
   const logMaxBytes = options.logMaxBytes ?? 4096;
   const logPerSecond = options.logPerSecond ?? 100;
   const fsMaxReadBytes = options.fsMaxReadBytes ?? 1 << 20;
@@ -361,7 +367,13 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       } else {
         logWindows.set(context.plugin.name, { second, count: 1 });
       }
-      logSink({ time: new Date().toISOString(), plugin: context.plugin.name, callId: context.callId, level, message });
+      logSink({
+        time: new Date().toISOString(),
+        plugin: context.plugin.name,
+        callId: context.callId,
+        level,
+        message: redactLog === undefined ? message : redactLog(message),
+      });
       return EMPTY;
     }),
     keycard_clock_now: audited("clock.now", (_input, _context, decide) => {
