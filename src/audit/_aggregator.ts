@@ -2,8 +2,8 @@
 // of a single decision.
 //
 // - Repeats: decisions identical but for time and duration (same plugin,
-//   version, call, caller, action, resource, decision, policies, errors and
-//   reason) within `windowMs` of the first: the first `repeats` are events of
+//   version, call, caller, action, resource, decision, policies, errors,
+//   reason, policy set and Cedar request) within `windowMs` of the first: the first `repeats` are events of
 //   their own, the rest are summed into one event emitted when the window
 //   ends (`count`, `time` of the first summed, `lastTime`, total `durationUs`).
 // - Budget: each plugin has a token bucket (`burst`, refilled `perSecond`, by
@@ -77,6 +77,15 @@ export class Aggregator {
       event.policies,
       event.errors,
       event.reason,
+      // Replay needs each summed decision's request to be the one kept: a Host decided by name and then by
+      // address, or two log lines of different sizes, are not repeats. The rest of a request (a resource's
+      // parents, the principal's uid) follows from the uids already in the key, and serializing it whole
+      // doubled the cost of record().
+      event.policySet,
+      event.request?.principal.attrs,
+      event.request?.resource.attrs,
+      event.request?.context,
+      event.requestOmitted,
     ]);
     let window = this.#windows.get(key);
     if (window && ms >= window.end) {

@@ -1,6 +1,39 @@
+/** A Cedar entity as recorded: Cedar's JSON entity shape. */
+export interface AuditEntity {
+  /** Which entity: `{ type: "File", id: "/data/x/a.txt" }`. */
+  uid: { type: string; id: string };
+  /** Its attributes, in Cedar's JSON value form (an `ip` is `{ "__extn": { "fn": "ip", "arg": "..." } }`). */
+  attrs: Record<string, unknown>;
+  /** The entities it is `in` (a `File` lists every ancestor `Dir`). */
+  parents: { type: string; id: string }[];
+}
+
+/**
+ * The Cedar request of a decision, exactly as the engine saw it: enough to
+ * decide it again against another policy set (`deno task policy plan`).
+ */
+export interface AuditRequest {
+  /** The `Plugin` principal with its attributes (name, version, sha256, tenant). */
+  principal: AuditEntity;
+  /** The action id, e.g. `"fs.read"` (Cedar's `Action::"fs.read"`). */
+  action: string;
+  /** The resource with its attributes and parents. */
+  resource: AuditEntity;
+  /** Cedar's `context` record (`caller`, and e.g. `method`, `path`, `hop` of an HTTP hop). */
+  context: Record<string, unknown>;
+}
+
 /**
  * One authorization decision: a host-function call a plugin made, what Cedar
  * decided and why. Serialized as one JSON line in the audit file.
+ *
+ * Provenance: `policySet` names the policy set that decided by content
+ * (`sha256:<hex>`, the same for the same sources in any process), `deciding`
+ * each deciding policy with its source file and line, and `request` the Cedar
+ * request itself, so that the decision can be replayed against a candidate
+ * set. A request larger than {@linkcode MAX_AUDIT_REQUEST_BYTES} is left out
+ * and `requestOmitted` says so; so is one of an event that sums decisions past
+ * a plugin's audit budget (`folded`), whose requests varied.
  *
  * @example A denied read
  * ```ts
@@ -18,6 +51,18 @@
  *   caller: null,
  *   durationUs: 42,
  *   reason: "denied by default",
+ *   policySet: "sha256:9b1c0e4f0d8a6f43c1d2b3a4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718",
+ *   deciding: [],
+ *   request: {
+ *     principal: {
+ *       uid: { type: "Plugin", id: "enrich" },
+ *       attrs: { name: "enrich", version: "1.0.0", sha256: "ab12", tenant: "" },
+ *       parents: [],
+ *     },
+ *     action: "fs.read",
+ *     resource: { uid: { type: "File", id: "/etc/passwd" }, attrs: {}, parents: [{ type: "Dir", id: "/etc" }, { type: "Dir", id: "/" }] },
+ *     context: { caller: "" },
+ *   },
  * };
  * ```
  */
@@ -62,4 +107,23 @@ export interface AuditEvent {
    * ids, callers and policies varied, so those read `"*"`, `"*"`, `null`, `[]`.
    */
   folded?: true;
+  /**
+   * The Cedar request decided, for replay. Absent when the host call was
+   * refused before it became a Cedar request (`resource` `"(unresolved)"`),
+   * on a `folded` event, and when it was too large (see `requestOmitted`).
+   */
+  request?: AuditRequest;
+  /** Why `request` is absent although Cedar decided, e.g. `"too large: 9000 bytes > 8192"`. */
+  requestOmitted?: string;
+  /** The policy set that decided, by content: `"sha256:<hex>"` (absent when Cedar did not decide). */
+  policySet?: string;
+  /** Each deciding policy with its source and 1-based line, as `policies` (absent when Cedar did not decide). */
+  deciding?: { id: string; source: string; line: number }[];
 }
+
+/**
+ * Largest `request` an event keeps, in bytes of JSON. Keycard's requests are
+ * a few hundred bytes; a path hundreds of directories deep (every ancestor
+ * `Dir` is a parent) is the one that grows past it.
+ */
+export const MAX_AUDIT_REQUEST_BYTES = 8192;

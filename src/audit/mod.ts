@@ -29,7 +29,8 @@
  *
  * @module
  */
-export type { AuditEvent } from "./audit_event.ts";
+export type { AuditEntity, AuditEvent, AuditRequest } from "./audit_event.ts";
+export { MAX_AUDIT_REQUEST_BYTES } from "./audit_event.ts";
 export { AuditLog } from "./audit_log.ts";
 export type {
   AuditAggregateOptions,

@@ -1,5 +1,6 @@
-import type { AuditLog } from "../audit/mod.ts";
+import { type AuditEvent, type AuditLog, MAX_AUDIT_REQUEST_BYTES } from "../audit/mod.ts";
 import {
+  type AuthorizationRequest,
   type Decision,
   type Entity,
   envVarEntity,
@@ -98,6 +99,19 @@ function field(json: Record<string, unknown>, name: string): string {
   return value;
 }
 
+/** The request an audit event keeps, frozen; past the bound, the reason it is left out. */
+function recordedRequest(request: AuthorizationRequest): Pick<AuditEvent, "request" | "requestOmitted"> {
+  const json = JSON.stringify(request);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: encode only a text that might be past the bound.
+  const bytes = json.length * 3 <= MAX_AUDIT_REQUEST_BYTES ? json.length : encoder.encode(json).length;
+  if (bytes > MAX_AUDIT_REQUEST_BYTES) {
+    return { requestOmitted: `too large: ${bytes} bytes > ${MAX_AUDIT_REQUEST_BYTES}` };
+  }
+  // The entities keycard builds are frozen already; the context is this call's own.
+  Object.freeze(request.context);
+  return { request: Object.freeze({ ...request }) };
+}
+
 /**
  * Builds keycard's host functions (`keycard_fs_read`, ... `keycard_random_get`)
  * for the plugin runtime. Each is wrapped once: build the Cedar request,
@@ -126,14 +140,18 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
   const randomMaxBytes = options.randomMaxBytes ?? 4096;
   const logWindows = new Map<string, { second: number; count: number }>();
 
-  /** Records one decision of a host call (by Cedar, or a refusal before it). */
+  /**
+   * Records one decision of a host call: by Cedar (with the request it decided and its provenance, for
+   * replay), or a refusal before it.
+   */
   function record(
     context: Context,
     action: string,
     resource: string,
-    outcome: Pick<Decision, "decision" | "policies" | "errors" | "reason">,
+    outcome: Pick<Decision, "decision" | "policies" | "errors" | "reason"> & Partial<Decision>,
     durationUs: number,
     count = 1,
+    request?: AuthorizationRequest,
   ): void {
     audit.record({
       time: new Date().toISOString(),
@@ -149,6 +167,8 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       durationUs,
       ...(outcome.decision === "deny" ? { reason: outcome.reason } : {}),
       ...(count > 1 ? { count } : {}),
+      ...(outcome.policySet === undefined ? {} : { policySet: outcome.policySet, deciding: outcome.deciding ?? [] }),
+      ...(request === undefined ? {} : recordedRequest(request)),
     });
   }
 
@@ -160,14 +180,15 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     extra: Record<string, unknown> = {},
   ): Decision {
     const started = performance.now();
-    const decision = engine.authorize({
+    const request: AuthorizationRequest = {
       principal: pluginEntity(context.plugin),
       action,
       resource,
       context: { caller: context.hostContext?.caller ?? "", ...extra },
-    });
+    };
+    const decision = engine.authorize(request);
     const resourceText = `${resource.uid.type}::${JSON.stringify(resource.uid.id)}`;
-    record(context, action, resourceText, decision, Math.round((performance.now() - started) * 1000));
+    record(context, action, resourceText, decision, Math.round((performance.now() - started) * 1000), 1, request);
     if (decision.decision === "deny") {
       const why = decision.policies.length > 0
         ? `policy ${decision.policies.map((id) => `"${id}"`).join(", ")} forbids`

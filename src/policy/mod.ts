@@ -10,6 +10,7 @@ export { type Grant, grant, GrantBuilder, type GrantKinds } from "./grant.ts";
 export { GrantError, type PolicyProblem, PolicyValidationError } from "./errors.ts";
 export {
   type AuthorizationRequest,
+  type DecidingPolicy,
   type Decision,
   PolicyEngine,
   type PolicyEngineHealth,
@@ -17,6 +18,7 @@ export {
   type PolicyEngineStats,
   PolicyEngineUnavailableError,
   type PolicyInfo,
+  policySetHash,
   type PolicySource,
   type ShadowDisagreement,
 } from "./policy_engine.ts";

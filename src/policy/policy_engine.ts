@@ -61,6 +61,16 @@ export interface AuthorizationRequest {
   context: Record<string, unknown>;
 }
 
+/** A policy that decided, and where it is written. */
+export interface DecidingPolicy {
+  /** The policy's id (its `@id`, or `<source>#<n>`). */
+  id: string;
+  /** Name of the {@linkcode PolicySource} it came from (`base.cedar`, `grants/<plugin>`, ...). */
+  source: string;
+  /** 1-based line of the policy in its source. */
+  line: number;
+}
+
 /** The answer, with the policies that decided it. */
 export interface Decision {
   /** The outcome: `allow` only when some permit matched and no forbid did. */
@@ -71,8 +81,16 @@ export interface Decision {
   errors: string[];
   /** `permitted by <ids>`, `forbidden by <ids>` or `denied by default`. */
   reason: string;
-  /** The policy set version that decided. */
+  /** The policy set version that decided (a counter of this engine's loads). */
   version: number;
+  /**
+   * The policy set that decided, by content: `sha256:<hex>` of its sources
+   * (see {@linkcode policySetHash}). Equal in every process and after every
+   * restart for the same sources, and different as soon as one text or name is.
+   */
+  policySet: string;
+  /** Each deciding policy (as in `policies`, same order) with its source and line. */
+  deciding: DecidingPolicy[];
   /** Whether the decision came from the cache. */
   cached: boolean;
   /**
@@ -195,12 +213,16 @@ interface ParsedSource {
   json: ParsedPolicyJson[];
   /** Set when the TypeScript parser refused what cedar-wasm accepts: the set falls back to cedar-wasm. */
   fallback?: string;
+  /** Hex SHA-256 of `text`, for the set's content hash; computed once per text. */
+  hash?: string;
   /** Its policies compiled by the evaluator, on first use; kept while the source is unchanged. */
   compiled?: CompiledPolicyEntry[];
 }
 
 class State {
   readonly version: number;
+  /** `sha256:<hex>` of the sources: see {@linkcode policySetHash}. */
+  readonly hash: string;
   readonly sources: readonly PolicySource[];
   readonly policies: ReadonlyMap<string, PolicyInfo>;
   readonly global: Record<string, string> = {};
@@ -226,6 +248,7 @@ class State {
     cacheSize: number,
   ) {
     this.version = version;
+    this.hash = setHash(parsed);
     this.cache = new DecisionCache(cacheSize);
     this.generation = generation;
     this.sources = sources;
@@ -282,6 +305,36 @@ class State {
       if (after !== undefined && signature(before) === signature(after)) this.prepared.set(key, slice);
     }
   }
+}
+
+/**
+ * The content hash of a set of policy sources: `sha256:` and the hex SHA-256
+ * of one line per source, sorted by name (UTF-16 code units): the name as a
+ * JSON string, a space, the hex SHA-256 of its text, a newline. Whether a
+ * source is `trusted` does not count: it changes no decision.
+ *
+ * @param sources The set's sources.
+ * @returns `sha256:<64 hex digits>`.
+ *
+ * @example Same sources, same hash, in any order
+ * ```ts
+ * import { policySetHash } from "./policy_engine.ts";
+ * const a = { name: "a.cedar", text: "permit (principal, action, resource);" };
+ * const b = { name: "b.cedar", text: "" };
+ * policySetHash([a, b]) === policySetHash([b, a]); // true
+ * ```
+ */
+export function policySetHash(sources: readonly Pick<PolicySource, "name" | "text">[]): string {
+  return setHash(sources.map((source) => ({ name: source.name, text: source.text })));
+}
+
+function setHash(sources: { name: string; text: string; hash?: string }[]): string {
+  const lines = sources.map((source) => `${JSON.stringify(source.name)} ${source.hash ??= textHash(source.text)}\n`);
+  return `sha256:${textHash(lines.sort(byCodeUnits).join(""))}`;
+}
+
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function signature(policies: Record<string, string>): string {
@@ -479,6 +532,11 @@ export class PolicyEngine {
     return this.#state.version;
   }
 
+  /** The content hash of the set in force, `sha256:<hex>` (see {@linkcode policySetHash}). */
+  get policySet(): string {
+    return this.#state.hash;
+  }
+
   /** The sources of the set in force. */
   sources(): readonly PolicySource[] {
     return this.#state.sources;
@@ -601,6 +659,8 @@ export class PolicyEngine {
       const result = this.#parse(source, scans.get(source.name)!);
       if ("problems" in result) problems.push(...result.problems);
       else {
+        const hash = hashes.get(source.name);
+        if (hash !== undefined) result.hash = hash;
         parsed.push(result);
         fresh.push(result);
       }
@@ -888,7 +948,20 @@ export class PolicyEngine {
       : sorted.length > 0
       ? `forbidden by ${sorted.join(", ")}`
       : "denied by default";
-    return { decision, policies: sorted, errors, reason, version: state.version, cached };
+    const deciding = sorted.map((id): DecidingPolicy => {
+      const policy = state.policies.get(id);
+      return { id, source: policy?.source ?? "", line: policy?.line ?? 0 };
+    });
+    return {
+      decision,
+      policies: sorted,
+      errors,
+      reason,
+      version: state.version,
+      policySet: state.hash,
+      deciding,
+      cached,
+    };
   }
 
   #validate(sources: ParsedSource[]): PolicyProblem[] {
