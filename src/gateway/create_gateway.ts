@@ -16,7 +16,6 @@ import {
 } from "../http/mod.ts";
 import {
   clientEntity,
-  compileGrants,
   type Entity,
   normalizeDataPath,
   pluginEntity,
@@ -38,6 +37,7 @@ import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { describeExceeded, exceededCeilings } from "./_ceilings.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
+import { grantSource, readPolicyDir } from "../lifecycle/policies_in_force.ts";
 import type { Hono } from "hono";
 
 /** Options of {@linkcode createGateway}. */
@@ -186,8 +186,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     }
   }
 
-  const schema = await Deno.readTextFile(join(config.policies, "keycard.cedarschema"));
-  const operatorSources = await readPolicyFiles(config.policies);
+  // The same reading as `deno task policy` (src/lifecycle/policies_in_force.ts), so that its tests test this set.
+  const { schema, files: operatorSources, trusted } = await readPolicyDir(config.policies);
   const manifests = new Map<string, Manifest>();
   for (const summary of await registry.list()) {
     const stored = await registry.get(summary.name);
@@ -195,11 +195,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   }
   // Grants compiled by keycard are valid by construction under the schema they were written for (a test
   // validates every grant form against it): under that schema they skip validation, under another they do not.
-  const shippedSchema = await Deno.readTextFile(new URL("../../policies/keycard.cedarschema", import.meta.url))
-    .catch(() => undefined);
-  const trusted = schema === shippedSchema;
   const grantSources = (list: Map<string, Manifest>): PolicySource[] =>
-    [...list.values()].map((m) => ({ name: `grants/${m.name}`, text: compileGrants(m.name, m.grants), trusted }));
+    [...list.values()].map((m) => grantSource(m, trusted));
   let files = operatorSources;
   // A plugin whose grants do not validate is skipped like one that fails to load, and the set is loaded again
   // without it; the operator's own files must be valid (PolicyValidationError).
@@ -573,16 +570,6 @@ function preopensOf(manifest: Manifest): string[] {
     }
   }
   return [...dirs];
-}
-
-async function readPolicyFiles(dir: string): Promise<PolicySource[]> {
-  const sources: PolicySource[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".cedar")) {
-      sources.push({ name: entry.name, text: await Deno.readTextFile(join(dir, entry.name)) });
-    }
-  }
-  return sources.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 async function writeAtomically(path: string, text: string): Promise<void> {

@@ -6,3 +6,31 @@
  *
  * @module
  */
+export {
+  createEngineInForce,
+  grantSource,
+  type PluginInForce,
+  type PoliciesInForce,
+  policiesInForce,
+  type PoliciesInForceOptions,
+  type PolicyDir,
+  readPolicyDir,
+  type ReadPolicyDirOptions,
+} from "./policies_in_force.ts";
+export {
+  formatPolicyTestReport,
+  type FormatPolicyTestReportOptions,
+  loadPolicyTests,
+  type LoadedPolicyTests,
+  parsePolicyTests,
+  type PolicyCoverage,
+  type PolicyTestCase,
+  PolicyTestError,
+  type PolicyTestFile,
+  type PolicyTestFormat,
+  type PolicyTestReport,
+  type PolicyTestResult,
+  runPolicyTests,
+  type RunPolicyTestsOptions,
+} from "./policy_tests.ts";
+export { type ExplainedDecision, type Explanation, explainRequest, parseRequestFile } from "./explain.ts";
