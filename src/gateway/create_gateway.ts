@@ -37,6 +37,7 @@ import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { describeExceeded, exceededCeilings } from "./_ceilings.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
+import { createRedaction } from "./_redaction.ts";
 import { grantSource, readPolicyDir } from "../lifecycle/policies_in_force.ts";
 import type { Hono } from "hono";
 
@@ -119,9 +120,12 @@ function serial() {
 export async function createGateway(config: KeycardConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const dataRoot = join(config.dataDir, "files");
   await Deno.mkdir(dataRoot, { recursive: true });
+  // Secrets (redact:) are masked before an audit event or a plugin's log line is stored or streamed.
+  const redaction = createRedaction(config.redact, options.log ?? console.error);
   const audit = new AuditLog({
     ringSize: config.audit.ringSize,
     file: { path: config.audit.file, maxBytes: config.audit.maxBytes, maxFiles: config.audit.maxFiles },
+    ...redaction.audit,
   });
   const kv = await KvStore.open(join(config.dataDir, "kv.sqlite"));
   const registry = new Registry(new FileStore(config.dataDir), config.registry);
@@ -159,7 +163,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     const message = `cedar-wasm disagreed with the evaluator on ${principal.type}::${JSON.stringify(principal.id)} ` +
       `${event.request.action} ${resource} (policy set ${event.version}): evaluator ${said(event.ours)}, ` +
       `cedar-wasm ${said(event.theirs)}`;
-    log(`keycard: ${message}`);
+    log(redaction.line(`keycard: ${message}`));
     audit.record({
       time: new Date().toISOString(),
       callId: "shadow",
@@ -226,6 +230,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     }
   };
   const engine = await createEngine();
+  redaction.track(manifests.values(), config.routes);
 
   const host = started = new PluginHost<CallerContext>({
     limits: config.limits,
@@ -237,6 +242,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       kv,
       fs: await FsCapability.open(dataRoot),
       env: (plugin) => manifests.get(plugin)?.config ?? {},
+      ...redaction.host,
     }),
   });
 
@@ -297,6 +303,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     engine.load([...files, ...grantSources(next)]);
     manifests.clear();
     for (const [k, v] of next) manifests.set(k, v);
+    redaction.track(manifests.values(), runner.routes());
     const loaded = host.plugins().find((p) => p.name === name);
     if (loaded && loaded.sha256 !== latest?.sha256) await host.unload(name);
     if (latest && loaded?.sha256 !== latest.sha256) await load(latest);
@@ -506,6 +513,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         }
       }
     }
+    redaction.track(manifests.values(), routes);
     runner.setRoutes(routes);
   };
   // A route over a plugin that failed at start is not served; the others are.
@@ -518,7 +526,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     return false;
   });
   setRoutes(serving);
-  services.route = (request, remote) => runner.handle(request, remote);
+  services.route = (request, remote) => {
+    redaction.observe(request);
+    return runner.handle(request, remote);
+  };
   const { app } = createApp(services, metrics);
   ready = true;
   return {

@@ -179,10 +179,11 @@ export class Redactor {
   }
 
   /**
-   * Masks every string in a JSON-like value: strings, the items of arrays
-   * and the keys and values of plain objects, at any depth (past 64 levels a
-   * value is replaced by the mask whole). What holds no secret is returned as
-   * is, not copied.
+   * Masks every string in a JSON-like value as `JSON.stringify` would write
+   * it: strings, the items of arrays, the keys and values of objects of any
+   * class (their own enumerable keys, or what their `toJSON` returns), at any
+   * depth (past 64 levels a value is replaced by the mask whole). What holds
+   * no secret is returned as is, not copied; a copy is a plain object.
    *
    * @param value The value, e.g. an audit event.
    * @returns The value, or a copy with its secrets masked.
@@ -218,8 +219,13 @@ export class Redactor {
       }
       return copy ?? value;
     }
-    const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) return value;
+    // Walked as JSON.stringify sees it: through toJSON, else own enumerable keys, whatever the class.
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      const json: unknown = toJSON.call(value);
+      const masked = this.#walk(json, depth + 1);
+      return masked === json ? value : masked;
+    }
     let copy: Record<string, unknown> | undefined;
     const entries = Object.entries(value);
     for (const [index, [key, item]] of entries.entries()) {

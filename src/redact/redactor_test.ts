@@ -134,6 +134,24 @@ Deno.test("maskValue() masks every string of an event, keys too, and copies only
   assert.equal(redactor.maskValue(clean), clean);
 });
 
+Deno.test("maskValue() walks objects of any class and toJSON results as JSON.stringify writes them", () => {
+  const redactor = new Redactor();
+  redactor.setSecrets("config", [SECRET]);
+  class Entity {
+    constructor(readonly uid: { type: string; id: string }) {
+      Object.freeze(this);
+    }
+  }
+  const entity = new Entity({ type: "Key", id: `p/ns/${SECRET}` });
+  const when = { toJSON: () => `at ${SECRET}` };
+  const masked = redactor.maskValue({ resource: entity, when, clean: new Entity({ type: "Key", id: "k" }) });
+  assert.equal(
+    JSON.stringify(masked),
+    '{"resource":{"uid":{"type":"Key","id":"p/ns/[REDACTED]"}},"when":"at [REDACTED]","clean":{"uid":{"type":"Key","id":"k"}}}',
+  );
+  assert.ok(masked.clean instanceof Entity, "an object without a secret is kept as is");
+});
+
 Deno.test("maskValue() replaces a value nested past 64 levels by the mask", () => {
   const redactor = new Redactor();
   redactor.setSecrets("config", [SECRET]);
