@@ -3,11 +3,17 @@
  * the report.
  *
  * ```sh
- * deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--format text|json|junit] [--out FILE]
+ * deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--propose] [--format text|json|junit] [--out FILE]
  * ```
  *
  * `--grants` runs the plugin under the base policies plus its manifest's
  * grants instead of the empty grant, as the gateway does at install.
+ *
+ * `--propose` adds the plugin's least grant, proposed from what it attempted
+ * (see `conformAndPropose`): a section of the text report, the `proposal`
+ * field of the JSON report, the suite's `<system-out>` of the JUnit report.
+ * With `--out`, the proposal is also printed as text on stdout, so that a CI
+ * log shows it. It changes neither the verdict nor the exit code.
  *
  * Exits 0 when the plugin is conformant, 1 when it is not, 2 when no verdict
  * could be reached (bad usage, a missing or unreadable module, an unreadable
@@ -16,11 +22,19 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatReport, REPORT_FORMATS, type ReportFormat, runConformance } from "../conformance/mod.ts";
+import {
+  type ConformanceReport,
+  formatProposal,
+  formatReport,
+  REPORT_FORMATS,
+  type ReportFormat,
+  runConformance,
+} from "../conformance/mod.ts";
+import { conformAndPropose, type ProposalReport } from "../lifecycle/mod.ts";
 import { type Manifest, ManifestError, parseManifest } from "../registry/mod.ts";
 
-const USAGE =
-  "Usage: deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--format text|json|junit] [--out FILE]";
+const USAGE = "Usage: deno task conform <plugin.wasm> [--manifest plugin.yaml] [--grants] [--propose] " +
+  "[--format text|json|junit] [--out FILE]";
 
 /** Options of {@linkcode main}: where its output goes. */
 export interface ConformMainOptions {
@@ -66,6 +80,7 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
       options: {
         manifest: { type: "string", short: "m" },
         grants: { type: "boolean", short: "g" },
+        propose: { type: "boolean", short: "p" },
         format: { type: "string", short: "f", default: "text" },
         out: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
@@ -118,14 +133,17 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
   }
 
   let text: string;
-  let passed: boolean;
+  let report: ConformanceReport;
+  let proposal: ProposalReport["proposal"] | undefined;
   try {
-    const report = await runConformance(wasm, {
-      ...(manifest === undefined ? {} : { manifest }),
-      ...(values.grants ? { grants: true } : {}),
-    });
+    const options = { ...(manifest === undefined ? {} : { manifest }), ...(values.grants ? { grants: true } : {}) };
+    if (values.propose) {
+      const proposed = await conformAndPropose(wasm, options);
+      [report, proposal] = [proposed, proposed.proposal];
+    } else {
+      report = await runConformance(wasm, options);
+    }
     text = formatReport(report, format as ReportFormat);
-    passed = report.passed;
   } catch (error) {
     stderr(`Cannot run the conformance suite on "${wasmPath}": ${_message(error)}`);
     return 2;
@@ -133,11 +151,12 @@ export async function main(args: string[], options: ConformMainOptions = {}): Pr
   try {
     if (values.out === undefined) await stdout(text);
     else await Deno.writeTextFile(values.out, text);
+    if (values.out !== undefined && proposal !== undefined) await stdout(formatProposal(proposal));
   } catch (error) {
     stderr(`Cannot write the report to "${values.out ?? "stdout"}": ${_message(error)}`);
     return 2;
   }
-  return passed ? 0 : 1;
+  return report.passed ? 0 : 1;
 }
 
 async function _writeStdout(text: string): Promise<void> {

@@ -1,3 +1,4 @@
+import type { ProposalReport } from "../lifecycle/mod.ts";
 import type { ConformanceReport } from "./run_conformance.ts";
 
 /** The output formats of {@linkcode formatReport}. */
@@ -10,11 +11,14 @@ export const REPORT_FORMATS: readonly ReportFormat[] = Object.freeze(["text", "j
  * Renders a conformance report for people, for programs or for CI.
  *
  * - `text`: one line per check (`PASS`, `FAIL` or `SKIP`, its id, its
- *   detail), the capability footprint, then a summary line.
- * - `json`: the report itself, indented.
+ *   detail), the capability footprint, the proposal when there is one
+ *   ({@linkcode formatProposal}), then a summary line.
+ * - `json`: the report itself, indented (with its `proposal` field).
  * - `junit`: JUnit XML, one `<testsuite name="keycard conformance: <plugin>">`
  *   with one `<testcase classname="keycard.conformance">` per check, so that
- *   CI systems show each check as a test.
+ *   CI systems show each check as a test; the footprint, and the proposal as
+ *   text, in the suite's `<system-out>` (a proposal is no test: it neither
+ *   passes nor fails).
  *
  * @param report The report {@linkcode runConformance} returned.
  * @param format The output format.
@@ -38,7 +42,7 @@ export const REPORT_FORMATS: readonly ReportFormat[] = Object.freeze(["text", "j
  * text.includes("PASS module.valid"); // true
  * ```
  */
-export function formatReport(report: ConformanceReport, format: ReportFormat): string {
+export function formatReport(report: ConformanceReport | ProposalReport, format: ReportFormat): string {
   switch (format) {
     case "text":
       return _text(report);
@@ -63,7 +67,7 @@ function _tally(report: ConformanceReport): { tests: number; failures: number; s
   return { tests: report.checks.length, failures, skipped };
 }
 
-function _text(report: ConformanceReport): string {
+function _text(report: ConformanceReport | ProposalReport): string {
   const lines = [`keycard conformance: ${report.plugin} ${report.version} (sha256 ${report.sha256})`];
   const width = Math.max(0, ...report.checks.map((c) => c.id.length));
   const indent = `\n${" ".repeat(width + 7)}`;
@@ -82,14 +86,60 @@ function _text(report: ConformanceReport): string {
     for (const entry of report.footprint) {
       const declared = entry.declared ? "declared" : "NOT DECLARED";
       const allowed = report.grants === "grants" ? `, ${entry.allowed} permitted` : "";
-      lines.push(`  ${entry.action} ${entry.resource} x${entry.count} (${declared}${allowed})`);
+      const http = entry.http ? `; ${entry.http.schemes.join(", ")} ${entry.http.methods.join(", ")}` : "";
+      lines.push(`  ${entry.action} ${entry.resource} x${entry.count} (${declared}${allowed}${http})`);
     }
   }
+  if ("proposal" in report) lines.push(formatProposal(report.proposal).trimEnd());
   const { tests, failures, skipped } = _tally(report);
   lines.push(
     `${report.plugin} ${report.version} is ${report.passed ? "conformant" : "not conformant"}: ` +
       `${tests - failures - skipped} passed, ${failures} failed, ${skipped} skipped in ${report.durationMs} ms`,
   );
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Renders a proposed least grant for people: the `plugin.yaml` snippet, the
+ * Cedar it compiles to, the attempts that cannot be granted and the grants
+ * of the manifest wider than what was used.
+ *
+ * @param proposal The proposal of a {@linkcode ProposalReport}.
+ * @returns The text, ending with a newline.
+ *
+ * @example Render a proposal of one grant
+ * ```ts
+ * import { formatProposal } from "./format_report.ts";
+ * const text = formatProposal({
+ *   plugin: "stamp",
+ *   grants: [{ "clock.now": {} }],
+ *   yaml: "grants:\n  - clock.now: {} # 1 attempt\n",
+ *   cedar: '@id("grant.stamp.1")\npermit (principal == Plugin::"stamp", action == Action::"clock.now", resource);',
+ *   cannotGrant: [],
+ *   warnings: [],
+ *   runs: 2,
+ *   footprint: [],
+ * });
+ * text.includes("  - clock.now: {}"); // true
+ * ```
+ */
+export function formatProposal(proposal: ProposalReport["proposal"]): string {
+  const indent = (text: string) => text.trimEnd().split("\n").map((line) => line === "" ? "" : `  ${line}`);
+  const lines = [
+    `proposed least grant for ${proposal.plugin} (from ${proposal.runs === 1 ? "1 run" : `${proposal.runs} runs`}), ` +
+    "for plugin.yaml:",
+    ...indent(proposal.yaml),
+    proposal.cedar === "" ? "which compiles to no Cedar: nothing is permitted" : "which compiles to this Cedar:",
+    ...(proposal.cedar === "" ? [] : indent(proposal.cedar)),
+  ];
+  if (proposal.cannotGrant.length > 0) {
+    lines.push("cannot be granted (left out):");
+    for (const a of proposal.cannotGrant) lines.push(`  ${a.action} ${a.resource} x${a.count}: ${a.reason}`);
+  }
+  if (proposal.warnings.length > 0) {
+    lines.push("warnings (grants of the manifest wider than what was used):");
+    for (const w of proposal.warnings) lines.push(`  grant ${w.grant} (${w.text}) ${w.message}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -119,7 +169,7 @@ function _xml(text: string): string {
     .replace(/\t/g, "&#9;");
 }
 
-function _junit(report: ConformanceReport): string {
+function _junit(report: ConformanceReport | ProposalReport): string {
   const { tests, failures, skipped } = _tally(report);
   const time = (report.durationMs / 1000).toFixed(3);
   const counts = `tests="${tests}" failures="${failures}" errors="0" skipped="${skipped}" time="${time}"`;
@@ -154,8 +204,10 @@ function _junit(report: ConformanceReport): string {
   const footprint = report.footprint.map((e) =>
     `${e.action} ${e.resource} x${e.count}${e.declared ? "" : " (not declared)"}`
   );
+  let systemOut = footprint.length ? footprint.join("\n") : "no host calls attempted";
+  if ("proposal" in report) systemOut += `\n\n${formatProposal(report.proposal)}`;
   out.push(
-    `    <system-out>${_xml(footprint.length ? footprint.join("\n") : "no host calls attempted")}</system-out>`,
+    `    <system-out>${_xml(systemOut)}</system-out>`,
     `  </testsuite>`,
     `</testsuites>`,
   );

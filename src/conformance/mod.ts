@@ -16,7 +16,7 @@
  *
  * @module
  */
-export { formatReport, REPORT_FORMATS, type ReportFormat } from "./format_report.ts";
+export { formatProposal, formatReport, REPORT_FORMATS, type ReportFormat } from "./format_report.ts";
 export {
   type Check,
   type ConformanceReport,

@@ -39,6 +39,8 @@ export interface FootprintEntry {
   allowed: number;
   /** Whether the manifest lists the action in its `capabilities`. */
   declared: boolean;
+  /** For `http.request`: the schemes and methods attempted on this host, sorted (the resource names neither). */
+  http?: { schemes: string[]; methods: string[] };
 }
 
 /** What {@linkcode runConformance} found. */
@@ -268,6 +270,7 @@ export async function runConformance(
     : undefined;
 
   footprint.push(..._footprint(sandbox.events, manifest));
+  _httpDetails(footprint, sandbox.events);
   outcomes.set("privileges.none", granted ? _checkGranted(sandbox.events) : _checkPrivileges(sandbox.events));
   outcomes.set("capabilities.declared", _checkCapabilities(footprint, manifest));
   outcomes.set(
@@ -541,6 +544,27 @@ function _footprint(events: readonly Decided[], manifest: Manifest | undefined):
     }
   }
   return [...byKey.values()];
+}
+
+/** An audit event with the Cedar request it decided, when it has one. */
+type DecidedRequest = Decided & {
+  request?: { resource: { attrs: Record<string, unknown> }; context: Record<string, unknown> };
+};
+
+/** Adds the schemes and methods of `http.request` entries, which their resource (`Host::"name:port"`) lacks. */
+function _httpDetails(footprint: FootprintEntry[], events: readonly DecidedRequest[]): void {
+  const seen = new Map<string, { schemes: Set<string>; methods: Set<string> }>();
+  for (const { action, resource, request } of events) {
+    if (action !== "http.request" || request === undefined) continue;
+    const details = seen.get(resource) ?? { schemes: new Set(), methods: new Set() };
+    seen.set(resource, details);
+    details.schemes.add(String(request.resource.attrs.scheme));
+    details.methods.add(String(request.context.method));
+  }
+  for (const entry of footprint) {
+    const details = entry.action === "http.request" ? seen.get(entry.resource) : undefined;
+    if (details) entry.http = { schemes: [...details.schemes].sort(), methods: [...details.methods].sort() };
+  }
 }
 
 function _checkPrivileges(events: readonly Decided[]): Outcome {

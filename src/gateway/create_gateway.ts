@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { AuditLog } from "../audit/mod.ts";
 import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
+import { conformAndPropose } from "../lifecycle/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
 import {
   AuthThrottle,
@@ -462,8 +463,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           return true;
         }),
     },
-    conformance: async (wasm, manifestText) =>
-      await runConformance(wasm, {
+    conformance: async (wasm, manifestText, options) =>
+      await (options?.propose ? conformAndPropose : runConformance)(wasm, {
         ...(manifestText ? { manifest: parseManifest(manifestText, "manifest") } : {}),
         ...sandbox(),
       }),

@@ -82,8 +82,8 @@ export interface GatewayServices {
     /** Removes an operator policy file; false when there is none. */
     remove(name: string): Promise<boolean>;
   };
-  /** Runs the conformance suite without installing. */
-  conformance(wasm: Uint8Array, manifestText?: string): Promise<ReportLike>;
+  /** Runs the conformance suite without installing; with `propose`, the report has the least grant (`proposal`). */
+  conformance(wasm: Uint8Array, manifestText?: string, options?: { propose?: boolean }): Promise<ReportLike>;
   audit: AuditLog;
   /** Runtime gauges for /metrics. */
   stats(): HostStats;
