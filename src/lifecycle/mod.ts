@@ -42,3 +42,16 @@ export {
   type UngrantableAttempt,
 } from "./propose.ts";
 export { conformAndPropose, type ConformAndProposeOptions, type ProposalReport } from "./conform_and_propose.ts";
+export {
+  type PlanAudit,
+  type PlanChange,
+  type PlanExample,
+  type PlanGroup,
+  type PlanOptions,
+  type PlanOutcome,
+  planPolicyChange,
+  type PlanReport,
+  type PlanSkip,
+  type PlanSkipReason,
+} from "./plan.ts";
+export { type AuditWindow, readAuditEvents, type RecordedAudit } from "./read_audit_events.ts";
