@@ -323,7 +323,9 @@ export async function loadPolicyTests(paths: readonly string[]): Promise<LoadedP
     if (found.length === 0) {
       problems.push(new Deno.errors.NotFound(`No policy test files (*.yaml, *.yml, *.json) in "${path}"`));
     }
-    for (const file of found) {
+    // An entities file a run-tests file names sits beside it: it is not a test file.
+    const referenced = await entitiesFiles(found);
+    for (const file of found[0] === path ? found : found.filter((f) => !referenced.has(resolve(f)))) {
       try {
         files.push(await parsePolicyTests(await Deno.readTextFile(file), file));
       } catch (error) {
@@ -332,6 +334,25 @@ export async function loadPolicyTests(paths: readonly string[]): Promise<LoadedP
     }
   }
   return { files, problems };
+}
+
+/** The entities files that the run-tests files among `files` name. */
+async function entitiesFiles(files: readonly string[]): Promise<Set<string>> {
+  const named = new Set<string>();
+  for (const file of files.filter((f) => f.endsWith(".json"))) {
+    let data: unknown;
+    try {
+      data = JSON.parse(await Deno.readTextFile(file));
+    } catch {
+      continue; // reported when the file itself is parsed
+    }
+    if (!Array.isArray(data)) continue;
+    for (const item of data) {
+      const entities = (item as { entities?: unknown } | null)?.entities;
+      if (typeof entities === "string") named.add(resolve(dirname(file), entities));
+    }
+  }
+  return named;
 }
 
 async function testFiles(path: string): Promise<string[]> {
