@@ -81,10 +81,13 @@ export class LiteralIndex {
     const window = this.#window;
     const end = text.length - window;
     if (end < 0) return;
+    // Locals, not fields, in the loop that runs once per character.
+    const slots = this.#slots;
+    const top = this.#top;
     let hash = 0;
     for (let i = 0; i < window; i++) hash = (Math.imul(hash, BASE) + text.charCodeAt(i)) | 0;
     for (let i = 0;; i++) {
-      if (this.#slots[slot(hash)] !== 0) {
+      if (slots[(hash ^ (hash >>> 16)) & (SLOTS - 1)] !== 0) {
         const bucket = this.#buckets.get(hash);
         if (bucket !== undefined) {
           for (const literal of bucket) {
@@ -96,8 +99,7 @@ export class LiteralIndex {
         }
       }
       if (i === end) return;
-      hash = (Math.imul((hash - Math.imul(text.charCodeAt(i), this.#top)) | 0, BASE) + text.charCodeAt(i + window)) |
-        0;
+      hash = (Math.imul((hash - Math.imul(text.charCodeAt(i), top)) | 0, BASE) + text.charCodeAt(i + window)) | 0;
     }
   }
 

@@ -33,6 +33,13 @@ export interface RedactorStats {
 
 /** Past this depth a value is replaced by the mask whole: never walked unbounded, never passed unmasked. */
 const MAX_DEPTH = 64;
+/**
+ * Strings up to this length are remembered with their masked form: most strings of an audit event (field names,
+ * plugin, action, entity types, hashes) recur in every event, and a lookup costs less than a scan.
+ */
+const CACHED_LENGTH = 256;
+/** Strings remembered at once; the cache starts afresh when full or when the secrets change. */
+const CACHE_SIZE = 4096;
 
 /**
  * Masks secrets in strings and in JSON-like values (audit events, log
@@ -65,6 +72,12 @@ export class Redactor {
   readonly #seen = new Map<string, string[]>();
   #short = 0;
   #masked = 0;
+  /** Bumped whenever the secrets change, so that the cache of masked strings is never stale. */
+  #generation = 0;
+  #cacheGeneration = 0;
+  readonly #cache = new Map<string, string>();
+  /** Reused by each scan: spans found, as start, end pairs. */
+  readonly #spans: number[] = [];
 
   /**
    * @param options Mask, patterns, secret headers, shortest secret, header values remembered.
@@ -116,6 +129,7 @@ export class Redactor {
     for (const literal of literals) this.#index.add(literal);
     for (const literal of this.#sources.get(source) ?? []) this.#index.delete(literal);
     this.#sources.set(source, literals);
+    this.#generation++;
     this.#short += short.length;
     return short;
   }
@@ -147,6 +161,7 @@ export class Redactor {
       }
       for (const literal of literals) this.#index.add(literal);
       this.#seen.set(value, literals);
+      this.#generation++;
       if (this.#seen.size > this.#remember) {
         const [oldest, dropped] = this.#seen.entries().next().value!;
         this.#seen.delete(oldest);
@@ -164,7 +179,20 @@ export class Redactor {
    */
   mask(text: string): string {
     if (!this.active) return text;
-    const spans: number[] = [];
+    if (text.length > CACHED_LENGTH) return this.#scan(text);
+    if (this.#cacheGeneration !== this.#generation || this.#cache.size >= CACHE_SIZE) {
+      this.#cache.clear();
+      this.#cacheGeneration = this.#generation;
+    }
+    let masked = this.#cache.get(text);
+    if (masked === undefined) this.#cache.set(text, masked = this.#scan(text));
+    else if (masked !== text) this.#masked++;
+    return masked;
+  }
+
+  #scan(text: string): string {
+    const spans = this.#spans;
+    spans.length = 0;
     this.#index.find(text, spans);
     for (const pattern of this.#patterns) {
       pattern.lastIndex = 0;
@@ -226,13 +254,17 @@ export class Redactor {
       const masked = this.#walk(json, depth + 1);
       return masked === json ? value : masked;
     }
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
     let copy: Record<string, unknown> | undefined;
-    const entries = Object.entries(value);
-    for (const [index, [key, item]] of entries.entries()) {
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const item = record[key];
       const maskedKey = this.mask(key);
       const maskedItem = this.#walk(item, depth + 1);
       if (copy === undefined && (maskedKey !== key || maskedItem !== item)) {
-        copy = Object.fromEntries(entries.slice(0, index));
+        copy = {};
+        for (let j = 0; j < i; j++) copy[keys[j]!] = record[keys[j]!];
       }
       if (copy !== undefined) copy[maskedKey] = maskedItem;
     }
