@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { AuditLog } from "../audit/mod.ts";
 import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
-import { conformAndPropose } from "../lifecycle/mod.ts";
+import { conformAndPropose, planPolicyChange, readAuditEvents } from "../lifecycle/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
 import {
   AuthThrottle,
@@ -461,6 +461,23 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           engine.load([...next, ...grantSources(manifests)]);
           files = next;
           return true;
+        }),
+      // Validated as a write would be (an invalid set or a lock-out throws), then replayed on the side: nothing changes.
+      plan: (change, window) =>
+        mutate(async () => {
+          const names = new Set([...Object.keys(change.files), ...(change.remove ?? [])]);
+          const next = [
+            ...files.filter((f) => !names.has(f.name)),
+            ...Object.entries(change.files).map(([name, text]) => ({ name, text })),
+          ];
+          trial(next);
+          await audit.flush();
+          const recorded = await readAuditEvents(config.audit.file, window);
+          return planPolicyChange(recorded.events, {
+            engine,
+            candidate: [...next, ...grantSources(manifests)],
+            audit: { ...recorded, window },
+          });
         }),
     },
     conformance: async (wasm, manifestText, options) =>

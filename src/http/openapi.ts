@@ -69,6 +69,14 @@ export const OPENAPI = {
           errors: { type: "array", items: { type: "string" } },
           reason: { type: "string" },
           version: { type: "integer" },
+          policySet: { type: "string", description: "sha256:<hex> of the policy set's sources" },
+          deciding: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: { id: { type: "string" }, source: { type: "string" }, line: { type: "integer" } },
+            },
+          },
         },
       },
     },
@@ -174,13 +182,39 @@ export const OPENAPI = {
         responses: { "200": { description: "Sources, policies, version" }, ...errors },
       },
     },
+    "/v1/policies/plan": {
+      post: {
+        summary: "Plan a change of operator files: replay the recorded audit on it; nothing changes " +
+          "(policy.read and audit.read)",
+        security: auth,
+        requestBody: {
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                required: ["files"],
+                properties: {
+                  files: { type: "object", additionalProperties: { type: "string" } },
+                  remove: { type: "array", items: { type: "string" } },
+                  last: { type: "integer", minimum: 1 },
+                  since: { type: "string", format: "date-time" },
+                },
+              },
+            },
+          },
+        },
+        responses: { "200": { description: "The plan report (widenings, narrowings, skipped, totals)" }, ...errors },
+      },
+    },
     "/v1/policies/{name}": {
       parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
       put: {
-        summary: "Validate and swap in an operator policy file (policy.write)",
+        summary: "Validate and swap in an operator policy file (policy.write); with ?dryRun=true, validate and " +
+          "return the plan of the change instead, changing nothing (also audit.read; ?last, ?since)",
         security: auth,
+        parameters: ["dryRun", "last", "since"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })),
         requestBody: { content: { "text/plain": { schema: { type: "string" } } } },
-        responses: { "200": { description: "The new version" }, ...errors },
+        responses: { "200": { description: "The new version, or { name, dryRun, plan }" }, ...errors },
       },
       delete: {
         summary: "Remove an operator policy file (policy.write)",

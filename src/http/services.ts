@@ -1,4 +1,5 @@
 import type { AuditLog } from "../audit/mod.ts";
+import type { AuditWindow, PlanReport } from "../lifecycle/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
 import type { HostStats, InvokeOptions } from "../runtime/mod.ts";
 import type { AuthThrottle } from "./auth_throttle.ts";
@@ -81,6 +82,11 @@ export interface GatewayServices {
     put(name: string, text: string): Promise<number>;
     /** Removes an operator policy file; false when there is none. */
     remove(name: string): Promise<boolean>;
+    /**
+     * Plans a change of operator files (`files` written, `remove` removed) against the recorded audit, validated
+     * as a write would be; nothing changes.
+     */
+    plan?(change: { files: Record<string, string>; remove?: string[] }, window: AuditWindow): Promise<PlanReport>;
   };
   /** Runs the conformance suite without installing; with `propose`, the report has the least grant (`proposal`). */
   conformance(wasm: Uint8Array, manifestText?: string, options?: { propose?: boolean }): Promise<ReportLike>;
