@@ -207,7 +207,7 @@ export function explain(args: string[], io: PolicyCliIo): Promise<number> {
     }
     const cwd = typedFrom(io);
     const file = resolve(cwd, parsed.positionals[0]!);
-    const spec = parseRequestFile(await Deno.readTextFile(file), shown(file, cwd));
+    const spec = parseRequestFile(await readText(file, cwd), shown(file, cwd));
     const inForce = await readInForce(parsed.values, io);
     const engine = await engineInForce(inForce, io);
     if (engine instanceof PolicyValidationError) {
@@ -245,6 +245,16 @@ export function explain(args: string[], io: PolicyCliIo): Promise<number> {
   });
 }
 
+/** A file's text; a missing file is named the way the user typed it. */
+async function readText(path: string, cwd: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Deno.errors.NotFound(`Cannot read "${shown(path, cwd)}": no such file`, { cause: error });
+  }
+}
+
 function uid(entity: Entity): string {
   return `${entity.uid.type}::${JSON.stringify(entity.uid.id)}`;
 }
@@ -272,7 +282,7 @@ export function compile(args: string[], io: PolicyCliIo): Promise<number> {
     const cwd = typedFrom(io);
     let path = resolve(cwd, parsed.positionals[0]!);
     if ((await Deno.stat(path).catch(() => undefined))?.isDirectory) path = join(path, "plugin.yaml");
-    const manifest = parseManifest(await Deno.readTextFile(path), shown(path, cwd));
+    const manifest = parseManifest(await readText(path, cwd), shown(path, cwd));
     const cedar = compileGrants(manifest.name, manifest.grants);
     const header = `// grants/${manifest.name}: the grants of ${manifest.name} ${manifest.version} (${
       shown(path, cwd)
