@@ -119,6 +119,54 @@ Deno.test("main() --grants runs stamp under its manifest's grants", async () => 
   assert.match(without.stderr, /^--grants needs --manifest/);
 });
 
+Deno.test("main() --propose keeps the exit code and proposes what a failing plugin tried", async () => {
+  await using f = await fixtures();
+  const wasm = `${f.dir}/undeclared.wasm`;
+  await Deno.writeFile(wasm, await watFixture("conform_undeclared"));
+  const manifest = `${TESTDATA}conform_undeclared.yaml`;
+  const result = await run([wasm, "--manifest", manifest, "--propose"]);
+  // It attempts env.get, which its capabilities do not declare: not conformant, with or without --propose.
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stdout, /^FAIL capabilities\.declared /m);
+  assert.match(
+    result.stdout,
+    /^proposed least grant for undeclared \(from 2 runs\), for plugin\.yaml:\n {2}grants:\n {4}- env\.get: \{ names: \[REGION\] \} # 1 attempt on REGION\nwhich compiles to this Cedar:\n/m,
+  );
+  assert.match(result.stdout, /^ {2}when \{ \[EnvVar::"undeclared\/REGION"\]\.contains\(resource\) \};$/m);
+  assert.match(result.stdout, /\nundeclared 1\.0\.0 is not conformant: 7 passed, 1 failed, 1 skipped in \d+ ms\n$/);
+});
+
+Deno.test("main() --propose with --out writes the proposal into the report and prints it", async () => {
+  await using f = await fixtures();
+  const out = `${f.dir}/report.json`;
+  const result = await run([f.hello, "--manifest", f.helloManifest, "--propose", "--format", "json", "--out", out]);
+  assert.equal(result.code, 0, result.stderr);
+  // hello makes no host call: one run, no grant, nothing in the manifest wider than that.
+  assert.equal(
+    result.stdout,
+    "proposed least grant for hello (from 1 run), for plugin.yaml:\n  grants: []\n" +
+      "which compiles to no Cedar: nothing is permitted\n",
+  );
+  const { proposal } = JSON.parse(await Deno.readTextFile(out));
+  assert.deepEqual(proposal, {
+    plugin: "hello",
+    grants: [],
+    yaml: "grants: []\n",
+    cedar: "",
+    cannotGrant: [],
+    warnings: [],
+    runs: 1,
+    footprint: [],
+  });
+  // Without a manifest there is nothing to run the proposal under: the one run.
+  const bare = await run([f.hello, "--propose", "--format", "junit"]);
+  assert.equal(bare.code, (await run([f.hello, "--format", "junit"])).code, bare.stderr);
+  assert.match(
+    bare.stdout,
+    /<system-out>no host calls attempted&#10;&#10;proposed least grant for plugin \(from 1 run\)/,
+  );
+});
+
 Deno.test("main() writes JUnit to stdout", async () => {
   await using f = await fixtures();
   const result = await run([f.trap, "--manifest", f.trapManifest, "--format", "junit"]);

@@ -29,9 +29,10 @@ const MAX_RUNS = 8;
  *
  * One run sees only what the plugin did until a call was denied: under the
  * empty grant, stamp's `kv_counter` stops at its denied `kv.get` and never
- * reaches `kv.set`. So, with a manifest, the plugin runs again under the
- * base policies and the proposed grants, and the attempts of that run are
- * added, until a run attempts nothing new (or 8 runs). Without a manifest
+ * reaches `kv.set`. So, with a manifest, when the run was denied something
+ * the proposal grants, the plugin runs again under the base policies and
+ * the proposed grants, and the attempts of that run are added, until a run
+ * attempts nothing new (or 8 runs). Without a manifest
  * the proposal rests on the report's run alone (a manifest is what carries
  * the grants of a run).
  *
@@ -92,9 +93,12 @@ export async function conformAndPropose(
   add(report.footprint);
   let proposal = await propose([...seen.values()]);
   let runs = 1;
-  // An instantiation failure or a malformed module leaves nothing more to see.
+  // Another run can show more only if the plugin was denied something the proposal grants; an instantiation
+  // failure or a malformed module leaves nothing more to see.
+  const ungrantable = new Set(proposal.cannotGrant.map((a) => `${a.action}\0${a.resource}`));
+  const denied = report.footprint.some((e) => e.allowed < e.count && !ungrantable.has(`${e.action}\0${e.resource}`));
   const ran = report.checks.some((c) => c.id === "exports.run" && !c.skipped);
-  while (manifest !== undefined && ran && runs < MAX_RUNS) {
+  while (manifest !== undefined && ran && denied && runs < MAX_RUNS) {
     const next = await runConformance(wasm, {
       ...run,
       manifest: { ...manifest, grants: proposal.grants },
