@@ -10,8 +10,9 @@ const REPO = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, ""
 const SERVER_FLAGS = [
   "--no-prompt",
   "--unstable-no-legacy-abort",
-  // A process-wide backstop under the per-plugin memory caps (1 GiB per wasm memory).
-  "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
+  // A process-wide backstop under the per-plugin memory caps (1 GiB per wasm memory). A regular expression that
+  // backtracks too long (an operator's redact pattern over a plugin's log line) goes on in V8's linear-time engine.
+  "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc,--enable-experimental-regexp-engine-on-excessive-backtracks",
 ];
 
 /** Options of {@linkcode start}. */

@@ -62,7 +62,9 @@ Deno.test("deno task start masks secrets in the audit file, /v1/audit, the live 
   });
   await Deno.writeTextFile(
     site.configPath,
-    'redact:\n  configKeys: [api_key]\n  patterns: ["AKIA[0-9A-F]{16}"]\n',
+    // The second pattern passes the load-time check but backtracks polynomially: the server's V8 runs it in its
+    // linear engine once it backtracks too long.
+    'redact:\n  configKeys: [api_key]\n  patterns: ["AKIA[0-9A-F]{16}", "[0-9]+[0-9]+[0-9]+x"]\n',
     { append: true },
   );
   const secrets = [configSecret, hookSecret, apiKey, awsKey, site.callerToken];
@@ -107,12 +109,26 @@ Deno.test("deno task start masks secrets in the audit file, /v1/audit, the live 
       assert.match(kv.resource, /\[REDACTED\]/);
     });
 
+    await t.step("a slow pattern over a 3,000-digit header logged by the hook does not stall the gateway", async () => {
+      const routed = await kc.fetch("/leak", {
+        headers: { ...bearer(site.callerToken), "x-digits": "1".repeat(3000) },
+      });
+      await expectStatus(kc, routed, 200);
+      await kc.run.stderr.waitFor(/"plugin":"leaky".*"message":"request .*1{3000}/);
+    });
+
     await t.step("GET /v1/audit answers the masked events, no secret", async () => {
       const response = await kc.fetch("/v1/audit?plugin=leaky", { headers: admin });
       const text = await expectStatus(kc, response, 200);
       assertClean("GET /v1/audit", text);
       const { events } = JSON.parse(text) as { events: { action: string; resource: string }[] };
-      assert.deepEqual(events.map((e) => e.action).sort(), ["http.request", "kv.get", "log.write", "log.write"]);
+      assert.deepEqual(events.map((e) => e.action).sort(), [
+        "http.request",
+        "kv.get",
+        "log.write",
+        "log.write",
+        "log.write",
+      ]);
       assert.match(events.find((e) => e.action === "kv.get")!.resource, /\[REDACTED\]/);
     });
 
