@@ -80,6 +80,9 @@ export class Redactor {
   readonly #spans: number[] = [];
 
   /**
+   * Creates a redactor that knows no secret values yet (see {@linkcode Redactor.setSecrets} and
+   * {@linkcode Redactor.observe}); its patterns are checked here.
+   *
    * @param options Mask, patterns, secret headers, shortest secret, header values remembered.
    * @throws {SyntaxError} When a pattern is invalid or refused by {@linkcode checkPattern}.
    * @throws {RangeError} When `minLength` or `remember` is not a positive integer, or `mask` is empty.

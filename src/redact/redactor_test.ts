@@ -162,6 +162,18 @@ Deno.test("maskValue() replaces a value nested past 64 levels by the mask", () =
   assert.ok(text.includes("[REDACTED]"));
 });
 
+Deno.test("mask() never answers from a stale cache: a secret learned later is masked in a string seen before", () => {
+  const redactor = new Redactor({ headers: ["x-api-key"], patterns: ["zzz[0-9]+"] });
+  const text = "call with key-778899 and config-value-1";
+  assert.equal(redactor.mask(text), text);
+  redactor.observe(new Headers({ "x-api-key": "key-778899" }));
+  assert.equal(redactor.mask(text), "call with [REDACTED] and config-value-1");
+  redactor.setSecrets("config", ["config-value-1"]);
+  assert.equal(redactor.mask(text), "call with [REDACTED] and [REDACTED]");
+  redactor.setSecrets("config", []);
+  assert.equal(redactor.mask(text), "call with [REDACTED] and config-value-1");
+});
+
 Deno.test("an inactive redactor returns values as they are", () => {
   const redactor = new Redactor({ headers: ["authorization"] });
   const event = { resource: "x" };
