@@ -1,6 +1,6 @@
 // `deno task policy plan <candidate dir>`: what a policy change would do to the decisions recorded in the audit.
 import { join, resolve } from "node:path";
-import { type PlanGroup, planPolicyChange, type PlanReport } from "../lifecycle/plan.ts";
+import { type PlanGroup, type PlanOutcome, planPolicyChange, type PlanReport } from "../lifecycle/plan.ts";
 import type { PoliciesInForce } from "../lifecycle/policies_in_force.ts";
 import { readAuditEvents } from "../lifecycle/read_audit_events.ts";
 import { type DecidingPolicy, PolicyEngine, PolicyValidationError } from "../policy/mod.ts";
@@ -185,10 +185,19 @@ function formatPlan(report: PlanReport, at: FormatContext): string {
         `${totals.differsFromRecord} of them otherwise than recorded (flips are counted from the set in force)`,
     );
   }
-  const where = (p: DecidingPolicy, set: PoliciesInForce) => `${p.id} (${sourcePath(set, p.source, at.cwd)}:${p.line})`;
-  const named = (policies: DecidingPolicy[], set: PoliciesInForce) =>
-    policies.length ? policies.map((p) => where(p, set)).join(", ") : "no policy (denied by default)";
-  const section = (title: string, groups: PlanGroup[], describe: (g: PlanGroup) => string[]) => {
+  // A grant's line is in the Cedar its manifest compiles to (deno task policy compile shows it).
+  const where = (p: DecidingPolicy, set: PoliciesInForce) => {
+    const plugin = p.source.startsWith("grants/") ? set.plugins.get(p.source.slice("grants/".length)) : undefined;
+    return plugin
+      ? `${p.id} (${p.source}:${p.line}, compiled from ${shown(plugin.path, at.cwd)})`
+      : `${p.id} (${sourcePath(set, p.source, at.cwd)}:${p.line})`;
+  };
+  const decided = (o: PlanOutcome, set: PoliciesInForce) =>
+    o.policies.length === 0
+      ? o.reason
+      : `${o.decision === "allow" ? "permitted" : "forbidden"} by ${o.policies.map((p) => where(p, set)).join(", ")}`;
+  const describe = (g: PlanGroup) => [`now ${decided(g.after, at.candidate)}`, `was ${decided(g.before, at.inForce)}`];
+  const section = (title: string, groups: PlanGroup[]) => {
     if (groups.length === 0) return;
     lines.push("", title);
     for (const group of groups) {
@@ -203,21 +212,9 @@ function formatPlan(report: PlanReport, at: FormatContext): string {
       }
     }
   };
-  section(`WIDENING: ${s(totals.widened, "decision")} denied now would be allowed`, report.widenings, (g) => [
-    `now permitted by ${named(g.after.policies, at.candidate)}`,
-    `was ${g.before.reason}${g.before.policies.length ? ` at ${named(g.before.policies, at.inForce)}` : ""}`,
-  ]);
-  section(`NARROWING: ${s(totals.narrowed, "decision")} allowed now would be denied`, report.narrowings, (g) => [
-    `was permitted by ${named(g.before.policies, at.inForce)}`,
-    `now ${g.after.reason}${g.after.policies.length ? ` at ${named(g.after.policies, at.candidate)}` : ""}`,
-  ]);
-  section(
-    `REATTRIBUTED: ${s(totals.reattributed, "decision")} decided alike by other policies`,
-    report.reattributed,
-    (g) => [
-      `${g.after.decision}: was ${named(g.before.policies, at.inForce)}, now ${named(g.after.policies, at.candidate)}`,
-    ],
-  );
+  section(`WIDENING: ${s(totals.widened, "decision")} denied now would be allowed`, report.widenings);
+  section(`NARROWING: ${s(totals.narrowed, "decision")} allowed now would be denied`, report.narrowings);
+  section(`REATTRIBUTED: ${s(totals.reattributed, "decision")} decided alike by other policies`, report.reattributed);
   if (report.skipped.length > 0) {
     lines.push("", `SKIPPED: ${s(totals.skipped, "decision")} could not be replayed`);
     for (const skip of report.skipped) {
