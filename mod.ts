@@ -65,11 +65,13 @@ export {
   pluginEntity,
   PolicyEngine,
   PolicyEngineUnavailableError,
+  policySetHash,
   PolicyValidationError,
   runtimeEntity,
 } from "./src/policy/mod.ts";
 export type {
   AuthorizationRequest,
+  DecidingPolicy,
   Decision,
   Entity,
   EntityUid,
@@ -108,15 +110,17 @@ export type {
   HttpTarget,
   PluginLogEntry,
 } from "./src/host/mod.ts";
-export { AuditLog } from "./src/audit/mod.ts";
+export { AuditLog, MAX_AUDIT_REQUEST_BYTES } from "./src/audit/mod.ts";
 export type {
   AuditAggregateOptions,
   AuditCounter,
+  AuditEntity,
   AuditEvent,
   AuditFileOptions,
   AuditListener,
   AuditLogOptions,
   AuditQuery,
+  AuditRequest,
   AuditStats,
 } from "./src/audit/mod.ts";
 export { ManifestError, parseManifest } from "./src/registry/mod.ts";
