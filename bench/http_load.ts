@@ -256,6 +256,8 @@ async function main(): Promise<void> {
         errors: [],
         reason: "permitted by stub",
         version: 0,
+        policySet: "sha256:stub",
+        deciding: [{ id: "stub", source: "stub.cedar", line: 1 }],
         cached: true,
       });
       const authOnly = serve(createApp({ ...services, authorize: allow, invoke: echoInvoke }).app.fetch);

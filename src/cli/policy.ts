@@ -39,7 +39,9 @@ const SUBCOMMANDS: Record<string, () => Promise<PolicySubcommand>> = {
   plan: async () => (await import("./_policy_plan.ts")).run,
 };
 
-const USAGE = `Usage: deno task policy <${Object.keys(SUBCOMMANDS).join("|")}> [arguments]; --help after one for its own`;
+const USAGE = `Usage: deno task policy <${
+  Object.keys(SUBCOMMANDS).join("|")
+}> [arguments]; --help after one for its own`;
 
 /**
  * Runs the command line.

@@ -20,8 +20,8 @@ export {
 export {
   formatPolicyTestReport,
   type FormatPolicyTestReportOptions,
-  loadPolicyTests,
   type LoadedPolicyTests,
+  loadPolicyTests,
   parsePolicyTests,
   type PolicyCoverage,
   type PolicyTestCase,
@@ -33,7 +33,7 @@ export {
   runPolicyTests,
   type RunPolicyTestsOptions,
 } from "./policy_tests.ts";
-export { type ExplainedDecision, type Explanation, explainRequest, parseRequestFile } from "./explain.ts";
+export { type ExplainedDecision, explainRequest, type Explanation, parseRequestFile } from "./explain.ts";
 export {
   type GrantProposal,
   type GrantWarning,

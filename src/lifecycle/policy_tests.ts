@@ -36,6 +36,7 @@ export class PolicyTestError extends SyntaxError {
   readonly column: number | undefined;
 
   /**
+   * Builds the error.
    * @param detail What is wrong, quoting the value.
    * @param options The file, and the line and column when known.
    */
