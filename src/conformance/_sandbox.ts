@@ -19,8 +19,15 @@ import {
 import { PolicyEngine, type PolicySource } from "../policy/mod.ts";
 import { type HostFunction, PluginHost, type PluginLimits } from "../runtime/mod.ts";
 
-/** An address reserved for documentation (RFC 5737): the resolver's only answer, so nothing is ever contacted. */
-const UNROUTABLE = "192.0.2.1";
+/**
+ * The sandbox's resolver: no name resolves, so nothing is ever contacted. A
+ * call its grants permit by name fails as unavailable after that decision
+ * (answering a documentation address instead made base.cedar forbid every
+ * granted name at the address phase, so no HTTP plugin passed `--grants`).
+ */
+function noNetwork(): Promise<string[]> {
+  return Promise.reject(Object.assign(new Error("no network"), { code: "no network in the conformance sandbox" }));
+}
 
 /** Engines by schema and sources: validated once per process, shared by runs (a decision changes nothing). */
 const engines = new Map<string, Promise<PolicyEngine>>();
@@ -109,7 +116,7 @@ export function _openSandbox(options: _SandboxOptions): _Sandbox {
       kv,
       env: () => options.config,
       logSink: () => {},
-      http: { resolve: () => Promise.resolve([UNROUTABLE]), timeoutMs: options.limits.deadlineMs },
+      http: { resolve: noNetwork, timeoutMs: options.limits.deadlineMs },
     });
   };
   const prepare = () => world ??= build();

@@ -53,6 +53,29 @@ Deno.test("runConformance() with grants fails privileges.granted for an attempt 
   assert.equal(detail, '1 host call was denied: its grants do not permit env.get EnvVar::"undeclared/REGION"');
 });
 
+Deno.test("runConformance() with grants passes a plugin whose HTTP call its grants permit (no name resolves)", async () => {
+  const manifest = parseManifest(
+    [
+      "name: fetcher",
+      "version: 1.0.0",
+      "exports:",
+      `  - { name: http_request, samples: ['{"url":"https://api.example.com/items?x=1","method":"GET"}'] }`,
+      "capabilities: [http.request]",
+      "grants:",
+      "  - http.request: { host: api.example.com, methods: [GET] }",
+    ].join("\n"),
+    "fetcher.yaml",
+  );
+  const report = await runConformance(await watFixture("relay"), { manifest, grants: true });
+  assert.equal(check(report, "privileges.granted").passed, true, check(report, "privileges.granted").detail);
+  const http = report.footprint.filter((e) => e.action === "http.request");
+  assert.equal(http.length, 1, JSON.stringify(report.footprint));
+  assert.equal(http[0]!.allowed, http[0]!.count, "decided by name, permitted; nothing resolved or contacted");
+  // Under the empty grant the same call is denied by name, before any lookup.
+  const empty = await runConformance(await watFixture("relay"), { manifest });
+  assert.equal(check(empty, "privileges.none").passed, true, check(empty, "privileges.none").detail);
+});
+
 Deno.test("runConformance() reports the limits the manifest asks for, in JSON and text", async () => {
   const manifest = parseManifest(
     "name: hello\nversion: 1.0.0\nexports: [{ name: greet, samples: [x] }]\nlimits: { deadlineMs: 250, memoryPages: 32 }\n",
