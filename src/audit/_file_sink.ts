@@ -213,6 +213,22 @@ function _countLines(bytes: Uint8Array, start: number, end: number): number {
   return count;
 }
 
+/**
+ * The files of an audit log, oldest first: `path.N` ... `path.1` (the
+ * rotations that exist, counting up from 1 until one is missing), then `path`.
+ * @param path The audit file the sink writes.
+ * @returns The paths that exist.
+ */
+export async function auditFiles(path: string): Promise<string[]> {
+  const files: string[] = [];
+  for (let index = 1;; index++) {
+    if (!await _exists(`${path}.${index}`)) break;
+    files.unshift(`${path}.${index}`);
+  }
+  if (await _exists(path)) files.push(path);
+  return files;
+}
+
 async function _exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);

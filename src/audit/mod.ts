@@ -32,6 +32,7 @@
 export type { AuditEntity, AuditEvent, AuditRequest } from "./audit_event.ts";
 export { MAX_AUDIT_REQUEST_BYTES } from "./audit_event.ts";
 export { AuditLog } from "./audit_log.ts";
+export { auditFiles } from "./_file_sink.ts";
 export type {
   AuditAggregateOptions,
   AuditCounter,

@@ -154,8 +154,12 @@ const _NOT_XML =
   // deno-lint-ignore no-control-regex
   /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-/** Escapes text for XML content and attributes; what XML cannot carry becomes U+FFFD. */
-function _xml(text: string): string {
+/**
+ * Escapes text for XML content and attributes; what XML cannot carry becomes U+FFFD.
+ * @param text Any text.
+ * @returns The text, safe inside an element or a quoted attribute.
+ */
+export function escapeXml(text: string): string {
   return text
     .replace(_NOT_XML, "\uFFFD")
     .replace(/&/g, "&amp;")
@@ -173,32 +177,34 @@ function _junit(report: ConformanceReport | ProposalReport): string {
   const { tests, failures, skipped } = _tally(report);
   const time = (report.durationMs / 1000).toFixed(3);
   const counts = `tests="${tests}" failures="${failures}" errors="0" skipped="${skipped}" time="${time}"`;
-  const suite = _xml(`keycard conformance: ${report.plugin}`);
+  const suite = escapeXml(`keycard conformance: ${report.plugin}`);
   const out = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<testsuites name="${suite}" ${counts}>`,
     `  <testsuite name="${suite}" ${counts}>`,
     `    <properties>`,
-    `      <property name="plugin" value="${_xml(report.plugin)}"/>`,
-    `      <property name="version" value="${_xml(report.version)}"/>`,
-    `      <property name="sha256" value="${_xml(report.sha256)}"/>`,
-    `      <property name="grants" value="${_xml(report.grants)}"/>`,
-    `      <property name="requestedLimits" value="${_xml(_limits(report))}"/>`,
+    `      <property name="plugin" value="${escapeXml(report.plugin)}"/>`,
+    `      <property name="version" value="${escapeXml(report.version)}"/>`,
+    `      <property name="sha256" value="${escapeXml(report.sha256)}"/>`,
+    `      <property name="grants" value="${escapeXml(report.grants)}"/>`,
+    `      <property name="requestedLimits" value="${escapeXml(_limits(report))}"/>`,
     `    </properties>`,
   ];
   for (const check of report.checks) {
-    const name = _xml(`${check.id}: ${check.name}`);
+    const name = escapeXml(`${check.id}: ${check.name}`);
     const open = `    <testcase classname="keycard.conformance" name="${name}"`;
     if (check.skipped) {
-      out.push(`${open}>`, `      <skipped message="${_xml(check.detail)}"/>`, `    </testcase>`);
+      out.push(`${open}>`, `      <skipped message="${escapeXml(check.detail)}"/>`, `    </testcase>`);
     } else if (!check.passed) {
       out.push(
         `${open}>`,
-        `      <failure message="${_xml(check.detail)}" type="${_xml(check.id)}">${_xml(check.detail)}</failure>`,
+        `      <failure message="${escapeXml(check.detail)}" type="${escapeXml(check.id)}">${
+          escapeXml(check.detail)
+        }</failure>`,
         `    </testcase>`,
       );
     } else {
-      out.push(`${open}>`, `      <system-out>${_xml(check.detail)}</system-out>`, `    </testcase>`);
+      out.push(`${open}>`, `      <system-out>${escapeXml(check.detail)}</system-out>`, `    </testcase>`);
     }
   }
   const footprint = report.footprint.map((e) =>
@@ -207,7 +213,7 @@ function _junit(report: ConformanceReport | ProposalReport): string {
   let systemOut = footprint.length ? footprint.join("\n") : "no host calls attempted";
   if ("proposal" in report) systemOut += `\n\n${formatProposal(report.proposal)}`;
   out.push(
-    `    <system-out>${_xml(systemOut)}</system-out>`,
+    `    <system-out>${escapeXml(systemOut)}</system-out>`,
     `  </testsuite>`,
     `</testsuites>`,
   );

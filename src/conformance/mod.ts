@@ -16,7 +16,7 @@
  *
  * @module
  */
-export { formatProposal, formatReport, REPORT_FORMATS, type ReportFormat } from "./format_report.ts";
+export { escapeXml, formatProposal, formatReport, REPORT_FORMATS, type ReportFormat } from "./format_report.ts";
 export {
   type Check,
   type ConformanceReport,

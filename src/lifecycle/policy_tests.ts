@@ -2,6 +2,7 @@ import { dirname, join, resolve } from "node:path";
 import { isMap, isNode, LineCounter, parse, parseDocument } from "yaml";
 import { z } from "zod";
 import { type ConfigErrorOptions, expect, list, map, parseYaml, text } from "../config/mod.ts";
+import { escapeXml } from "../conformance/mod.ts";
 import type { Entity, PolicyEngine, PolicyInfo } from "../policy/mod.ts";
 import {
   buildRequests,
@@ -587,15 +588,6 @@ export function formatPolicyTestReport(
 }
 
 /** Characters XML 1.0 cannot carry: C0 controls but tab and newlines, U+FFFE/U+FFFF, lone surrogates. */
-const NOT_XML =
-  // deno-lint-ignore no-control-regex
-  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-function xml(value: string): string {
-  return value.replace(NOT_XML, "\uFFFD").replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
-    .replaceAll('"', "&quot;").replaceAll("'", "&apos;");
-}
-
 function junit(report: PolicyTestReport, showPath: (file: string) => string): string {
   const byFile = new Map<string, PolicyTestResult[]>();
   for (const r of report.results) byFile.set(r.file, [...(byFile.get(r.file) ?? []), r]);
@@ -605,17 +597,21 @@ function junit(report: PolicyTestReport, showPath: (file: string) => string): st
   ];
   for (const [file, results] of byFile) {
     const failures = results.filter((r) => !r.passed).length;
-    const name = xml(showPath(file));
+    const name = escapeXml(showPath(file));
     out.push(`  <testsuite name="${name}" tests="${results.length}" failures="${failures}" errors="0" skipped="0">`);
     for (const r of results) {
       const detail = `${r.actual.decision} (${r.actual.reason})${
         r.actual.phase ? ` in the ${r.actual.phase} phase` : ""
       }`;
-      out.push(`    <testcase name="${xml(r.name)}" classname="${name}" file="${name}" line="${r.line}">`);
+      out.push(`    <testcase name="${escapeXml(r.name)}" classname="${name}" file="${name}" line="${r.line}">`);
       if (!r.passed) {
-        out.push(`      <failure message="${xml(r.failure ?? "")}" type="PolicyTestFailure">${xml(detail)}</failure>`);
+        out.push(
+          `      <failure message="${escapeXml(r.failure ?? "")}" type="PolicyTestFailure">${
+            escapeXml(detail)
+          }</failure>`,
+        );
       }
-      out.push(`      <system-out>${xml(detail)}</system-out>`, `    </testcase>`);
+      out.push(`      <system-out>${escapeXml(detail)}</system-out>`, `    </testcase>`);
     }
     out.push(`  </testsuite>`);
   }

@@ -1,4 +1,4 @@
-import type { AuditEvent } from "../audit/mod.ts";
+import { type AuditEvent, auditFiles } from "../audit/mod.ts";
 
 /** Which recorded events to read: the most recent `last`, those at or after `since`, or both. */
 export interface AuditWindow {
@@ -50,12 +50,7 @@ export async function readAuditEvents(path: string, window: AuditWindow = {}): P
       );
     }
   }
-  const files: string[] = [];
-  for (let index = 1;; index++) {
-    if (!await _exists(`${path}.${index}`)) break;
-    files.unshift(`${path}.${index}`);
-  }
-  if (await _exists(path)) files.push(path);
+  const files = await auditFiles(path);
   const events: AuditEvent[] = [];
   const unreadable: RecordedAudit["unreadable"] = { count: 0 };
   for (const file of files) {
@@ -94,14 +89,4 @@ function _parse(line: string): AuditEvent | string {
     return `"count" is not a positive integer`;
   }
   return event as AuditEvent;
-}
-
-async function _exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
