@@ -82,8 +82,8 @@ export class Aggregator {
       // parents, the principal's uid) follows from the uids already in the key, and serializing it whole
       // doubled the cost of record().
       event.policySet,
-      event.request?.principal.attrs,
-      event.request?.resource.attrs,
+      event.request?.principal?.attrs,
+      event.request?.resource?.attrs,
       event.request?.context,
       event.requestOmitted,
     ]);
