@@ -10,7 +10,10 @@ const QUANTIFIER = /^(?:[*+?]|\{(\d+)(,(\d*))?\})/;
  * {@linkcode MAX_PATTERN_LENGTH} characters; a back-reference; a group
  * repeated by `*`, `+` or `{n,m}` that holds a quantifier or a `|` (a nested
  * quantifier, as in `(a+)+` or `(a|ab)*`, backtracks exponentially); a pattern
- * that matches the empty string.
+ * that matches the empty string; and, in a pattern V8's linear-time engine
+ * cannot run (a lookahead or lookbehind, or a count over 16 as in `{24}`),
+ * more than one quantifier that varies (`[0-9]+[0-9]+(?=x)` backtracks
+ * polynomially with no fallback; `sk_live_[A-Za-z0-9]{24}` is fine).
  *
  * @param source The pattern, e.g. `sk_live_[A-Za-z0-9]{24}`.
  * @returns The compiled pattern, with the `g` flag.
@@ -49,18 +52,28 @@ export function checkPattern(source: string): RegExp {
   return pattern;
 }
 
+/** Largest count V8's linear-time engine runs (its `kMaxReplicationFactor`); past it there is no fallback. */
+const LINEAR_MAX_COUNT = 16;
+
 /** Why `source` (a valid pattern) may backtrack catastrophically, or undefined. */
 function _backtrackingProblem(source: string): string | undefined {
-  // One frame per open group: whether it holds a quantifier or an alternation.
-  const frames = [{ risky: false }];
+  // One frame per open group: whether it holds a quantifier or an alternation, and how many varying quantifiers.
+  const frames = [{ risky: false, varying: 0 }];
   let i = 0;
+  // Whether V8 can go on in its linear-time engine when a match backtracks too long.
+  let linear = true;
   const quantifierAt = (at: number) => {
     const match = QUANTIFIER.exec(source.slice(at));
     if (match === null) return undefined;
     // `?` and `{n}` repeat at most once or a fixed number of times: no choice of how to split the text.
     const repeats = match[0] !== "?" && !(match[1] !== undefined && match[2] === undefined);
     const lazy = source[at + match[0].length] === "?" ? 1 : 0;
-    return { length: match[0].length + lazy, repeats };
+    const min = match[1] === undefined ? 0 : Number(match[1]);
+    const max = match[3] === undefined || match[3] === "" ? undefined : Number(match[3]);
+    if (min > LINEAR_MAX_COUNT || (max ?? 0) > LINEAR_MAX_COUNT) linear = false;
+    // `{n}` (and `{n,n}`) is the only quantifier without a choice of how much to take.
+    const fixed = match[1] !== undefined && (match[2] === undefined || max === min) ? min : undefined;
+    return { length: match[0].length + lazy, repeats, fixed };
   };
   while (i < source.length) {
     const char = source[i]!;
@@ -74,9 +87,10 @@ function _backtrackingProblem(source: string): string | undefined {
       while (i < source.length && source[i] !== "]") i += source[i] === "\\" ? 2 : 1;
       i++;
     } else if (char === "(") {
-      frames.push({ risky: false });
+      frames.push({ risky: false, varying: 0 });
       // Skip a group's prefix (`?:`, `?=`, `?!`, `?<=`, `?<!`, `?<name>`) so that its `?` is not read as a quantifier.
       const prefix = /^\((?:\?(?:[:=!]|<[=!]|<[A-Za-z_$][\w$]*>))?/.exec(source.slice(i))!;
+      if (/^\(\?<?[=!]/.test(prefix[0])) linear = false;
       i += prefix[0].length;
       continue;
     } else if (char === ")") {
@@ -88,6 +102,11 @@ function _backtrackingProblem(source: string): string | undefined {
           'exponentially; repeat a character class instead, e.g. "[A-Za-z0-9_-]+"';
       }
       parent.risky ||= inner.risky || quantifier !== undefined;
+      parent.varying += quantifier === undefined
+        ? inner.varying
+        : quantifier.fixed !== undefined
+        ? inner.varying * quantifier.fixed
+        : inner.varying + 1;
       i += 1 + (quantifier?.length ?? 0);
       continue;
     } else if (char === "|") {
@@ -100,8 +119,14 @@ function _backtrackingProblem(source: string): string | undefined {
     const quantifier = quantifierAt(i);
     if (quantifier !== undefined) {
       frame.risky = true;
+      if (quantifier.fixed === undefined) frame.varying++;
       i += quantifier.length;
     }
+  }
+  if (!linear && frames[0]!.varying > 1) {
+    return "it has a lookahead, a lookbehind or a count over 16, which V8's linear-time engine cannot run, and more " +
+      "than one quantifier that varies, so a match could backtrack polynomially with no fallback; keep one varying " +
+      'quantifier, e.g. "sk_live_[A-Za-z0-9]{24}"';
   }
   return undefined;
 }
