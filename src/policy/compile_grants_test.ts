@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { GrantTypes } from "./_grant_types.ts";
+import { parsePolicies } from "./cedar/mod.ts";
 import { compileGrants } from "./compile_grants.ts";
 import { GrantError } from "./errors.ts";
 import { type Grant, grant } from "./grant.ts";
@@ -116,4 +118,10 @@ Deno.test("compileGrants() output validates strictly against the shipped schema,
   } as never) as { type: string; validationErrors?: unknown[] };
   assert.equal(answer.type, "success");
   assert.deepEqual(answer.validationErrors, []);
+  // And the evaluator's own type rules, which check trusted grants at every load, pass every form too.
+  const json = cedar.schemaToJson(schema) as { type: string; json: unknown };
+  const types = new GrantTypes(json.json);
+  for (const policy of parsePolicies(compileGrants("plugin-x", grants))) {
+    assert.deepEqual(types.check(policy.json), [], String(policy.json.annotations?.id));
+  }
 });
