@@ -51,6 +51,8 @@ export type {
   PluginHostOptions,
   PluginInfo,
   PluginLimits,
+  PluginStats,
+  WorkerStats,
 } from "./src/runtime/mod.ts";
 export {
   clientEntity,

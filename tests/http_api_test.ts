@@ -134,6 +134,42 @@ Deno.test(
 );
 
 Deno.test(
+  "GET /metrics shows each plugin's instances, memory, calls and replacements, and the workers",
+  withGateway(async (fx) => {
+    for (let i = 0; i < 2; i++) {
+      const greet = await invoke(fx, "hello", "greet", "metrics");
+      assert.equal(greet.status, 200);
+      await greet.body?.cancel();
+    }
+    await expectProblem(await invoke(fx, "trap", "unreachable"), 502, "plugin-failed");
+
+    const text = await (await fx.request("/metrics", { headers: bearer(fx.adminToken) })).text();
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(series + " "));
+      assert.ok(line, `no ${series} in\n${text}`);
+      return Number(line.slice(series.length + 1));
+    };
+    for (const name of ["instances", "memory_bytes", "calls_total", "replacements_total"]) {
+      const type = name.endsWith("_total") ? "counter" : "gauge";
+      assert.ok(text.includes(`# TYPE keycard_plugin_${name} ${type}\n`), text);
+      assert.ok(text.includes(`# HELP keycard_plugin_${name} `), text);
+    }
+    assert.equal(value('keycard_plugin_calls_total{plugin="hello"}'), 2);
+    assert.equal(value('keycard_plugin_replacements_total{plugin="hello"}'), 0);
+    assert.equal(value('keycard_plugin_instances{plugin="hello"}'), 1);
+    // hello is AssemblyScript: at least one 64 KiB page, in whole pages.
+    const memory = value('keycard_plugin_memory_bytes{plugin="hello"}');
+    assert.ok(memory >= 65536 && memory % 65536 === 0, String(memory));
+    assert.equal(value('keycard_plugin_calls_total{plugin="trap"}'), 1);
+    assert.equal(value('keycard_plugin_replacements_total{plugin="trap"}'), 1);
+    assert.equal(value('keycard_plugin_calls_total{plugin="stamp"}'), 0);
+    assert.ok(value("keycard_workers") >= 4, "one worker per loaded plugin at least");
+    assert.equal(value("keycard_worker_plugins"), 1);
+    assert.ok(value("keycard_worker_rss_share_bytes") > 0);
+  }),
+);
+
+Deno.test(
   "GET /openapi.json is OpenAPI 3.1.0 and documents every /v1 route and method",
   withGateway(async (fx) => {
     const response = await fx.request("/openapi.json");

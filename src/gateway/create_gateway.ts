@@ -487,6 +487,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       }),
     audit,
     stats: () => host.stats(),
+    pluginStats: () => host.pluginStats(),
+    workerStats: () => host.workerStats(),
     // Not ready while the policy engine cannot decide: /readyz answers the 503 problem with the engine's reason.
     // While the TypeScript evaluator decides, a cedar-wasm being replaced only holds up policy writes.
     ready: () => {

@@ -78,6 +78,8 @@ export function createApp(
       instances: stats.instances,
       replaced: stats.replaced,
       recycled: stats.recycled,
+      ...(services.pluginStats ? { plugins: services.pluginStats() } : {}),
+      ...(services.workerStats ? { workers: services.workerStats() } : {}),
       policyVersion: services.policies.version(),
       ...(services.policies.stats ? { engine: services.policies.stats() } : {}),
       decisions: services.audit.counters(),

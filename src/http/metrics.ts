@@ -1,6 +1,7 @@
 // Prometheus text exposition (format 0.0.4) of the gateway's counters.
 import type { AuditStats } from "../audit/mod.ts";
 import type { PolicyEngineStats } from "../policy/mod.ts";
+import type { PluginStats, WorkerStats } from "../runtime/mod.ts";
 
 /** Latency buckets of the call histogram, in seconds. */
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -23,6 +24,10 @@ export interface MetricsSnapshot {
   replaced: number;
   /** Workers ended and replaced after their budget of instantiations or calls. @default {undefined} (not rendered) */
   recycled?: number;
+  /** Per-plugin instances, memory, calls and replacements. @default {undefined} (not rendered) */
+  plugins?: PluginStats[];
+  /** Workers and their estimated RSS share. @default {undefined} (not rendered) */
+  workers?: WorkerStats;
   /** Policy set version in force. */
   policyVersion: number;
   /** The policy engine's counters. @default {undefined} (not rendered) */
@@ -112,6 +117,8 @@ export class Metrics {
       metric("keycard_workers_recycled_total", "counter", "Workers ended and replaced after their budget.");
       lines.push(`keycard_workers_recycled_total ${snapshot.recycled}`);
     }
+    if (snapshot.plugins) renderPlugins(snapshot.plugins, metric, lines);
+    if (snapshot.workers) renderWorkers(snapshot.workers, metric, lines);
     metric("keycard_policy_version", "gauge", "Version of the policy set in force.");
     lines.push(`keycard_policy_version ${snapshot.policyVersion}`);
     if (snapshot.engine) renderEngine(snapshot.engine, metric, lines);
@@ -146,6 +153,55 @@ function renderEngine(
     metric(name, "counter", help);
     lines.push(`${name} ${value}`);
   }
+}
+
+function renderPlugins(
+  plugins: PluginStats[],
+  metric: (name: string, type: string, help: string) => void,
+  lines: string[],
+): void {
+  const rows: [string, string, string, keyof Omit<PluginStats, "plugin">][] = [
+    ["keycard_plugin_instances", "gauge", "Live instances of a plugin, each in a worker of its own.", "instances"],
+    [
+      "keycard_plugin_memory_bytes",
+      "gauge",
+      "Linear memory of a plugin's live instances, summed, as of each one's start or last call.",
+      "memoryBytes",
+    ],
+    [
+      "keycard_plugin_calls_total",
+      "counter",
+      "Calls of a plugin that ran on an instance, failed ones included.",
+      "calls",
+    ],
+    [
+      "keycard_plugin_replacements_total",
+      "counter",
+      "Instances of a plugin replaced after a trap, deadline or memory overrun.",
+      "replacements",
+    ],
+  ];
+  for (const [name, type, help, field] of rows) {
+    metric(name, type, help);
+    for (const p of plugins) lines.push(`${name}{plugin="${escape(p.plugin)}"} ${p[field]}`);
+  }
+}
+
+function renderWorkers(
+  workers: WorkerStats,
+  metric: (name: string, type: string, help: string) => void,
+  lines: string[],
+): void {
+  metric("keycard_workers", "gauge", "Worker isolates alive: plugin instances and warm spares.");
+  lines.push(`keycard_workers ${workers.workers}`);
+  metric("keycard_worker_plugins", "gauge", "Plugins one worker hosts.");
+  lines.push(`keycard_worker_plugins ${workers.pluginsPerWorker}`);
+  metric(
+    "keycard_worker_rss_share_bytes",
+    "gauge",
+    "Estimate: process RSS divided by live workers (the main thread's memory included, so an overstatement).",
+  );
+  lines.push(`keycard_worker_rss_share_bytes ${workers.rssShareBytes}`);
 }
 
 function renderAudit(

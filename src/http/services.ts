@@ -1,7 +1,7 @@
 import type { AuditLog } from "../audit/mod.ts";
 import type { AuditWindow, PlanReport } from "../lifecycle/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
-import type { HostStats, InvokeOptions } from "../runtime/mod.ts";
+import type { HostStats, InvokeOptions, PluginStats, WorkerStats } from "../runtime/mod.ts";
 import type { AuthThrottle } from "./auth_throttle.ts";
 
 /** An authenticated API client. */
@@ -93,6 +93,10 @@ export interface GatewayServices {
   audit: AuditLog;
   /** Runtime gauges for /metrics. */
   stats(): HostStats;
+  /** Per-plugin instances, memory, calls and replacements, for /metrics. @default {none} (not rendered) */
+  pluginStats?(): PluginStats[];
+  /** Workers and each one's estimated share of the process RSS, for /metrics. @default {none} (not rendered) */
+  workerStats?(): WorkerStats;
   /** Policies and configured plugins loaded. */
   ready(): boolean;
   /** Configured or installed plugins (and routes) that failed at start and were skipped: the start is degraded. */

@@ -7,7 +7,7 @@
 //   [0] request sequence (main)     [1] done sequence (worker)
 //   [2] command: 1 call, 2 leave     [3] export name length
 //   [4] input length                 [5] outcome code
-//   [6] result length
+//   [6] result length                [7] linear memory pages after the call
 // The worker rings its host's shared doorbell (see _dispatcher.ts) on results.
 //   bytes 32.. export name + input, then the result (output or message)
 
@@ -23,6 +23,7 @@ const NAME_LENGTH = 3;
 const INPUT_LENGTH = 4;
 const OUTCOME = 5;
 const RESULT_LENGTH = 6;
+const MEMORY_PAGES = 7;
 /**
  * How long an idle worker polls for the next call before it sleeps, in ms.
  * Only while a spin slot is free: idle spinners beyond the spare cores slow
@@ -98,6 +99,15 @@ export class ChannelClient {
     return this.#result();
   }
 
+  /**
+   * The instance's linear memory in bytes, as the worker reported it with
+   * the last result: one header cell written per call, so per-plugin memory
+   * gauges cost no message and no round trip.
+   */
+  get memoryBytes(): number {
+    return Atomics.load(this.#header, MEMORY_PAGES) * 65536;
+  }
+
   #result(): ChannelResult {
     const header = this.#header;
     const outcome = OUTCOMES[header[OUTCOME]!] ?? "trap";
@@ -125,6 +135,7 @@ export class ChannelServer {
   #buffer: SharedArrayBuffer;
   #header: Int32Array;
   #cells: Int32Array | undefined;
+  #memoryBytes: () => number = () => 0;
 
   constructor(buffer: SharedArrayBuffer) {
     this.#buffer = buffer;
@@ -134,13 +145,15 @@ export class ChannelServer {
   /**
    * Serves calls until the main thread says leave or `handler` asks to stop
    * (by returning `stop: true`, e.g. after a trap: the instance is gone).
+   * `memoryBytes` is read after each call and reported with its result.
    */
   async serve(
     handler: (name: string, input: Uint8Array) => Promise<ChannelResult & { stop?: boolean }>,
-    shared: { cells: Int32Array; maxSpinners: number },
+    shared: { cells: Int32Array; maxSpinners: number; memoryBytes?: () => number },
   ): Promise<void> {
     const header = this.#header;
     this.#cells = shared.cells;
+    if (shared.memoryBytes) this.#memoryBytes = shared.memoryBytes;
     // Start from the last request answered, not the last sent: the main
     // thread may send the first call before this loop starts.
     let seen = Atomics.load(header, DONE);
@@ -174,6 +187,7 @@ export class ChannelServer {
     new Uint8Array(this.#buffer, HEADER, payload.length).set(payload);
     this.#header[OUTCOME] = outcome;
     this.#header[RESULT_LENGTH] = payload.length;
+    this.#header[MEMORY_PAGES] = Math.ceil(this.#memoryBytes() / 65536);
     Atomics.store(this.#header, DONE, seq);
     this.ring();
   }

@@ -95,6 +95,8 @@ export class Instance {
   instantiations = 0;
   /** Calls this worker has served. */
   calls = 0;
+  /** The live plugin instance's linear memory, as of its start or its last call; 0 while there is none. */
+  memoryBytes = 0;
   #server: BridgeServer | undefined;
   #interrupt: Int32Array | undefined;
   #pending: ((reply: WorkerReply) => void) | undefined;
@@ -130,6 +132,7 @@ export class Instance {
     this.#channel = undefined;
     this.#server?.stop();
     this.#interrupt = undefined;
+    this.memoryBytes = 0;
     const channel = createChannelBuffer(Math.max(this.spec.limits.inputBytes, this.spec.limits.outputBytes));
     const bridge = createBridgeBuffer(this.spec.limits.hostIoBytes);
     const server = new BridgeServer(bridge);
@@ -152,6 +155,7 @@ export class Instance {
     server.stop();
     if (reply.type === "ready") {
       this.#channel = new ChannelClient(channel);
+      this.memoryBytes = reply.memoryBytes;
       return { ok: true, output: new Uint8Array() };
     }
     if (reply.type === "failed") {
@@ -187,7 +191,12 @@ export class Instance {
     try {
       const result = await channel.call(name, input, server, this.#handler, this.spec.shared.dispatcher);
       // After a trap the worker has left its call loop and waits for messages.
-      if (!result.ok && result.kind !== "reported" && result.kind !== "output") this.#channel = undefined;
+      if (!result.ok && result.kind !== "reported" && result.kind !== "output") {
+        this.#channel = undefined;
+        this.memoryBytes = 0;
+      } else {
+        this.memoryBytes = channel.memoryBytes;
+      }
       return result;
     } finally {
       clearTimeout(timer);

@@ -29,7 +29,8 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "booted" }
   | { type: "interrupt"; buffer: SharedArrayBuffer }
-  | { type: "ready" }
+  /** `memoryBytes`: the new instance's linear memory, start code run. */
+  | { type: "ready"; memoryBytes: number }
   /** `start` names the start code that failed ("start section", "_initialize", ...), if any did. */
   | { type: "failed"; kind: FailureKind; message: string; start?: string }
   | { type: "selfcheck"; results: Record<string, string> };

@@ -247,14 +247,15 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     }
   }
   reportRefused();
-  post({ type: "ready" });
+  const memoryBytes = () => linearMemory?.buffer.byteLength ?? 0;
+  post({ type: "ready", memoryBytes: memoryBytes() });
   await channel.serve(async (name, input) => {
     try {
       return await call(name, input);
     } finally {
       reportRefused();
     }
-  }, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners });
+  }, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners, memoryBytes });
 }
 
 /**

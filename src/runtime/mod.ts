@@ -19,6 +19,8 @@ export {
   type PluginHostOptions,
   type PluginInfo,
   type PluginLimits,
+  type PluginStats,
+  type WorkerStats,
 } from "./plugin_host.ts";
 export {
   HostCallError,

@@ -202,6 +202,34 @@ export interface HostStats {
   recycled: number;
 }
 
+/** One plugin's share of the host, for metrics; see {@linkcode PluginHost.pluginStats}. */
+export interface PluginStats {
+  /** The plugin's name. */
+  plugin: string;
+  /** Live instances (each in a worker of its own), idle or busy. */
+  instances: number;
+  /** Linear memory of its live instances, summed, as of each one's start or last call. */
+  memoryBytes: number;
+  /** Calls that ran on an instance and ended, failed ones included. */
+  calls: number;
+  /** Instances replaced after a trap, deadline or memory overrun. */
+  replacements: number;
+}
+
+/** The host's workers, for metrics; see {@linkcode PluginHost.workerStats}. */
+export interface WorkerStats {
+  /** Worker isolates alive: plugin instances and warm spares. */
+  workers: number;
+  /** Plugins one worker hosts: 1, as each worker runs one instance of one plugin. */
+  pluginsPerWorker: number;
+  /**
+   * An estimate, not a measurement: the process's RSS divided by `workers`.
+   * Workers share the process, so no per-thread RSS exists; the main
+   * thread's own memory is in it too, so it overstates a worker's cost.
+   */
+  rssShareBytes: number;
+}
+
 /** The functions of Extism's `extism:host/env` ABI that keycard provides to plugins. */
 export const EXTISM_HOST_FUNCTIONS: ReadonlySet<string> = new Set([
   "alloc",
@@ -260,6 +288,10 @@ class PluginEntry {
   waiters: ((instance: Instance) => void)[] = [];
   averageMs = 1;
   unloaded = false;
+  /** Calls that ran on an instance and ended. */
+  calls = 0;
+  /** Instances replaced after a failure. */
+  replacements = 0;
 
   constructor(info: PluginInfo, spec: InstanceSpec) {
     this.info = info;
@@ -580,6 +612,37 @@ export class PluginHost<C = unknown> {
     };
   }
 
+  /**
+   * Per-plugin numbers: live instances, their linear memory, calls, replacements.
+   *
+   * @returns One row per loaded plugin, in load order.
+   */
+  pluginStats(): PluginStats[] {
+    return [...this.#entries.values()].map((entry) => {
+      let memoryBytes = 0;
+      for (const instance of entry.instances) memoryBytes += instance.memoryBytes;
+      return {
+        plugin: entry.info.name,
+        instances: entry.instances.size,
+        memoryBytes,
+        calls: entry.calls,
+        replacements: entry.replacements,
+      };
+    });
+  }
+
+  /**
+   * The host's workers and an estimate of what each costs.
+   *
+   * @returns Live workers, plugins per worker, and the process RSS shared among them.
+   */
+  workerStats(): WorkerStats {
+    let workers = this.#spares.length;
+    for (const entry of this.#entries.values()) workers += entry.instances.size;
+    const rss = Deno.memoryUsage().rss;
+    return { workers, pluginsPerWorker: 1, rssShareBytes: workers === 0 ? 0 : Math.round(rss / workers) };
+  }
+
   /** Refuses new calls, lets running ones finish (each within its deadline), then stops every worker. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -741,7 +804,10 @@ export class PluginHost<C = unknown> {
    * (a program runs once per instance, as wasi-libc's `_start` insists).
    */
   #replace(entry: PluginEntry, instance: Instance, failed = true): void {
-    if (failed) this.#stats.replaced++;
+    if (failed) {
+      this.#stats.replaced++;
+      entry.replacements++;
+    }
     if (entry.unloaded || this.#closed) {
       entry.instances.delete(instance);
       instance.terminate();
@@ -823,6 +889,7 @@ export class PluginHost<C = unknown> {
       });
     });
     const result = await outcome;
+    entry.calls++;
     if (result.ok) return result.output;
     switch (result.kind) {
       case "deadline":
