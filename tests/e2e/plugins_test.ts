@@ -70,7 +70,14 @@ Deno.test("deno task start serves plugins: README curl lines, list, remove, inst
     await anonymous.body?.cancel();
     const metrics = await kc.fetch("/metrics", { headers: bearer(kc.adminToken) });
     assert.equal(metrics.status, 200);
-    assert.match(await metrics.text(), /keycard_calls_total\{plugin="hello",export="greet",outcome="ok"\} \d+/);
+    const text = await metrics.text();
+    assert.match(text, /keycard_calls_total\{plugin="hello",export="greet",outcome="ok"\} \d+/);
+    // Issue 13: each plugin's instances, wasm memory and calls, and the workers.
+    assert.match(text, /^keycard_plugin_instances\{plugin="hello"\} [1-9]\d*$/m);
+    assert.match(text, /^keycard_plugin_memory_bytes\{plugin="hello"\} [1-9]\d*$/m);
+    assert.match(text, /^keycard_plugin_calls_total\{plugin="hello"\} [1-9]\d*$/m);
+    assert.match(text, /^keycard_plugin_replacements_total\{plugin="stamp"\} \d+$/m);
+    assert.match(text, /^keycard_workers [1-9]\d*$/m);
     const openapi = await kc.fetch("/openapi.json");
     assert.equal(openapi.status, 200);
     const doc = await openapi.json();
