@@ -31,7 +31,7 @@ const REQUEST = map(REQUEST_FIELDS, "a request map");
 export function parseRequestFile(text: string, file: string): RequestSpec {
   const spec = parseYaml(text, file, REQUEST, "a request file is a map", {
     error: (detail: string, where: ConfigErrorOptions) =>
-      new PolicyTestError(`${where.path ? `"${where.path}" ` : ""}${detail}`, where),
+      new PolicyTestError(`${where.path ? `"${where.path}" ` : ""}${detail}`, { ...where, kind: "request file" }),
   });
   const problem = checkRequestSpec(spec);
   if (problem) {
@@ -40,7 +40,11 @@ export function parseRequestFile(text: string, file: string): RequestSpec {
     const node = problem.key === undefined ? document.contents : document.get(problem.key, true);
     const offset = (node as { range?: [number] } | null)?.range?.[0];
     const at = offset === undefined ? undefined : lineCounter.linePos(offset);
-    throw new PolicyTestError(problem.message, { file, ...(at ? { line: at.line, column: at.col } : {}) });
+    throw new PolicyTestError(problem.message, {
+      file,
+      kind: "request file",
+      ...(at ? { line: at.line, column: at.col } : {}),
+    });
   }
   return spec;
 }

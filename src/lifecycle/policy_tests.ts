@@ -39,12 +39,15 @@ export class PolicyTestError extends SyntaxError {
   /**
    * Builds the error.
    * @param detail What is wrong, quoting the value.
-   * @param options The file, and the line and column when known.
+   * @param options The file, the line and column when known, and what the file is (a policy test file by default).
    */
-  constructor(detail: string, options: { file: string; line?: number; column?: number; cause?: unknown }) {
+  constructor(
+    detail: string,
+    options: { file: string; line?: number; column?: number; cause?: unknown; kind?: string },
+  ) {
     const where = options.line === undefined ? "" : ` at line ${options.line}, column ${options.column ?? 1}`;
     super(
-      `Invalid policy test file "${options.file}"${where}: ${detail}`,
+      `Invalid ${options.kind ?? "policy test file"} "${options.file}"${where}: ${detail}`,
       options.cause === undefined ? undefined : { cause: options.cause },
     );
     this.name = "PolicyTestError";

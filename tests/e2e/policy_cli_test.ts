@@ -270,7 +270,7 @@ Deno.test("deno task policy test, validate, explain and compile on an operator's
     );
     const bad = await policy(["explain", await file("r3.yaml", "plugin: stamp\n"), "--config", config]);
     assert.equal(bad.code, 2, bad.output);
-    assert.match(bad.stderr, /r3\.yaml.*a host call needs one of fs\.read/);
+    assert.match(bad.stderr, /Invalid request file ".*r3\.yaml".*a host call needs one of fs\.read/);
   });
 
   await t.step("compile prints a manifest's Cedar; an invalid manifest exits 2", async () => {
