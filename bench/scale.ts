@@ -25,7 +25,7 @@
  * @module
  */
 import { join } from "node:path";
-import { DENO, makeSite, REPO, Run, within } from "../tests/e2e/_server.ts";
+import { DENO, makeSite, REPO, Run, TREE_SOURCE, within } from "../tests/e2e/_server.ts";
 import { examplePlugin } from "../tests/_test_utils.ts";
 import { intFlag } from "./_http_load_driver.ts";
 
@@ -79,25 +79,11 @@ async function helper(script: string): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-/** `pid` and its descendants, deepest last, from /proc/<pid>/task/<tid>/children (for the helper). */
-const TREE = `
-  const tree = (pid) => {
-    let kids = [];
-    try {
-      for (const task of Deno.readDirSync("/proc/" + pid + "/task")) {
-        const text = Deno.readTextFileSync("/proc/" + pid + "/task/" + task.name + "/children").trim();
-        if (text) kids = kids.concat(text.split(/\\s+/).map(Number));
-      }
-    } catch { return []; }
-    return [pid, ...kids.flatMap(tree)];
-  };
-`;
-
 /** VmRSS of the process tree of `pid`: the sum, the largest process, and how many there are. */
 async function treeRss(pid: number): Promise<{ total: number; largest: number; processes: number }> {
-  const text = await helper(`${TREE}
+  const text = await helper(`${TREE_SOURCE}
     const rss = [];
-    for (const p of tree(${pid})) {
+    for (const p of [${pid}, ...tree(${pid})]) {
       try {
         const m = /^VmRSS:\\s+(\\d+) kB/m.exec(Deno.readTextFileSync("/proc/" + p + "/status"));
         if (m) rss.push(Number(m[1]) * 1024);
@@ -111,8 +97,8 @@ async function treeRss(pid: number): Promise<{ total: number; largest: number; p
 
 /** SIGKILLs the tree of `pid`, deepest first, by id. */
 async function killTree(pid: number): Promise<void> {
-  await helper(`${TREE}
-    for (const p of tree(${pid}).reverse()) { try { Deno.kill(p, "SIGKILL"); } catch { /* gone */ } }
+  await helper(`${TREE_SOURCE}
+    for (const p of [...tree(${pid}), ${pid}]) { try { Deno.kill(p, "SIGKILL"); } catch { /* gone */ } }
   `);
 }
 
