@@ -120,8 +120,7 @@ Deno.test("load() bounds a start section that never returns", () =>
   withHost(async (host) => {
     const started = performance.now();
     await assert.rejects(
-      // Kept warm, so its start code runs at load (on demand, the first call would run it).
-      async () => host.load(await watFixture("start_loop"), { name: "start", limits: { minInstances: 1 } }),
+      async () => host.load(await watFixture("start_loop"), { name: "start" }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError);
         assert.match(error.message, /start code "start section" passed its 300 ms deadline/);
@@ -140,8 +139,7 @@ Deno.test("load() bounds an hs_init that never returns and leaves no thread spin
   withHost(async (host) => {
     const started = performance.now();
     await assert.rejects(
-      // Kept warm, so its start code runs at load (on demand, the first call would run it).
-      async () => host.load(await watFixture("ghc_init_loop"), { name: "ghc", limits: { minInstances: 1 } }),
+      async () => host.load(await watFixture("ghc_init_loop"), { name: "ghc" }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError, String(error));
         assert.match(
@@ -214,7 +212,7 @@ Deno.test("invoke() stops a plugin hammering a host function at its deadline", (
 Deno.test("invoke() never runs two calls on one instance", () =>
   withHost(async (host) => {
     // Both instances start at load: a worker booting on a loaded machine can take a whole deadline.
-    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2, minInstances: 2 } });
+    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 }, warmInstances: 2 });
     const started = performance.now();
     const results = await Promise.allSettled(Array.from({ length: 12 }, () => host.invoke("exclusive", "enter")));
     const elapsed = performance.now() - started;
@@ -300,8 +298,7 @@ Deno.test("invoke() answers at the deadline while a new instance's worker boots,
       },
     },
   });
-  // One instance up before the calls: the second call is the one that needs a worker boot.
-  await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2, minInstances: 1 } });
+  await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 } });
   const busy = host.invoke("exclusive", "enter");
   await assert.rejects(() => host.invoke("exclusive", "enter", "", { deadlineMs: 1 }), PluginDeadlineError);
   // The caller heard before the instance it needed was up.

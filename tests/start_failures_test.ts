@@ -48,8 +48,6 @@ async function layout(dir: string, strict: boolean): Promise<Layout> {
       `dataDir: ${JSON.stringify(join(dir, "data"))}`,
       `policies: ${JSON.stringify(policies)}`,
       `strictStart: ${strict}`,
-      // One instance of each plugin starts at start, so that a start code fault shows then (on demand, at a call).
-      "limits: { minInstances: 1 }",
       "plugins:",
       `  - path: ${JSON.stringify(join(repo, "plugins", "hello"))}`,
       `  - path: ${JSON.stringify(mine)}`,

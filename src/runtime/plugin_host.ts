@@ -39,13 +39,6 @@ export interface PluginLimits {
   instances: number;
   /** Calls of this plugin that may wait for an instance; beyond, `SaturatedError`. @default {32} */
   queue: number;
-  /**
-   * Instances started at load and kept warm: never retired when idle nor to
-   * make room (at most `instances`). 0 starts every instance on demand, at a
-   * call; 1 is keycard's behaviour before on-demand instances (start code
-   * faults show at load). @default {0}
-   */
-  minInstances: number;
 }
 
 /** Default limits of every plugin. */
@@ -58,7 +51,6 @@ export const DEFAULT_LIMITS: Readonly<PluginLimits> = Object.freeze({
   hostIoBytes: 1 << 20,
   instances: 2,
   queue: 32,
-  minInstances: 0,
 });
 
 /** What a host function learns about the call it serves. */
@@ -108,17 +100,7 @@ export interface PluginHostOptions<C = unknown> {
     maxCalls?: number;
     /** Calls waiting for a global slot; beyond, `SaturatedError`. @default {256} */
     queue?: number;
-    /** How long an instance may stay idle before its worker is ended (instances under `minInstances` stay). @default {60000} */
-    idleMs?: number;
-    /**
-     * Workers alive at once, plugin instances and warm spares together. A new
-     * instance past it retires the least recently used idle instance; when
-     * none can be retired, the call waits for one (within its deadline). @default {256}
-     */
-    maxWorkers?: number;
   };
-  /** Hears of each instance retired: after `idleMs` idle (`"idle"`), or to make room under `maxWorkers` (`"lru"`). */
-  onRetire?: (event: { plugin: string; reason: "idle" | "lru" }) => void;
   /** Booted workers kept warm so a load or a new instance does not wait for a worker start. @default {1} */
   spareWorkers?: number;
   /**
@@ -154,6 +136,8 @@ export interface LoadOptions {
    * Cedar. Usually the plugin's `fs.*` grant directories. @default {[]}
    */
   preopens?: string[];
+  /** Instances started before `load` returns (at least one, so start code faults show at load). @default {1} */
+  warmInstances?: number;
   /**
    * The only exports that may be invoked (a manifest's declared exports);
    * any other name is "not found". Each must be a function the module
@@ -214,10 +198,8 @@ export interface HostStats {
   replaced: number;
   /** Calls refused with `SaturatedError` since the host started. */
   rejected: number;
-  /** Workers ended after their budget (`recycle`), so their memory is released. */
+  /** Workers ended and replaced by fresh ones after their budget (`recycle`), so their memory is released. */
   recycled: number;
-  /** Idle instances retired: after `idleMs`, or to make room under `maxWorkers`. */
-  retired: number;
 }
 
 /** One plugin's share of the host, for metrics; see {@linkcode PluginHost.pluginStats}. */
@@ -303,9 +285,7 @@ class PluginEntry {
   readonly semaphore: Semaphore;
   readonly instances = new Set<Instance>();
   readonly idle: Instance[] = [];
-  waiters: Waiter[] = [];
-  /** Instances being started for `waiters` (not for one call of its own). */
-  pendingStarts = 0;
+  waiters: ((instance: Instance) => void)[] = [];
   averageMs = 1;
   unloaded = false;
   /** Calls that ran on an instance and ended. */
@@ -318,17 +298,6 @@ class PluginEntry {
     this.spec = spec;
     this.semaphore = new Semaphore(info.limits.instances, info.limits.queue);
   }
-
-  /** Instances kept warm, at most the plugin's `instances`. */
-  get min(): number {
-    return Math.min(this.info.limits.minInstances, this.info.limits.instances);
-  }
-}
-
-/** A call waiting for an instance of its plugin. */
-interface Waiter {
-  resolve: (instance: Instance) => void;
-  reject: (reason: unknown) => void;
 }
 
 /**
@@ -378,17 +347,9 @@ export class PluginHost<C = unknown> {
       dispatcher: new Dispatcher(new Int32Array(buffer), (inFlight) => inFlight < cores),
     };
   })();
-  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0, recycled: 0, retired: 0 };
+  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0, recycled: 0 };
   readonly #recycle: { instantiations: number; calls: number };
   #starting = 0;
-  readonly #idleMs: number;
-  readonly #maxWorkers: number;
-  readonly #onRetire: PluginHostOptions<C>["onRetire"];
-  /** Every instance alive, of loaded plugins and of plugins being unloaded: with the spares, the workers. */
-  readonly #live = new Set<Instance>();
-  /** Plugins with a call waiting for a worker under `maxWorkers`, first come first served (repeats allowed). */
-  #roomQueue: PluginEntry[] = [];
-  #draining = false;
 
   /**
    * Creates a host and starts warming its spare workers; no plugin is loaded yet.
@@ -403,14 +364,6 @@ export class PluginHost<C = unknown> {
     this.#limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
     this.#global = new Semaphore(options.concurrency?.maxCalls ?? 16, options.concurrency?.queue ?? 256);
     this.#spareTarget = options.spareWorkers ?? 1;
-    this.#idleMs = options.concurrency?.idleMs ?? 60_000;
-    this.#maxWorkers = options.concurrency?.maxWorkers ?? 256;
-    this.#onRetire = options.onRetire;
-    for (const [key, value] of Object.entries({ idleMs: this.#idleMs, maxWorkers: this.#maxWorkers })) {
-      if (!Number.isInteger(value) || value < 1) {
-        throw new RangeError(`Option "concurrency.${key}" must be a positive integer, got ${JSON.stringify(value)}`);
-      }
-    }
     this.#recycle = {
       instantiations: options.recycle?.instantiations ?? 64,
       calls: options.recycle?.calls ?? 20_000,
@@ -424,8 +377,7 @@ export class PluginHost<C = unknown> {
   }
 
   /**
-   * Checks, instruments and compiles (cached by sha256) a plugin, and starts
-   * its `minInstances` (none by default: instances start at calls).
+   * Checks, instruments, compiles (cached by sha256) and starts a plugin.
    *
    * @param wasm The module's bytes.
    * @param options Name, version, limits, configuration.
@@ -434,10 +386,7 @@ export class PluginHost<C = unknown> {
    * keycard does not provide, needs more memory than its cap, lacks a
    * declared export, or its start code (start section, `_initialize`, an
    * initializer `_start`, `hs_init`) traps, exits non-zero or passes the
-   * deadline (seen at load only when `minInstances` starts an instance; else
-   * the call that starts one gets the typed error); the error's `cause` is
-   * then the typed runtime error. Also when `minInstances` finds no worker
-   * free under `maxWorkers` (every one busy or kept warm).
+   * deadline; the error's `cause` is then the typed runtime error.
    * @throws {TypeError} When a plugin of that name is already loaded.
    */
   async load(wasm: Uint8Array, options: LoadOptions): Promise<PluginInfo> {
@@ -510,32 +459,22 @@ export class PluginHost<C = unknown> {
     });
     entry.command = compiled.command;
     entry.declared = declared;
-    const starts: Promise<Instance>[] = [];
-    for (let i = 0; i < entry.min; i++) {
-      if (!this.#makeRoom()) {
-        for (const instance of [...entry.instances]) this.#drop(entry, instance);
-        fail(
-          `no worker is free for its ${entry.min} warm instances (minInstances): all ${this.#maxWorkers} ` +
-            `workers (concurrency.maxWorkers) are busy or kept warm`,
-        );
-      }
-      starts.push(this.#startInstance(entry));
-    }
-    const started = await Promise.allSettled(starts);
+    const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
+    const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failure) {
-      for (const instance of [...entry.instances]) this.#drop(entry, instance);
+      for (const instance of entry.instances) instance.terminate();
       const reason = failure.reason;
       if (reason instanceof StartFailure) fail(`its ${reason.detail}`, reason.error);
       fail(`it failed to start: ${reason instanceof Error ? reason.message : String(reason)}`, reason);
     }
+    for (const s of started) if (s.status === "fulfilled") entry.idle.push(s.value);
     if (this.#closed || this.#entries.has(name)) {
-      for (const instance of [...entry.instances]) this.#drop(entry, instance);
+      for (const instance of entry.instances) instance.terminate();
       this.#assertOpen();
       throw new TypeError(`A plugin named "${name}" is already loaded`);
     }
     this.#entries.set(name, entry);
-    for (const s of started) if (s.status === "fulfilled") this.#release(entry, s.value);
     return plugin;
   }
 
@@ -638,14 +577,12 @@ export class PluginHost<C = unknown> {
     if (!entry) return false;
     this.#entries.delete(name);
     entry.unloaded = true;
-    const unloaded = new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name });
-    entry.semaphore.rejectAll(unloaded);
-    for (const waiter of entry.waiters.splice(0)) waiter.reject(unloaded);
-    for (const instance of entry.idle.splice(0)) this.#drop(entry, instance);
+    entry.semaphore.rejectAll(new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name }));
     // Wait for running calls: each holds a plugin permit.
     const drained = Array.from({ length: entry.info.limits.instances }, () => entry.semaphore.acquire());
     await Promise.all(drained.map((p) => p?.catch(() => {})));
-    for (const instance of [...entry.instances]) this.#drop(entry, instance);
+    for (const instance of entry.instances) instance.terminate();
+    entry.instances.clear();
     return true;
   }
 
@@ -656,16 +593,18 @@ export class PluginHost<C = unknown> {
 
   /** Counters and gauges for metrics and tests. */
   stats(): HostStats {
-    let idle = 0;
+    let instances = 0;
+    let busy = 0;
     let queued = this.#global.queued;
     for (const entry of this.#entries.values()) {
-      idle += entry.idle.length;
+      instances += entry.instances.size;
+      busy += entry.instances.size - entry.idle.length;
       queued += entry.semaphore.queued;
     }
     return {
       plugins: this.#entries.size,
-      instances: this.#live.size,
-      busy: this.#live.size - idle,
+      instances,
+      busy,
       starting: this.#starting,
       spares: this.#spares.length,
       queued,
@@ -698,7 +637,8 @@ export class PluginHost<C = unknown> {
    * @returns Live workers, plugins per worker, and the process RSS shared among them.
    */
   workerStats(): WorkerStats {
-    const workers = this.#spares.length + this.#live.size;
+    let workers = this.#spares.length;
+    for (const entry of this.#entries.values()) workers += entry.instances.size;
     const rss = Deno.memoryUsage().rss;
     return { workers, pluginsPerWorker: 1, rssShareBytes: workers === 0 ? 0 : Math.round(rss / workers) };
   }
@@ -709,20 +649,11 @@ export class PluginHost<C = unknown> {
     this.#closed = true;
     const closing = new PluginRuntimeError("The plugin host is closing", { plugin: "*" });
     this.#global.rejectAll(closing);
-    for (const entry of this.#entries.values()) {
-      entry.semaphore.rejectAll(closing);
-      for (const waiter of entry.waiters.splice(0)) waiter.reject(closing);
-    }
-    this.#roomQueue = [];
+    for (const entry of this.#entries.values()) entry.semaphore.rejectAll(closing);
     await Promise.allSettled([...this.#running]);
     for (const entry of this.#entries.values()) {
-      for (const instance of [...entry.instances]) this.#drop(entry, instance);
+      for (const instance of entry.instances) instance.terminate();
     }
-    for (const instance of this.#live) {
-      clearTimeout(instance.idleTimer);
-      instance.terminate();
-    }
-    this.#live.clear();
     this.#entries.clear();
     clearTimeout(this.#refillTimer);
     for (const shell of this.#spares.splice(0)) shell.terminate();
@@ -770,10 +701,7 @@ export class PluginHost<C = unknown> {
   }
 
   #refillSpares(): void {
-    while (
-      !this.#closed && this.#spares.length < this.#spareTarget &&
-      this.#live.size + this.#spares.length < this.#maxWorkers
-    ) {
+    while (!this.#closed && this.#spares.length < this.#spareTarget) {
       const shell = new WorkerShell();
       shell.booted.catch(() => {
         const index = this.#spares.indexOf(shell);
@@ -783,92 +711,15 @@ export class PluginHost<C = unknown> {
     }
   }
 
-  /**
-   * Whether one more instance fits under `maxWorkers` (a spare becomes it, or
-   * a worker is added), retiring the least recently used idle instance that
-   * is not kept warm when none would. Call `#startInstance` right after `true`.
-   */
-  #makeRoom(): boolean {
-    if (this.#spares.length > 0 || this.#live.size + this.#spares.length < this.#maxWorkers) return true;
-    let victim: { entry: PluginEntry; instance: Instance } | undefined;
-    for (const entry of this.#entries.values()) {
-      if (entry.instances.size <= entry.min) continue;
-      for (const instance of entry.idle) {
-        if (!victim || instance.lastUsed < victim.instance.lastUsed) victim = { entry, instance };
-      }
-    }
-    if (!victim) return false;
-    this.#retire(victim.entry, victim.instance, "lru");
-    return true;
-  }
-
-  #retire(entry: PluginEntry, instance: Instance, reason: "idle" | "lru"): void {
-    this.#stats.retired++;
-    // The room goes to whoever asked for it (lru), not to the queue.
-    this.#drop(entry, instance, reason === "idle");
-    try {
-      this.#onRetire?.({ plugin: entry.info.name, reason });
-    } catch {
-      // A listener's failure is not the host's.
-    }
-  }
-
-  /**
-   * Ends an instance and its worker. The freed room goes to the calls waiting
-   * for one (`drain`), and a call of this plugin left without an instance
-   * gets a new one queued for it.
-   */
-  #drop(entry: PluginEntry, instance: Instance, drain = true): void {
-    clearTimeout(instance.idleTimer);
-    const index = entry.idle.indexOf(instance);
-    if (index >= 0) entry.idle.splice(index, 1);
-    entry.instances.delete(instance);
-    this.#live.delete(instance);
-    instance.terminate();
-    if (this.#closed) return;
-    if (!entry.unloaded && entry.waiters.length > entry.pendingStarts) this.#roomQueue.push(entry);
-    if (drain) this.#drainRoom();
-  }
-
-  /** Starts instances for waiting calls, first come first served, while there is room. */
-  #drainRoom(): void {
-    if (this.#draining) return;
-    this.#draining = true;
-    try {
-      while (this.#roomQueue.length > 0 && !this.#closed) {
-        const entry = this.#roomQueue[0]!;
-        if (
-          entry.unloaded || entry.waiters.length <= entry.pendingStarts ||
-          entry.instances.size >= entry.info.limits.instances
-        ) {
-          this.#roomQueue.shift();
-          continue;
-        }
-        if (!this.#makeRoom()) break;
-        this.#roomQueue.shift();
-        entry.pendingStarts++;
-        this.#startInstance(entry).then((instance) => {
-          entry.pendingStarts--;
-          this.#release(entry, instance);
-        }, (error) => {
-          entry.pendingStarts--;
-          entry.waiters.shift()?.reject(startError(entry, error));
-        });
-      }
-    } finally {
-      this.#draining = false;
-    }
-  }
-
   async #startInstance(entry: PluginEntry): Promise<Instance> {
     const instance = new Instance(this.#takeShell(), entry.spec);
     entry.instances.add(instance);
-    this.#live.add(instance);
     this.#starting++;
     const outcome = await instance.instantiate(entry.info.limits.deadlineMs).finally(() => this.#starting--);
     if (!outcome.ok) {
       if (outcome.stuck) this.#stats.stuckWorkers++;
-      this.#drop(entry, instance);
+      entry.instances.delete(instance);
+      instance.terminate();
       throw new StartFailure(entry.info, outcome);
     }
     return instance;
@@ -895,20 +746,17 @@ export class PluginHost<C = unknown> {
     );
   }
 
-  /**
-   * An idle instance, a new one while under the plugin's cap and there is
-   * room under `maxWorkers`, or the next one freed or started for it.
-   */
+  /** An idle instance, a new one while under the cap, or the next one freed. */
   #acquire(entry: PluginEntry, signal: AbortSignal): Promise<Instance> {
     const idle = entry.idle.pop();
-    if (idle) {
-      clearTimeout(idle.idleTimer);
-      return Promise.resolve(idle);
-    }
-    const underCap = entry.instances.size < entry.info.limits.instances;
-    if (underCap && this.#roomQueue.length === 0 && this.#makeRoom()) {
+    if (idle) return Promise.resolve(idle);
+    if (entry.instances.size < entry.info.limits.instances) {
       const starting = this.#startInstance(entry).catch((error) => {
-        throw startError(entry, error);
+        if (error instanceof StartFailure) throw error.error;
+        throw new PluginTrapError(`Plugin "${entry.info.name}" failed to start: ${error.message}`, {
+          plugin: entry.info.name,
+          cause: error,
+        });
       });
       // A cold start (a worker boot, on a loaded machine) may outlast the
       // caller's deadline: the caller hears at its deadline, and the instance
@@ -929,46 +777,25 @@ export class PluginHost<C = unknown> {
       });
     }
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
+      const waiter = (instance: Instance) => resolve(instance);
+      entry.waiters.push(waiter);
+      signal.addEventListener("abort", () => {
         entry.waiters = entry.waiters.filter((w) => w !== waiter);
         reject(signal.reason);
-      };
-      const waiter: Waiter = {
-        resolve: (instance) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(instance);
-        },
-        reject: (reason) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(reason);
-        },
-      };
-      entry.waiters.push(waiter);
-      signal.addEventListener("abort", onAbort, { once: true });
-      // Under its own cap, the call waits for room under `maxWorkers` too.
-      if (underCap) {
-        this.#roomQueue.push(entry);
-        this.#drainRoom();
-      }
+      }, { once: true });
     });
   }
 
-  /** Hands a free instance to the next waiting call, or keeps it idle until `idleMs` passes. */
   #release(entry: PluginEntry, instance: Instance): void {
-    if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
+    if (entry.unloaded || this.#closed) {
+      entry.instances.delete(instance);
+      instance.terminate();
+      return;
+    }
     if (instance.calls >= this.#recycle.calls) return this.#recycleWorker(entry, instance);
     const waiter = entry.waiters.shift();
-    if (waiter) return waiter.resolve(instance);
-    instance.lastUsed = performance.now();
-    entry.idle.push(instance);
-    clearTimeout(instance.idleTimer);
-    instance.idleTimer = setTimeout(() => {
-      instance.idleTimer = undefined;
-      if (entry.idle.includes(instance) && entry.instances.size > entry.min) this.#retire(entry, instance, "idle");
-    }, this.#idleMs);
-    Deno.unrefTimer(instance.idleTimer);
-    // Another plugin's call may be waiting for room this instance can make.
-    if (this.#roomQueue.length > 0) this.#drainRoom();
+    if (waiter) waiter(instance);
+    else entry.idle.push(instance);
   }
 
   /**
@@ -981,30 +808,39 @@ export class PluginHost<C = unknown> {
       this.#stats.replaced++;
       entry.replacements++;
     }
-    if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
+    if (entry.unloaded || this.#closed) {
+      entry.instances.delete(instance);
+      instance.terminate();
+      return;
+    }
     if (instance.instantiations >= this.#recycle.instantiations) return this.#recycleWorker(entry, instance);
     instance.instantiate(entry.info.limits.deadlineMs).then((outcome) => {
       if (outcome.ok) {
         this.#release(entry, instance);
       } else {
         if (outcome.stuck) this.#stats.stuckWorkers++;
-        // A waiting call gets a new instance from #drop.
-        this.#drop(entry, instance);
+        entry.instances.delete(instance);
+        instance.terminate();
+        // A waiter may be left without an instance: start one for it.
+        const waiter = entry.waiters.shift();
+        if (waiter) this.#startInstance(entry).then(waiter, () => {});
       }
     });
   }
 
   /**
-   * Ends an instance's worker (all the memory its isolate holds goes with
-   * it). A waiting call gets a new instance, from a spare worker; so does a
-   * plugin kept warm (`minInstances`); otherwise the next call starts one.
+   * Ends an instance's worker (all the memory its isolate holds goes with it)
+   * and starts a fresh instance, from a spare worker, in its place.
    */
   #recycleWorker(entry: PluginEntry, instance: Instance): void {
     this.#stats.recycled++;
-    this.#drop(entry, instance);
-    while (!entry.unloaded && !this.#closed && entry.instances.size < entry.min && this.#makeRoom()) {
-      this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {});
-    }
+    entry.instances.delete(instance);
+    instance.terminate();
+    this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {
+      // A waiter may be left without an instance: start one for it.
+      const waiter = entry.waiters.shift();
+      if (waiter) this.#startInstance(entry).then(waiter, () => {});
+    });
   }
 
   async #run(
@@ -1036,7 +872,8 @@ export class PluginHost<C = unknown> {
         resolve({ ok: false, kind: "deadline", message: "deadline" });
         stopTimer = setTimeout(() => {
           this.#stats.stuckWorkers++;
-          this.#drop(entry, instance);
+          entry.instances.delete(instance);
+          instance.terminate();
         }, STOP_GRACE_MS);
       }).then((result) => {
         clearTimeout(stopTimer);
@@ -1171,15 +1008,6 @@ class StartFailure extends Error {
   }
 }
 
-/** The error a call gets when the instance started for it failed to start. */
-function startError(entry: PluginEntry, error: unknown): unknown {
-  if (error instanceof StartFailure) return error.error;
-  return new PluginTrapError(
-    `Plugin "${entry.info.name}" failed to start: ${error instanceof Error ? error.message : String(error)}`,
-    { plugin: entry.info.name, cause: error },
-  );
-}
-
 function quoteList(names: readonly string[]): string {
   return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
 }
@@ -1191,12 +1019,8 @@ function hostFailure(error: unknown): Uint8Array {
 
 function checkLimits(limits: PluginLimits): PluginLimits {
   for (const [key, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < (key === "queue" || key === "minInstances" ? 0 : 1)) {
-      throw new RangeError(
-        `Limit "${key}" must be a ${
-          key === "queue" || key === "minInstances" ? "non-negative" : "positive"
-        } integer, got ${JSON.stringify(value)}`,
-      );
+    if (!Number.isInteger(value) || value < (key === "queue" ? 0 : 1)) {
+      throw new RangeError(`Limit "${key}" must be a positive integer, got ${JSON.stringify(value)}`);
     }
   }
   if (limits.memoryPages > 65536) throw new RangeError(`Limit "memoryPages" must be at most 65536 (4 GiB)`);
