@@ -10,17 +10,23 @@
  * - RSS of the gateway's process tree (`deno task`, launcher, server: VmRSS
  *   of each from /proc), and per plugin over an empty gateway's;
  * - first call to a plugin no one has called yet (`describe`, p50 over
- *   `--sample` plugins; its instance was started at load);
+ *   `--sample` plugins; its instance starts at that call): spaced by
+ *   `--cold-gap-ms` so that a warm spare worker is ready, and back to back
+ *   (a burst outruns the spares: each call past them boots a worker);
+ * - the tree's RSS again after those calls (their instances are alive);
  * - warm call p50 (`hello-0000` `greet`, `--warm` sequential calls);
  * - with wrk: plugin calls per second over `/healthz` requests per second.
  *
- * Today each plugin's instance runs in a worker of its own (~14 MiB each), so
- * a thousand plugins would need ~14 GiB. Before it starts anything, the bench
- * extrapolates the need and refuses (exit 2) when it passes `--max-share` of
- * MemAvailable; while the gateway starts, it kills it (exit 2) if its tree
- * outgrows that budget or MemAvailable falls under 512 MiB.
+ * Instances start on demand: a loaded plugin costs its compiled module
+ * (~0.1 MiB measured), and each live instance a worker (~14 MiB), at most
+ * `concurrency.maxWorkers` (256) of them. The bench starts at most
+ * 2 x `--sample` + 2 instances (cold calls, hello-0000, a spare). Before it
+ * starts anything, the bench estimates the need and refuses (exit 2) when it
+ * passes `--max-share` of MemAvailable; while the gateway starts, it kills it
+ * (exit 2) if its tree outgrows that budget or MemAvailable falls under 512 MiB.
  *
- * Run: deno task bench:scale [--plugins=1000] [--sample=20] [--warm=200] [--max-share=0.5] [--wrk-seconds=5]
+ * Run: deno task bench:scale [--plugins=1000] [--sample=20] [--cold-gap-ms=250] [--warm=200] [--max-share=0.5]
+ *   [--wrk-seconds=5]
  *
  * @module
  */
@@ -30,8 +36,12 @@ import { examplePlugin } from "../tests/_test_utils.ts";
 import { intFlag } from "./_http_load_driver.ts";
 
 const KINDS = ["hello", "stamp", "header-guard", "redact", "quoter"] as const;
-/** Estimated RSS per plugin before anything is measured, in MiB: one worker isolate each (see README). */
-const ESTIMATE_PER_PLUGIN_MIB = 14;
+/** Estimated RSS of a loaded plugin with no instance, in MiB (0.1 measured; its compiled module and records). */
+const ESTIMATE_PER_PLUGIN_MIB = 1;
+/** Estimated RSS of one worker isolate (a live instance or a spare), in MiB (see README). */
+const ESTIMATE_PER_WORKER_MIB = 14;
+/** The gateway's `concurrency.maxWorkers` default: no more workers than this are ever alive. */
+const MAX_WORKERS = 256;
 /** Estimated RSS of the gateway's process tree with no plugin, in MiB. */
 const ESTIMATE_BASE_MIB = 250;
 /** Below this much MemAvailable the run is stopped, whatever the budget. */
@@ -41,17 +51,19 @@ const MIB = 1024 * 1024;
 interface Flags {
   plugins: number;
   sample: number;
+  coldGapMs: number;
   warm: number;
   maxShare: number;
   wrkSeconds: number;
 }
 
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = { plugins: 1000, sample: 20, warm: 200, maxShare: 0.5, wrkSeconds: 5 };
+  const flags: Flags = { plugins: 1000, sample: 20, coldGapMs: 250, warm: 200, maxShare: 0.5, wrkSeconds: 5 };
   for (const arg of args) {
     const [key, value] = arg.split("=", 2) as [string, string | undefined];
     if (key === "--plugins") flags.plugins = intFlag(key, value, 1, 100_000);
     else if (key === "--sample") flags.sample = intFlag(key, value, 1, 10_000);
+    else if (key === "--cold-gap-ms") flags.coldGapMs = intFlag(key, value, 0, 10_000);
     else if (key === "--warm") flags.warm = intFlag(key, value, 1, 1_000_000);
     else if (key === "--wrk-seconds") flags.wrkSeconds = intFlag(key, value, 0, 600);
     else if (key === "--max-share") {
@@ -262,15 +274,24 @@ async function main(): Promise<number> {
   const flags = parseFlags(Deno.args);
   const available = memAvailable();
   const budget = available * flags.maxShare;
-  const need = (n: number) => (ESTIMATE_BASE_MIB + n * ESTIMATE_PER_PLUGIN_MIB) * MIB;
+  // Workers: the cold calls' instances (spaced and burst), hello-0000's and a spare, never past maxWorkers.
+  const workers = (n: number) => Math.min(n, 2 * flags.sample + 1, MAX_WORKERS) + 1;
+  const need = (n: number) =>
+    (ESTIMATE_BASE_MIB + n * ESTIMATE_PER_PLUGIN_MIB + workers(n) * ESTIMATE_PER_WORKER_MIB) * MIB;
   log(`bench:scale --plugins=${flags.plugins}: MemAvailable ${mib(available)}, budget ${mib(budget)}`);
   if (need(flags.plugins) > budget) {
     log(
       `refused: ${flags.plugins} plugins would need ~${mib(need(flags.plugins))} ` +
-        `(${ESTIMATE_BASE_MIB} MiB + ${ESTIMATE_PER_PLUGIN_MIB} MiB per plugin: one worker isolate each), ` +
-        `over the budget of ${mib(budget)} (${flags.maxShare} of MemAvailable). ` +
-        `The most this machine may run: --plugins=${
-          Math.max(0, Math.floor((budget / MIB - ESTIMATE_BASE_MIB) / ESTIMATE_PER_PLUGIN_MIB))
+        `(${ESTIMATE_BASE_MIB} MiB + ${ESTIMATE_PER_PLUGIN_MIB} MiB per plugin + ${ESTIMATE_PER_WORKER_MIB} MiB ` +
+        `per worker, ${workers(flags.plugins)} workers), over the budget of ${mib(budget)} ` +
+        `(${flags.maxShare} of MemAvailable). The most this machine may run: --plugins=${
+          Math.max(
+            0,
+            Math.floor(
+              (budget / MIB - ESTIMATE_BASE_MIB - workers(flags.plugins) * ESTIMATE_PER_WORKER_MIB) /
+                ESTIMATE_PER_PLUGIN_MIB,
+            ),
+          )
         }`,
     );
     return 2;
@@ -290,11 +311,19 @@ async function main(): Promise<number> {
     const failed = /\(not loaded: ([^)]*)\)/.exec(loaded)?.[1];
     if (failed) log(`not loaded: ${failed}`);
 
+    // Spaced: each cold call finds a warm spare worker (refilled in ~50 ms + a ~100 ms boot after the last call took it).
     const cold: number[] = [];
     const step = Math.max(1, Math.floor(names.length / flags.sample));
     for (let i = 0; i < names.length && cold.length < flags.sample; i += step) {
+      await new Promise((resolve) => setTimeout(resolve, flags.coldGapMs));
       cold.push(await timedCall(kc.base, site.callerToken, names[i]!, "describe"));
     }
+    // Back to back, on other plugins (between the spaced ones) when there are enough.
+    const burst: number[] = [];
+    for (let i = Math.floor(step / 2); step >= 2 && i < names.length && burst.length < flags.sample; i += step) {
+      burst.push(await timedCall(kc.base, site.callerToken, names[i]!, "describe"));
+    }
+    const calledRss = await treeRss(kc.run.process.pid);
     const warm: number[] = [];
     await timedCall(kc.base, site.callerToken, "hello-0000", "greet", "warm-up");
     for (let i = 0; i < flags.warm; i++) {
@@ -316,12 +345,21 @@ async function main(): Promise<number> {
       `per plugin: ${mib(perPlugin)} RSS (over the empty gateway's ${mib(emptyRss)}), ` +
         `${readyPerPluginMs.toFixed(1)} ms of ready time (over the empty gateway's)`,
     );
-    log(`first call to an uncalled plugin (describe, ${cold.length} plugins): p50 ${p50(cold).toFixed(2)} ms`);
+    log(
+      `first call to an uncalled plugin (describe, ${cold.length} plugins, ${flags.coldGapMs} ms apart): ` +
+        `p50 ${p50(cold).toFixed(2)} ms`,
+    );
+    log(
+      burst.length === 0
+        ? "first call, back to back: skipped (fewer than 2 x --sample plugins)"
+        : `first call, back to back (${burst.length} plugins): p50 ${p50(burst).toFixed(2)} ms`,
+    );
+    log(`tree RSS after those calls (${cold.length + burst.length} instances started): ${mib(calledRss.total)}`);
     log(`warm call (hello-0000 greet, ${warm.length} calls): p50 ${p50(warm).toFixed(2)} ms`);
     log(
       `extrapolated to 1,000 plugins: ~${mib(emptyRss + 1000 * perPlugin)} RSS, ` +
         `~${((empty.readyMs + 1000 * readyPerPluginMs) / 1000).toFixed(1)} s to ready ` +
-        `(linear in the plugins: one worker each)`,
+        `(workers start at calls, not at load: RSS grows with the instances alive, at most maxWorkers)`,
     );
 
     // The gateway's own view (issue 13's per-plugin metrics): wasm linear memory against RSS.

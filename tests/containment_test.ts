@@ -66,7 +66,9 @@ async function assertNoSpinningThread(host: PluginHost): Promise<void> {
 async function withHost(fn: (host: PluginHost) => Promise<void>): Promise<void> {
   const host = newHost();
   try {
-    await host.load(await examplePlugin("hello"), { name: "hello" });
+    // The bystander is kept warm: these tests are about containing the hostile plugin, and a cold worker boot under a
+    // loaded machine may outlast hello's short deadline (on-demand first calls are tested in src/runtime).
+    await host.load(await examplePlugin("hello"), { name: "hello", limits: { minInstances: 1 } });
     await fn(host);
   } finally {
     await host.close();
@@ -120,7 +122,8 @@ Deno.test("load() bounds a start section that never returns", () =>
   withHost(async (host) => {
     const started = performance.now();
     await assert.rejects(
-      async () => host.load(await watFixture("start_loop"), { name: "start" }),
+      // Kept warm, so its start code runs at load (on demand, the first call would run it).
+      async () => host.load(await watFixture("start_loop"), { name: "start", limits: { minInstances: 1 } }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError);
         assert.match(error.message, /start code "start section" passed its 300 ms deadline/);
@@ -139,7 +142,8 @@ Deno.test("load() bounds an hs_init that never returns and leaves no thread spin
   withHost(async (host) => {
     const started = performance.now();
     await assert.rejects(
-      async () => host.load(await watFixture("ghc_init_loop"), { name: "ghc" }),
+      // Kept warm, so its start code runs at load (on demand, the first call would run it).
+      async () => host.load(await watFixture("ghc_init_loop"), { name: "ghc", limits: { minInstances: 1 } }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError, String(error));
         assert.match(
@@ -212,7 +216,7 @@ Deno.test("invoke() stops a plugin hammering a host function at its deadline", (
 Deno.test("invoke() never runs two calls on one instance", () =>
   withHost(async (host) => {
     // Both instances start at load: a worker booting on a loaded machine can take a whole deadline.
-    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 }, warmInstances: 2 });
+    await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2, minInstances: 2 } });
     const started = performance.now();
     const results = await Promise.allSettled(Array.from({ length: 12 }, () => host.invoke("exclusive", "enter")));
     const elapsed = performance.now() - started;
@@ -298,7 +302,8 @@ Deno.test("invoke() answers at the deadline while a new instance's worker boots,
       },
     },
   });
-  await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2 } });
+  // One instance up before the calls: the second call is the one that needs a worker boot.
+  await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2, minInstances: 1 } });
   const busy = host.invoke("exclusive", "enter");
   await assert.rejects(() => host.invoke("exclusive", "enter", "", { deadlineMs: 1 }), PluginDeadlineError);
   // The caller heard before the instance it needed was up.

@@ -53,7 +53,7 @@ async function assertNotFound(call: () => Promise<unknown>, pattern: RegExp): Pr
 
 Deno.test("load() runs _initialize then hs_init, whose WASI calls see the memory, and lists neither", () =>
   withHost(async (host, logs) => {
-    const plugin = await host.load(await watFixture("ghc_reactor"), { name: "ghc", warmInstances: 2 });
+    const plugin = await host.load(await watFixture("ghc_reactor"), { name: "ghc", limits: { minInstances: 2 } });
     assert.deepEqual(plugin.exports, ["ready"]);
     assert.deepEqual(host.plugins()[0]!.exports, ["ready"]);
     // hs_init's fd_write went out through log.write, once per instance, as start code.
@@ -71,7 +71,8 @@ Deno.test("load() fails with a typed cause when _initialize traps, and the host 
   withHost(async (host) => {
     const good = await host.load(await watFixture("ghc_reactor"), { name: "good" });
     await assert.rejects(
-      async () => host.load(await watFixture("reactor_init_trap"), { name: "bad" }),
+      // Kept warm, so its start code runs at load (on demand, the first call would run it).
+      async () => host.load(await watFixture("reactor_init_trap"), { name: "bad", limits: { minInstances: 1 } }),
       (error: unknown) => {
         assert.ok(error instanceof PluginLoadError, String(error));
         assert.match(error.message, /^Cannot load plugin "bad": its start code "_initialize" trapped: /);

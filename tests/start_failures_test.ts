@@ -22,7 +22,7 @@ interface Layout {
  * build; a directory without a build; one whose build is older than its
  * source; a .wasm whose start code traps; and a route over that plugin.
  */
-async function layout(dir: string, strict: boolean): Promise<Layout> {
+async function layout(dir: string, strict: boolean, warm = true): Promise<Layout> {
   await examplePlugin("hello");
   const policies = await copyPolicies(dir);
   const trap = await watFixture("trap");
@@ -48,6 +48,8 @@ async function layout(dir: string, strict: boolean): Promise<Layout> {
       `dataDir: ${JSON.stringify(join(dir, "data"))}`,
       `policies: ${JSON.stringify(policies)}`,
       `strictStart: ${strict}`,
+      // One instance of each plugin starts at start, so that a start code fault shows then (on demand, at a call).
+      ...(warm ? ["limits: { minInstances: 1 }"] : []),
       "plugins:",
       `  - path: ${JSON.stringify(join(repo, "plugins", "hello"))}`,
       `  - path: ${JSON.stringify(mine)}`,
@@ -118,12 +120,59 @@ Deno.test("createGateway() skips plugins that fail at start, names them, and ser
 
 Deno.test("createGateway() with strictStart refuses to start when a configured plugin fails, naming it", async () => {
   await withDir(async (dir) => {
-    const { configPath } = await layout(dir, true);
+    // Without minInstances: a strict start starts one instance of each plugin, so start code is proven before serving.
+    const { configPath } = await layout(dir, true, false);
     const { config } = await loadConfig({ path: configPath, env: {} });
     await assert.rejects(
       createGateway(config, { adminToken: ADMIN, spareWorkers: 0, log: () => {} }),
       (error: unknown) => error instanceof StartError && /"nobuild"/.test(error.message),
     );
+  });
+});
+
+Deno.test("createGateway() with instances on demand reports and skips a plugin whose start code fails at its first call", async () => {
+  await withDir(async (dir) => {
+    const { configPath } = await layout(dir, false, false);
+    const { config } = await loadConfig({ path: configPath, env: {} });
+    const logged: string[] = [];
+    const gateway = await createGateway(config, { adminToken: ADMIN, spareWorkers: 0, log: (l) => logged.push(l) });
+    try {
+      const auth = { authorization: `Bearer ${ADMIN}` };
+      const state = async () =>
+        (await (await gateway.app.request("http://k.test/v1/plugins/init", { headers: auth })).json()) as {
+          state: string;
+          error?: string;
+        };
+      assert.equal((await state()).state, "loaded", "loading compiles; start code runs at the first call");
+      const first = await gateway.app.request("http://k.test/v1/plugins/init/invoke/run", {
+        method: "POST",
+        headers: auth,
+      });
+      assert.ok(first.status >= 500, `the first call failed: ${first.status}`);
+      assert.match(await first.text(), /failed to start/);
+      // Reported and skipped, as a plugin that fails at start is.
+      const ready = await (await gateway.app.request("http://k.test/readyz")).json();
+      assert.equal(ready.status, "degraded");
+      assert.ok(ready.failed.some((f: { error: string }) => /"init" failed to start/.test(f.error)));
+      assert.deepEqual([(await state()).state, /failed to start/.test((await state()).error ?? "")], ["failed", true]);
+      assert.ok(logged.some((l) => /skipped: Plugin "init" failed to start/.test(l)), logged.join("\n"));
+      const again = await gateway.app.request("http://k.test/v1/plugins/init/invoke/run", {
+        method: "POST",
+        headers: auth,
+      });
+      assert.notEqual(again.status, 200);
+      await again.body?.cancel();
+      assert.equal(
+        (await gateway.app.request("http://k.test/v1/plugins/hello/invoke/greet", {
+          method: "POST",
+          headers: auth,
+          body: "on demand",
+        })).status,
+        200,
+      );
+    } finally {
+      await gateway.close();
+    }
   });
 });
 

@@ -69,6 +69,7 @@ const limits = map({
   hostIoBytes: integer(1).optional(),
   instances: integer(1, 1024).optional(),
   queue: integer(0).optional(),
+  minInstances: integer(0, 1024).optional(),
 });
 
 const token = map({
@@ -312,6 +313,8 @@ export const CONFIG_FILE_SCHEMA = map({
   concurrency: map({
     maxCalls: integer(1, 65536).optional(),
     queue: integer(0).optional(),
+    idleMs: integer(1).optional(),
+    maxWorkers: integer(1, 65536).optional(),
   }).nullish(),
   audit: map({
     file: filePath().optional(),

@@ -70,6 +70,17 @@ export interface ConcurrencyConfig {
   maxCalls: number;
   /** Calls waiting for a global slot; beyond, `SaturatedError`. @default {256} */
   queue: number;
+  /**
+   * How long a plugin instance may stay idle before its worker is ended (~13 MiB back); the next call starts one
+   * again from a warm spare worker. Instances a plugin keeps warm (`limits.minInstances`) stay. @default {60000}
+   */
+  idleMs: number;
+  /**
+   * Workers alive at once, plugin instances and warm spares together: the bound on the gateway's memory (~13 MiB a
+   * worker). A new instance past it retires the least recently used idle instance; when every worker is busy or
+   * kept warm, the call waits in the bounded queues, within its deadline. @default {256}
+   */
+  maxWorkers: number;
 }
 
 /** The audit log's JSON-lines file and in-memory ring. */
@@ -254,7 +265,7 @@ export interface PolicyEngineConfig {
 
 /**
  * The ceilings of plugin limits when `keycard.yaml` sets none: a plugin may ask for 5x the default deadline, 2x
- * its instances and queue, 4x its memory (64 MiB an instance), 16x its I/O sizes and 10x its host calls. With
+ * its instances and queue, 2 instances kept warm, 4x its memory (64 MiB an instance), 16x its I/O sizes and 10x its host calls. With
  * the default 16 global call slots, one plugin can hold at most 4 of them, for 5 s each.
  *
  * @example Read a ceiling
@@ -272,6 +283,7 @@ export const DEFAULT_CEILINGS: Readonly<PluginLimits> = Object.freeze({
   hostIoBytes: 16 << 20,
   instances: 4,
   queue: 64,
+  minInstances: 2,
 });
 
 /**
@@ -305,7 +317,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
   registry: { requireSignature: false, trustedKeys: [] },
   limits: { ...DEFAULT_LIMITS },
   ceilings: { ...DEFAULT_CEILINGS },
-  concurrency: { maxCalls: 16, queue: 256 },
+  concurrency: { maxCalls: 16, queue: 256, idleMs: 60_000, maxWorkers: 256 },
   audit: { file: "audit.jsonl", maxBytes: 10 << 20, maxFiles: 5, ringSize: 10_000 },
   policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
   routes: [],

@@ -58,6 +58,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
         hostIoBytes: 1048576,
         instances: 2,
         queue: 32,
+        minInstances: 0,
       },
       ceilings: {
         deadlineMs: 5000,
@@ -68,8 +69,9 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
         hostIoBytes: 16777216,
         instances: 4,
         queue: 64,
+        minInstances: 2,
       },
-      concurrency: { maxCalls: 16, queue: 256 },
+      concurrency: { maxCalls: 16, queue: 256, idleMs: 60000, maxWorkers: 256 },
       audit: { file: join(dir, ".keycard", "audit.jsonl"), maxBytes: 10485760, maxFiles: 5, ringSize: 10000 },
       policyEngine: { evaluator: "typescript", shadowSample: 0.01 },
       routes: [],

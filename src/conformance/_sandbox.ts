@@ -129,7 +129,12 @@ export function _openSandbox(options: _SandboxOptions): _Sandbox {
       return [name, call];
     }),
   );
-  const host = new PluginHost<CallerContext>({ hostFunctions, limits: options.limits, spareWorkers: 0 });
+  // One instance kept warm: start code faults show at load, and no call's deadline pays a worker boot.
+  const host = new PluginHost<CallerContext>({
+    hostFunctions,
+    limits: { ...options.limits, minInstances: 1 },
+    spareWorkers: 0,
+  });
 
   return {
     host,

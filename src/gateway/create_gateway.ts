@@ -237,6 +237,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     limits: config.limits,
     concurrency: config.concurrency,
     spareWorkers: options.spareWorkers ?? 1,
+    // Instances start at a plugin's first call, so a start-code fault shows there: the plugin is then reported
+    // and skipped as one that fails at start is (degraded in /readyz, failed in /v1/plugins), and unloaded.
+    onStartFailure: ({ plugin, error }) => {
+      failures.push({ plugin, error: error.message });
+      log(`keycard: skipped: ${error.message}`);
+      void host.unload(plugin).catch(() => {});
+    },
     hostFunctions: createHostFunctions({
       engine,
       audit,
@@ -255,7 +262,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     await host.load(stored.wasm, {
       name: m.name,
       version: m.version,
-      limits: m.limits,
+      // A strict start proves every plugin's start code before serving: one warm instance each.
+      limits: config.strictStart ? { ...m.limits, minInstances: Math.max(1, m.limits?.minInstances ?? 0) } : m.limits,
       config: m.config,
       preopens: preopensOf(m),
       // A manifest that declares exports makes them the only ones callable; the rest answer 404.
@@ -307,7 +315,11 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     redaction.track(manifests.values(), runner.routes());
     const loaded = host.plugins().find((p) => p.name === name);
     if (loaded && loaded.sha256 !== latest?.sha256) await host.unload(name);
-    if (latest && loaded?.sha256 !== latest.sha256) await load(latest);
+    if (latest && loaded?.sha256 !== latest.sha256) {
+      await load(latest);
+      // A version that loads clears what an earlier one failed with.
+      for (let i = failures.length - 1; i >= 0; i--) if (failures[i]!.plugin === name) failures.splice(i, 1);
+    }
   }
 
   const metrics = new Metrics();

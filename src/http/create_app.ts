@@ -78,6 +78,7 @@ export function createApp(
       instances: stats.instances,
       replaced: stats.replaced,
       recycled: stats.recycled,
+      retired: stats.retired,
       ...(services.pluginStats ? { plugins: services.pluginStats() } : {}),
       ...(services.workerStats ? { workers: services.workerStats() } : {}),
       policyVersion: services.policies.version(),

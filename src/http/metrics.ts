@@ -24,6 +24,8 @@ export interface MetricsSnapshot {
   replaced: number;
   /** Workers ended and replaced after their budget of instantiations or calls. @default {undefined} (not rendered) */
   recycled?: number;
+  /** Idle instances retired (after `concurrency.idleMs`, or to make room under `maxWorkers`). @default {undefined} (not rendered) */
+  retired?: number;
   /** Per-plugin instances, memory, calls and replacements. @default {undefined} (not rendered) */
   plugins?: PluginStats[];
   /** Workers and their estimated RSS share. @default {undefined} (not rendered) */
@@ -116,6 +118,10 @@ export class Metrics {
     if (snapshot.recycled !== undefined) {
       metric("keycard_workers_recycled_total", "counter", "Workers ended and replaced after their budget.");
       lines.push(`keycard_workers_recycled_total ${snapshot.recycled}`);
+    }
+    if (snapshot.retired !== undefined) {
+      metric("keycard_instances_retired_total", "counter", "Idle instances retired, their workers ended.");
+      lines.push(`keycard_instances_retired_total ${snapshot.retired}`);
     }
     if (snapshot.plugins) renderPlugins(snapshot.plugins, metric, lines);
     if (snapshot.workers) renderWorkers(snapshot.workers, metric, lines);

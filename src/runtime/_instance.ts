@@ -97,6 +97,10 @@ export class Instance {
   calls = 0;
   /** The live plugin instance's linear memory, as of its start or its last call; 0 while there is none. */
   memoryBytes = 0;
+  /** When it last became idle (performance.now()), for retiring the least recently used. */
+  lastUsed = 0;
+  /** Retires it when it stays idle for the host's `idleMs`. */
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
   #server: BridgeServer | undefined;
   #interrupt: Int32Array | undefined;
   #pending: ((reply: WorkerReply) => void) | undefined;

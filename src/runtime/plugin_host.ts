@@ -39,6 +39,13 @@ export interface PluginLimits {
   instances: number;
   /** Calls of this plugin that may wait for an instance; beyond, `SaturatedError`. @default {32} */
   queue: number;
+  /**
+   * Instances started at load and kept warm: never retired when idle nor to
+   * make room (at most `instances`). 0 starts every instance on demand, at a
+   * call; 1 is keycard's behaviour before on-demand instances (start code
+   * faults show at load). @default {0}
+   */
+  minInstances: number;
 }
 
 /** Default limits of every plugin. */
@@ -51,6 +58,7 @@ export const DEFAULT_LIMITS: Readonly<PluginLimits> = Object.freeze({
   hostIoBytes: 1 << 20,
   instances: 2,
   queue: 32,
+  minInstances: 0,
 });
 
 /** What a host function learns about the call it serves. */
@@ -100,7 +108,25 @@ export interface PluginHostOptions<C = unknown> {
     maxCalls?: number;
     /** Calls waiting for a global slot; beyond, `SaturatedError`. @default {256} */
     queue?: number;
+    /** How long an instance may stay idle before its worker is ended (instances under `minInstances` stay). @default {60000} */
+    idleMs?: number;
+    /**
+     * Workers alive at once, plugin instances and warm spares together. A new
+     * instance past it retires the least recently used idle instance; when
+     * none can be retired, the call waits for one (within its deadline). @default {256}
+     */
+    maxWorkers?: number;
   };
+  /** Hears of each instance retired: after `idleMs` idle (`"idle"`), or to make room under `maxWorkers` (`"lru"`). */
+  onRetire?: (event: { plugin: string; reason: "idle" | "lru" }) => void;
+  /**
+   * Hears once of a loaded plugin whose start code failed for good: a trap,
+   * an exit or a memory overrun (deterministic), or its deadline twice in a
+   * row. From then on every call to it fails at once with that error, without
+   * starting a worker, until it is unloaded and loaded again. (With
+   * `minInstances` of 1 or more the same fault fails `load()` instead.)
+   */
+  onStartFailure?: (event: { plugin: string; error: PluginRuntimeError }) => void;
   /** Booted workers kept warm so a load or a new instance does not wait for a worker start. @default {1} */
   spareWorkers?: number;
   /**
@@ -136,8 +162,6 @@ export interface LoadOptions {
    * Cedar. Usually the plugin's `fs.*` grant directories. @default {[]}
    */
   preopens?: string[];
-  /** Instances started before `load` returns (at least one, so start code faults show at load). @default {1} */
-  warmInstances?: number;
   /**
    * The only exports that may be invoked (a manifest's declared exports);
    * any other name is "not found". Each must be a function the module
@@ -198,8 +222,10 @@ export interface HostStats {
   replaced: number;
   /** Calls refused with `SaturatedError` since the host started. */
   rejected: number;
-  /** Workers ended and replaced by fresh ones after their budget (`recycle`), so their memory is released. */
+  /** Workers ended after their budget (`recycle`), so their memory is released. */
   recycled: number;
+  /** Idle instances retired: after `idleMs`, or to make room under `maxWorkers`. */
+  retired: number;
 }
 
 /** One plugin's share of the host, for metrics; see {@linkcode PluginHost.pluginStats}. */
@@ -285,19 +311,36 @@ class PluginEntry {
   readonly semaphore: Semaphore;
   readonly instances = new Set<Instance>();
   readonly idle: Instance[] = [];
-  waiters: ((instance: Instance) => void)[] = [];
+  waiters: Waiter[] = [];
+  /** Instances being started for `waiters` (not for one call of its own). */
+  pendingStarts = 0;
   averageMs = 1;
   unloaded = false;
   /** Calls that ran on an instance and ended. */
   calls = 0;
   /** Instances replaced after a failure. */
   replacements = 0;
+  /** Set once its start code failed for good: every call fails with it at once. */
+  startFailure: PluginRuntimeError | undefined;
+  /** Start-code deadlines in a row (one may be a loaded machine; two are the plugin). */
+  startDeadlines = 0;
 
   constructor(info: PluginInfo, spec: InstanceSpec) {
     this.info = info;
     this.spec = spec;
     this.semaphore = new Semaphore(info.limits.instances, info.limits.queue);
   }
+
+  /** Instances kept warm, at most the plugin's `instances`. */
+  get min(): number {
+    return Math.min(this.info.limits.minInstances, this.info.limits.instances);
+  }
+}
+
+/** A call waiting for an instance of its plugin. */
+interface Waiter {
+  resolve: (instance: Instance) => void;
+  reject: (reason: unknown) => void;
 }
 
 /**
@@ -347,9 +390,18 @@ export class PluginHost<C = unknown> {
       dispatcher: new Dispatcher(new Int32Array(buffer), (inFlight) => inFlight < cores),
     };
   })();
-  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0, recycled: 0 };
+  #stats = { stuckWorkers: 0, replaced: 0, rejected: 0, recycled: 0, retired: 0 };
   readonly #recycle: { instantiations: number; calls: number };
   #starting = 0;
+  readonly #idleMs: number;
+  readonly #maxWorkers: number;
+  readonly #onRetire: PluginHostOptions<C>["onRetire"];
+  readonly #onStartFailure: PluginHostOptions<C>["onStartFailure"];
+  /** Every instance alive, of loaded plugins and of plugins being unloaded: with the spares, the workers. */
+  readonly #live = new Set<Instance>();
+  /** Plugins with a call waiting for a worker under `maxWorkers`, first come first served (repeats allowed). */
+  #roomQueue: PluginEntry[] = [];
+  #draining = false;
 
   /**
    * Creates a host and starts warming its spare workers; no plugin is loaded yet.
@@ -364,6 +416,15 @@ export class PluginHost<C = unknown> {
     this.#limits = checkLimits({ ...DEFAULT_LIMITS, ...options.limits });
     this.#global = new Semaphore(options.concurrency?.maxCalls ?? 16, options.concurrency?.queue ?? 256);
     this.#spareTarget = options.spareWorkers ?? 1;
+    this.#idleMs = options.concurrency?.idleMs ?? 60_000;
+    this.#maxWorkers = options.concurrency?.maxWorkers ?? 256;
+    this.#onRetire = options.onRetire;
+    this.#onStartFailure = options.onStartFailure;
+    for (const [key, value] of Object.entries({ idleMs: this.#idleMs, maxWorkers: this.#maxWorkers })) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`Option "concurrency.${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+      }
+    }
     this.#recycle = {
       instantiations: options.recycle?.instantiations ?? 64,
       calls: options.recycle?.calls ?? 20_000,
@@ -377,7 +438,8 @@ export class PluginHost<C = unknown> {
   }
 
   /**
-   * Checks, instruments, compiles (cached by sha256) and starts a plugin.
+   * Checks, instruments and compiles (cached by sha256) a plugin, and starts
+   * its `minInstances` (none by default: instances start at calls).
    *
    * @param wasm The module's bytes.
    * @param options Name, version, limits, configuration.
@@ -386,7 +448,10 @@ export class PluginHost<C = unknown> {
    * keycard does not provide, needs more memory than its cap, lacks a
    * declared export, or its start code (start section, `_initialize`, an
    * initializer `_start`, `hs_init`) traps, exits non-zero or passes the
-   * deadline; the error's `cause` is then the typed runtime error.
+   * deadline (seen at load only when `minInstances` starts an instance; else
+   * the call that starts one gets the typed error); the error's `cause` is
+   * then the typed runtime error. Also when `minInstances` finds no worker
+   * free under `maxWorkers` (every one busy or kept warm).
    * @throws {TypeError} When a plugin of that name is already loaded.
    */
   async load(wasm: Uint8Array, options: LoadOptions): Promise<PluginInfo> {
@@ -459,22 +524,32 @@ export class PluginHost<C = unknown> {
     });
     entry.command = compiled.command;
     entry.declared = declared;
-    const warm = Math.min(Math.max(1, options.warmInstances ?? 1), limits.instances);
-    const started = await Promise.allSettled(Array.from({ length: warm }, () => this.#startInstance(entry)));
+    const starts: Promise<Instance>[] = [];
+    for (let i = 0; i < entry.min; i++) {
+      if (!this.#makeRoom()) {
+        for (const instance of [...entry.instances]) this.#drop(entry, instance);
+        fail(
+          `no worker is free for its ${entry.min} warm instances (minInstances): all ${this.#maxWorkers} ` +
+            `workers (concurrency.maxWorkers) are busy or kept warm`,
+        );
+      }
+      starts.push(this.#startInstance(entry));
+    }
+    const started = await Promise.allSettled(starts);
     const failure = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failure) {
-      for (const instance of entry.instances) instance.terminate();
+      for (const instance of [...entry.instances]) this.#drop(entry, instance);
       const reason = failure.reason;
       if (reason instanceof StartFailure) fail(`its ${reason.detail}`, reason.error);
       fail(`it failed to start: ${reason instanceof Error ? reason.message : String(reason)}`, reason);
     }
-    for (const s of started) if (s.status === "fulfilled") entry.idle.push(s.value);
     if (this.#closed || this.#entries.has(name)) {
-      for (const instance of entry.instances) instance.terminate();
+      for (const instance of [...entry.instances]) this.#drop(entry, instance);
       this.#assertOpen();
       throw new TypeError(`A plugin named "${name}" is already loaded`);
     }
     this.#entries.set(name, entry);
+    for (const s of started) if (s.status === "fulfilled") this.#release(entry, s.value);
     return plugin;
   }
 
@@ -516,6 +591,7 @@ export class PluginHost<C = unknown> {
         : "";
       throw new PluginNotFoundError(`Plugin "${name}" has no export "${exportName}"${why}`, where);
     }
+    if (entry.startFailure) throw entry.startFailure;
     const bytes = typeof input === "string" ? new TextEncoder().encode(input) : input;
     const limits = entry.info.limits;
     if (bytes.length > limits.inputBytes) {
@@ -577,12 +653,14 @@ export class PluginHost<C = unknown> {
     if (!entry) return false;
     this.#entries.delete(name);
     entry.unloaded = true;
-    entry.semaphore.rejectAll(new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name }));
+    const unloaded = new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name });
+    entry.semaphore.rejectAll(unloaded);
+    for (const waiter of entry.waiters.splice(0)) waiter.reject(unloaded);
+    for (const instance of entry.idle.splice(0)) this.#drop(entry, instance);
     // Wait for running calls: each holds a plugin permit.
     const drained = Array.from({ length: entry.info.limits.instances }, () => entry.semaphore.acquire());
     await Promise.all(drained.map((p) => p?.catch(() => {})));
-    for (const instance of entry.instances) instance.terminate();
-    entry.instances.clear();
+    for (const instance of [...entry.instances]) this.#drop(entry, instance);
     return true;
   }
 
@@ -593,18 +671,16 @@ export class PluginHost<C = unknown> {
 
   /** Counters and gauges for metrics and tests. */
   stats(): HostStats {
-    let instances = 0;
-    let busy = 0;
+    let idle = 0;
     let queued = this.#global.queued;
     for (const entry of this.#entries.values()) {
-      instances += entry.instances.size;
-      busy += entry.instances.size - entry.idle.length;
+      idle += entry.idle.length;
       queued += entry.semaphore.queued;
     }
     return {
       plugins: this.#entries.size,
-      instances,
-      busy,
+      instances: this.#live.size,
+      busy: this.#live.size - idle,
       starting: this.#starting,
       spares: this.#spares.length,
       queued,
@@ -637,8 +713,7 @@ export class PluginHost<C = unknown> {
    * @returns Live workers, plugins per worker, and the process RSS shared among them.
    */
   workerStats(): WorkerStats {
-    let workers = this.#spares.length;
-    for (const entry of this.#entries.values()) workers += entry.instances.size;
+    const workers = this.#spares.length + this.#live.size;
     const rss = Deno.memoryUsage().rss;
     return { workers, pluginsPerWorker: 1, rssShareBytes: workers === 0 ? 0 : Math.round(rss / workers) };
   }
@@ -649,11 +724,20 @@ export class PluginHost<C = unknown> {
     this.#closed = true;
     const closing = new PluginRuntimeError("The plugin host is closing", { plugin: "*" });
     this.#global.rejectAll(closing);
-    for (const entry of this.#entries.values()) entry.semaphore.rejectAll(closing);
+    for (const entry of this.#entries.values()) {
+      entry.semaphore.rejectAll(closing);
+      for (const waiter of entry.waiters.splice(0)) waiter.reject(closing);
+    }
+    this.#roomQueue = [];
     await Promise.allSettled([...this.#running]);
     for (const entry of this.#entries.values()) {
-      for (const instance of entry.instances) instance.terminate();
+      for (const instance of [...entry.instances]) this.#drop(entry, instance);
     }
+    for (const instance of this.#live) {
+      clearTimeout(instance.idleTimer);
+      instance.terminate();
+    }
+    this.#live.clear();
     this.#entries.clear();
     clearTimeout(this.#refillTimer);
     for (const shell of this.#spares.splice(0)) shell.terminate();
@@ -701,7 +785,10 @@ export class PluginHost<C = unknown> {
   }
 
   #refillSpares(): void {
-    while (!this.#closed && this.#spares.length < this.#spareTarget) {
+    while (
+      !this.#closed && this.#spares.length < this.#spareTarget &&
+      this.#live.size + this.#spares.length < this.#maxWorkers
+    ) {
       const shell = new WorkerShell();
       shell.booted.catch(() => {
         const index = this.#spares.indexOf(shell);
@@ -711,17 +798,104 @@ export class PluginHost<C = unknown> {
     }
   }
 
+  /**
+   * Whether one more instance fits under `maxWorkers` (a spare becomes it, or
+   * a worker is added), retiring the least recently used idle instance that
+   * is not kept warm when none would. Call `#startInstance` right after `true`.
+   */
+  #makeRoom(): boolean {
+    if (this.#spares.length > 0 || this.#live.size + this.#spares.length < this.#maxWorkers) return true;
+    let victim: { entry: PluginEntry; instance: Instance } | undefined;
+    for (const entry of this.#entries.values()) {
+      if (entry.instances.size <= entry.min) continue;
+      for (const instance of entry.idle) {
+        if (!victim || instance.lastUsed < victim.instance.lastUsed) victim = { entry, instance };
+      }
+    }
+    if (!victim) return false;
+    this.#retire(victim.entry, victim.instance, "lru");
+    return true;
+  }
+
+  #retire(entry: PluginEntry, instance: Instance, reason: "idle" | "lru"): void {
+    this.#stats.retired++;
+    // The room goes to whoever asked for it (lru), not to the queue.
+    this.#drop(entry, instance, reason === "idle");
+    try {
+      this.#onRetire?.({ plugin: entry.info.name, reason });
+    } catch {
+      // A listener's failure is not the host's.
+    }
+  }
+
+  /**
+   * Ends an instance and its worker. The freed room goes to the calls waiting
+   * for one (`drain`), and a call of this plugin left without an instance
+   * gets a new one queued for it.
+   */
+  #drop(entry: PluginEntry, instance: Instance, drain = true): void {
+    clearTimeout(instance.idleTimer);
+    const index = entry.idle.indexOf(instance);
+    if (index >= 0) entry.idle.splice(index, 1);
+    entry.instances.delete(instance);
+    this.#live.delete(instance);
+    instance.terminate();
+    if (this.#closed) return;
+    if (!entry.unloaded && entry.waiters.length > entry.pendingStarts) this.#roomQueue.push(entry);
+    if (drain) this.#drainRoom();
+  }
+
+  /** Starts instances for waiting calls, first come first served, while there is room. */
+  #drainRoom(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (this.#roomQueue.length > 0 && !this.#closed) {
+        const entry = this.#roomQueue[0]!;
+        if (
+          entry.unloaded || entry.waiters.length <= entry.pendingStarts ||
+          entry.instances.size >= entry.info.limits.instances
+        ) {
+          this.#roomQueue.shift();
+          continue;
+        }
+        if (!this.#makeRoom()) break;
+        this.#roomQueue.shift();
+        entry.pendingStarts++;
+        this.#startInstance(entry).then((instance) => {
+          entry.pendingStarts--;
+          this.#release(entry, instance);
+        }, (error) => {
+          entry.pendingStarts--;
+          entry.waiters.shift()?.reject(startError(entry, error));
+        });
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
   async #startInstance(entry: PluginEntry): Promise<Instance> {
     const instance = new Instance(this.#takeShell(), entry.spec);
     entry.instances.add(instance);
+    this.#live.add(instance);
     this.#starting++;
     const outcome = await instance.instantiate(entry.info.limits.deadlineMs).finally(() => this.#starting--);
     if (!outcome.ok) {
       if (outcome.stuck) this.#stats.stuckWorkers++;
-      entry.instances.delete(instance);
-      instance.terminate();
-      throw new StartFailure(entry.info, outcome);
+      this.#drop(entry, instance);
+      const failure = new StartFailure(entry.info, outcome);
+      entry.startDeadlines = outcome.kind === "deadline" ? entry.startDeadlines + 1 : 0;
+      // A loaded plugin (not one being loaded: load() reports its own) whose start code fails for good.
+      const forGood = outcome.kind !== "deadline" || entry.startDeadlines >= 2;
+      if (forGood && entry.startFailure === undefined && this.#entries.get(entry.info.name) === entry) {
+        entry.startFailure = failure.error;
+        for (const waiter of entry.waiters.splice(0)) waiter.reject(failure.error);
+        this.#onStartFailure?.({ plugin: entry.info.name, error: failure.error });
+      }
+      throw failure;
     }
+    entry.startDeadlines = 0;
     return instance;
   }
 
@@ -746,17 +920,20 @@ export class PluginHost<C = unknown> {
     );
   }
 
-  /** An idle instance, a new one while under the cap, or the next one freed. */
+  /**
+   * An idle instance, a new one while under the plugin's cap and there is
+   * room under `maxWorkers`, or the next one freed or started for it.
+   */
   #acquire(entry: PluginEntry, signal: AbortSignal): Promise<Instance> {
     const idle = entry.idle.pop();
-    if (idle) return Promise.resolve(idle);
-    if (entry.instances.size < entry.info.limits.instances) {
+    if (idle) {
+      clearTimeout(idle.idleTimer);
+      return Promise.resolve(idle);
+    }
+    const underCap = entry.instances.size < entry.info.limits.instances;
+    if (underCap && this.#roomQueue.length === 0 && this.#makeRoom()) {
       const starting = this.#startInstance(entry).catch((error) => {
-        if (error instanceof StartFailure) throw error.error;
-        throw new PluginTrapError(`Plugin "${entry.info.name}" failed to start: ${error.message}`, {
-          plugin: entry.info.name,
-          cause: error,
-        });
+        throw startError(entry, error);
       });
       // A cold start (a worker boot, on a loaded machine) may outlast the
       // caller's deadline: the caller hears at its deadline, and the instance
@@ -777,25 +954,46 @@ export class PluginHost<C = unknown> {
       });
     }
     return new Promise((resolve, reject) => {
-      const waiter = (instance: Instance) => resolve(instance);
-      entry.waiters.push(waiter);
-      signal.addEventListener("abort", () => {
+      const onAbort = () => {
         entry.waiters = entry.waiters.filter((w) => w !== waiter);
         reject(signal.reason);
-      }, { once: true });
+      };
+      const waiter: Waiter = {
+        resolve: (instance) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(instance);
+        },
+        reject: (reason) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(reason);
+        },
+      };
+      entry.waiters.push(waiter);
+      signal.addEventListener("abort", onAbort, { once: true });
+      // Under its own cap, the call waits for room under `maxWorkers` too.
+      if (underCap) {
+        this.#roomQueue.push(entry);
+        this.#drainRoom();
+      }
     });
   }
 
+  /** Hands a free instance to the next waiting call, or keeps it idle until `idleMs` passes. */
   #release(entry: PluginEntry, instance: Instance): void {
-    if (entry.unloaded || this.#closed) {
-      entry.instances.delete(instance);
-      instance.terminate();
-      return;
-    }
+    if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
     if (instance.calls >= this.#recycle.calls) return this.#recycleWorker(entry, instance);
     const waiter = entry.waiters.shift();
-    if (waiter) waiter(instance);
-    else entry.idle.push(instance);
+    if (waiter) return waiter.resolve(instance);
+    instance.lastUsed = performance.now();
+    entry.idle.push(instance);
+    clearTimeout(instance.idleTimer);
+    instance.idleTimer = setTimeout(() => {
+      instance.idleTimer = undefined;
+      if (entry.idle.includes(instance) && entry.instances.size > entry.min) this.#retire(entry, instance, "idle");
+    }, this.#idleMs);
+    Deno.unrefTimer(instance.idleTimer);
+    // Another plugin's call may be waiting for room this instance can make.
+    if (this.#roomQueue.length > 0) this.#drainRoom();
   }
 
   /**
@@ -808,39 +1006,30 @@ export class PluginHost<C = unknown> {
       this.#stats.replaced++;
       entry.replacements++;
     }
-    if (entry.unloaded || this.#closed) {
-      entry.instances.delete(instance);
-      instance.terminate();
-      return;
-    }
+    if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
     if (instance.instantiations >= this.#recycle.instantiations) return this.#recycleWorker(entry, instance);
     instance.instantiate(entry.info.limits.deadlineMs).then((outcome) => {
       if (outcome.ok) {
         this.#release(entry, instance);
       } else {
         if (outcome.stuck) this.#stats.stuckWorkers++;
-        entry.instances.delete(instance);
-        instance.terminate();
-        // A waiter may be left without an instance: start one for it.
-        const waiter = entry.waiters.shift();
-        if (waiter) this.#startInstance(entry).then(waiter, () => {});
+        // A waiting call gets a new instance from #drop.
+        this.#drop(entry, instance);
       }
     });
   }
 
   /**
-   * Ends an instance's worker (all the memory its isolate holds goes with it)
-   * and starts a fresh instance, from a spare worker, in its place.
+   * Ends an instance's worker (all the memory its isolate holds goes with
+   * it). A waiting call gets a new instance, from a spare worker; so does a
+   * plugin kept warm (`minInstances`); otherwise the next call starts one.
    */
   #recycleWorker(entry: PluginEntry, instance: Instance): void {
     this.#stats.recycled++;
-    entry.instances.delete(instance);
-    instance.terminate();
-    this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {
-      // A waiter may be left without an instance: start one for it.
-      const waiter = entry.waiters.shift();
-      if (waiter) this.#startInstance(entry).then(waiter, () => {});
-    });
+    this.#drop(entry, instance);
+    while (!entry.unloaded && !this.#closed && entry.instances.size < entry.min && this.#makeRoom()) {
+      this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {});
+    }
   }
 
   async #run(
@@ -872,8 +1061,7 @@ export class PluginHost<C = unknown> {
         resolve({ ok: false, kind: "deadline", message: "deadline" });
         stopTimer = setTimeout(() => {
           this.#stats.stuckWorkers++;
-          entry.instances.delete(instance);
-          instance.terminate();
+          this.#drop(entry, instance);
         }, STOP_GRACE_MS);
       }).then((result) => {
         clearTimeout(stopTimer);
@@ -1008,6 +1196,15 @@ class StartFailure extends Error {
   }
 }
 
+/** The error a call gets when the instance started for it failed to start. */
+function startError(entry: PluginEntry, error: unknown): unknown {
+  if (error instanceof StartFailure) return error.error;
+  return new PluginTrapError(
+    `Plugin "${entry.info.name}" failed to start: ${error instanceof Error ? error.message : String(error)}`,
+    { plugin: entry.info.name, cause: error },
+  );
+}
+
 function quoteList(names: readonly string[]): string {
   return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
 }
@@ -1019,8 +1216,12 @@ function hostFailure(error: unknown): Uint8Array {
 
 function checkLimits(limits: PluginLimits): PluginLimits {
   for (const [key, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < (key === "queue" ? 0 : 1)) {
-      throw new RangeError(`Limit "${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+    if (!Number.isInteger(value) || value < (key === "queue" || key === "minInstances" ? 0 : 1)) {
+      throw new RangeError(
+        `Limit "${key}" must be a ${
+          key === "queue" || key === "minInstances" ? "non-negative" : "positive"
+        } integer, got ${JSON.stringify(value)}`,
+      );
     }
   }
   if (limits.memoryPages > 65536) throw new RangeError(`Limit "memoryPages" must be at most 65536 (4 GiB)`);

@@ -13,7 +13,8 @@ const GROW_WAT = `(module
 
 Deno.test("pluginStats() shows more memory bytes after a plugin grows its memory", async () => {
   await using host = new PluginHost();
-  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "grow" });
+  // Kept warm, so that its memory is there to see before the first call.
+  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "grow", limits: { minInstances: 1 } });
   const before = host.pluginStats().find((s) => s.plugin === "grow")!;
   assert.equal(before.instances, 1);
   assert.ok(before.memoryBytes >= 65536, `memory at start: ${before.memoryBytes}`);
@@ -43,8 +44,8 @@ Deno.test("pluginStats() counts calls and a trap's replacement, for that plugin 
 
 Deno.test("workerStats() counts live workers and shares the process RSS among them", async () => {
   await using host = new PluginHost({ spareWorkers: 1 });
-  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "a" });
-  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "b", warmInstances: 2 });
+  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "a", limits: { minInstances: 1 } });
+  await host.load(await compileWat(GROW_WAT, "grow.wat"), { name: "b", limits: { minInstances: 2 } });
   const workers = host.workerStats();
   const instances = host.pluginStats().reduce((sum, s) => sum + s.instances, 0);
   assert.equal(instances, 3);

@@ -88,29 +88,22 @@ Deno.test("adversarial runtime: hostile plugins are contained and the host keeps
       await assert.rejects(() => host.invoke("hostile", "recurse"), PluginTrapError);
     }));
 
-  await t.attack("a start section that never returns", () =>
-    onHost("start_loop", async (host) => {
+  // Start code runs where an instance starts: at load for a plugin kept warm (minInstances), else at its first call.
+  const startAttack = (fixture: string, expected: typeof PluginDeadlineError | typeof PluginTrapError) =>
+    onHost(fixture, async (host) => {
       await assert.rejects(
-        async () => host.load(await watFixture("start_loop"), { name: "hostile" }),
-        (error: unknown) => error instanceof PluginLoadError && error.cause instanceof PluginDeadlineError,
+        async () => host.load(await watFixture(fixture), { name: "hostile", limits: { minInstances: 1 } }),
+        (error: unknown) => error instanceof PluginLoadError && error.cause instanceof expected,
       );
-    }, { load: false }));
+      const plugin = await host.load(await watFixture(fixture), { name: "hostile" });
+      await assert.rejects(() => host.invoke("hostile", plugin.exports[0]!), expected);
+    }, { load: false });
 
-  await t.attack("an hs_init that never returns", () =>
-    onHost("ghc_init_loop", async (host) => {
-      await assert.rejects(
-        async () => host.load(await watFixture("ghc_init_loop"), { name: "hostile" }),
-        (error: unknown) => error instanceof PluginLoadError && error.cause instanceof PluginDeadlineError,
-      );
-    }, { load: false }));
+  await t.attack("a start section that never returns", () => startAttack("start_loop", PluginDeadlineError));
 
-  await t.attack("an _initialize that traps", () =>
-    onHost("reactor_init_trap", async (host) => {
-      await assert.rejects(
-        async () => host.load(await watFixture("reactor_init_trap"), { name: "hostile" }),
-        PluginLoadError,
-      );
-    }, { load: false }));
+  await t.attack("an hs_init that never returns", () => startAttack("ghc_init_loop", PluginDeadlineError));
+
+  await t.attack("an _initialize that traps", () => startAttack("reactor_init_trap", PluginTrapError));
 
   await t.attack("an import the host does not provide", () =>
     onHost("unknown_import", async (host) => {
@@ -194,7 +187,7 @@ Deno.test("adversarial runtime: hostile plugins are contained and the host keeps
         const before = Deno.memoryUsage().rss;
         for (let i = 0; i < 40; i++) await assert.rejects(() => host.invoke("hostile", "fill"), PluginTrapError);
         assert.equal(host.stats().replaced, 40);
-        assert.equal(host.stats().instances, 2); // hello's and fill_trap's
+        assert.equal(host.stats().instances, 1); // fill_trap's: hello, not called yet, has none
         // Each dropped instance is collected in its worker: 40 x 16 MiB never piles up (a loose bound).
         const grown = (Deno.memoryUsage().rss - before) / 2 ** 20;
         assert.ok(grown < 200, `RSS grew ${grown.toFixed(0)} MiB over 40 filled-and-trapped instances`);

@@ -89,7 +89,7 @@ Deno.test("a stop and a start on the same data dir keep plugins, policies and KV
   });
 });
 
-/** A site whose plugins are hello, a directory with plugin.yaml and no build, and a .wasm whose start code traps. */
+/** A site whose plugins are hello, a directory with plugin.yaml and no build, and a kept-warm .wasm whose start code traps. */
 async function degradedSite(strictStart: boolean): Promise<{ site: Site; noBuild: string; initTrap: string }> {
   const site = await makeSite({ strictStart, plugins: [] });
   const noBuild = join(site.dir, "nobuild");
@@ -102,7 +102,8 @@ async function degradedSite(strictStart: boolean): Promise<{ site: Site; noBuild
   await Deno.writeFile(initTrap, await watFixture("reactor_init_trap"));
   await Deno.writeTextFile(
     join(site.dir, "init-trap.yaml"),
-    "name: init-trap\nversion: 1.0.0\nexports:\n  - name: run\ncapabilities: []\n",
+    // Kept warm (minInstances), so its start code runs at start; on demand it would first run at a call.
+    "name: init-trap\nversion: 1.0.0\nexports:\n  - name: run\ncapabilities: []\nlimits:\n  minInstances: 1\n",
   );
   await site.writeConfig({ strictStart, plugins: [pluginDir("hello"), noBuild, initTrap], routes: [] });
   return { site, noBuild, initTrap };
