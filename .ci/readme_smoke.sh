@@ -34,7 +34,8 @@ echo "quote: $quote"
 
 kill -TERM -- -"$pid"
 trap - EXIT
-for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-if kill -0 "$pid" 2>/dev/null; then kill -KILL -- -"$pid"; echo "readme smoke: no graceful stop in 30 s" >&2; exit 1; fi
+# Wait for the whole process group, not only its leader: npx exits at the signal while the server still drains.
+for _ in $(seq 1 60); do kill -0 -- -"$pid" 2>/dev/null || break; sleep 0.5; done
+if kill -0 -- -"$pid" 2>/dev/null; then kill -KILL -- -"$pid"; echo "readme smoke: no graceful stop in 30 s" >&2; exit 1; fi
 grep -q "keycard stopped" "$log" || { cat "$log"; echo "readme smoke: no graceful stop" >&2; exit 1; }
 echo "readme smoke: ok"
