@@ -278,6 +278,13 @@ Deno.test("readAuditEvents() reads rotated files oldest first, by last N and sin
     assert.equal(torn.unreadable.count, 2);
     assert.match(torn.unreadable.first!, /audit\.jsonl:\d+: "time" is not a string$/);
     assert.equal(torn.events.length, all.events.length);
+    // Control characters of a hand-edited line never reach the terminal raw (JSON.parse quotes them back).
+    const dirty = `${dir}/dirty.jsonl`;
+    await Deno.writeTextFile(dirty, "\u0000\u001b[2J" + "x".repeat(1000) + "\n");
+    const shown = (await readAuditEvents(dirty)).unreadable.first!;
+    // deno-lint-ignore no-control-regex
+    assert.doesNotMatch(shown, /[\u0000-\u001f]/);
+    assert.ok(shown.length < 400, `${shown.length} characters`);
 
     await assert.rejects(() => readAuditEvents(path, { last: 0 }), RangeError);
     await assert.rejects(() => readAuditEvents(path, { since: "yesterday" }), /not an ISO 8601 time/);

@@ -61,7 +61,7 @@ export async function readAuditEvents(path: string, window: AuditWindow = {}): P
       const event = _parse(line);
       if (typeof event === "string") {
         unreadable.count++;
-        unreadable.first ??= `${file}:${index + 1}: ${event}`;
+        unreadable.first ??= `${file}:${index + 1}: ${printable(event)}`;
         return;
       }
       if (since !== undefined && !(Date.parse(event.lastTime ?? event.time) >= since)) return;
@@ -69,6 +69,17 @@ export async function readAuditEvents(path: string, window: AuditWindow = {}): P
     });
   }
   return { events: last === undefined ? events : events.slice(-last), files, unreadable };
+}
+
+/**
+ * Text safe for a terminal: control characters (a hand-edited file's NUL or
+ * escape sequences, quoted back by JSON.parse's message) written as `\uXXXX`,
+ * and at most 300 characters.
+ */
+function printable(text: string): string {
+  const shown = text.length > 300 ? `${text.slice(0, 300)}...` : text;
+  // deno-lint-ignore no-control-regex
+  return shown.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** An event, or why the line is not one. */
