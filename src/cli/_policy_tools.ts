@@ -2,7 +2,6 @@
 // arguments, the policies in force, and the one place known errors become a message and exit 2.
 import { join, relative, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ConfigError } from "../config/mod.ts";
 import { explainRequest, parseRequestFile } from "../lifecycle/explain.ts";
 import { createEngineInForce, type PoliciesInForce, policiesInForce } from "../lifecycle/policies_in_force.ts";
 import { PolicyTestError } from "../lifecycle/policy_tests.ts";
@@ -17,6 +16,7 @@ import {
 } from "../policy/mod.ts";
 import { ManifestError, parseManifest, PluginIdError } from "../registry/mod.ts";
 import type { PolicyCliIo } from "./policy.ts";
+import { userError } from "./user_error.ts";
 
 /** The options every subcommand that reads the policies in force takes. */
 export const IN_FORCE_OPTIONS = {
@@ -120,15 +120,16 @@ export async function engineInForce(
 }
 
 /**
- * The message for an error the user can fix (bad config, manifest, grant,
- * test file, a missing file), or undefined for a bug (which keeps its stack).
+ * The message for an error the user can fix: those {@linkcode userError}
+ * knows (config, policies, missing files), and a bad manifest, grant, test
+ * file or directory; undefined for a bug (which keeps its stack).
  */
 export function knownError(error: unknown): string | undefined {
+  const common = userError(error);
+  if (common !== undefined) return common;
   if (
-    error instanceof ConfigError || error instanceof ManifestError || error instanceof GrantError ||
-    error instanceof PolicyTestError || error instanceof PolicyValidationError || error instanceof PluginIdError ||
-    error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.IsADirectory
+    error instanceof ManifestError || error instanceof GrantError || error instanceof PolicyTestError ||
+    error instanceof PluginIdError || error instanceof Deno.errors.IsADirectory
   ) return (error as Error).message;
   return undefined;
 }

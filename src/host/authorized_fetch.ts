@@ -195,13 +195,7 @@ export async function authorizedFetch(request: HttpRequest, options: AuthorizedF
   const timeoutMs = options.timeoutMs ?? 10_000;
   const resolve = options.resolve ?? _resolveDns;
 
-  let method = (request.method ?? "GET").toUpperCase();
-  if (!_METHODS.has(method)) {
-    throw new HostCallError(
-      "invalid",
-      `Cannot send method "${request.method}": only GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS are allowed`,
-    );
-  }
+  let method = _method(request.method);
   let url = _parseUrl(request.url);
   let headers = _requestHeaders(request.headers ?? {});
   let body = request.body;
@@ -286,6 +280,31 @@ export async function authorizedFetch(request: HttpRequest, options: AuthorizedF
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * The first hop's `name` phase target of a request, as {@linkcode authorizedFetch}
+ * decides it: method, URL and host checked and canonicalized the same way.
+ * @param url The absolute URL.
+ * @param method The method (default GET, any case).
+ * @param hop The hop (0 for the first).
+ * @returns The target, nothing resolved.
+ * @throws {HostCallError} `invalid` for a method not allowed, an unparsable URL, or userinfo in it.
+ */
+export function httpTarget(url: string, method?: string, hop = 0): HttpTarget {
+  return _target(_parseUrl(url), _method(method), hop);
+}
+
+/** The method upper-cased, when it is one a plugin may send. */
+function _method(method: string | undefined): string {
+  const upper = (method ?? "GET").toUpperCase();
+  if (!_METHODS.has(upper)) {
+    throw new HostCallError(
+      "invalid",
+      `Cannot send method "${method}": only GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS are allowed`,
+    );
+  }
+  return upper;
 }
 
 /** Parses a URL (relative to `base` for redirects), refusing userinfo. */

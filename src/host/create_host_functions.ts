@@ -14,7 +14,7 @@ import {
   runtimeEntity,
 } from "../policy/mod.ts";
 import { type HostCallContext, HostCallError, type HostFunction } from "../runtime/mod.ts";
-import { authorizedFetch, type AuthorizedFetchOptions } from "./authorized_fetch.ts";
+import { authorizedFetch, type AuthorizedFetchOptions, type HttpTarget } from "./authorized_fetch.ts";
 import type { FsCapability } from "./fs_capability.ts";
 import type { KvStore } from "./kv_store.ts";
 
@@ -208,19 +208,8 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     return { real, id };
   }
 
-  function kvTarget(context: Context, json: Record<string, unknown>) {
-    let key = field(json, "key");
-    let namespace = typeof json.namespace === "string" ? json.namespace : undefined;
-    if (namespace === undefined) {
-      const slash = key.indexOf("/");
-      if (slash > 0) [namespace, key] = [key.slice(0, slash), key.slice(slash + 1)];
-      else namespace = context.plugin.name;
-    }
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(namespace)) {
-      throw new HostCallError("invalid", `Namespace ${JSON.stringify(namespace)} is not a valid name`);
-    }
-    return { namespace, key, entity: keyEntity(context.plugin.name, namespace, key) };
-  }
+  const kvOf = (context: Context, json: Record<string, unknown>) =>
+    kvTarget(context.plugin.name, field(json, "key"), typeof json.namespace === "string" ? json.namespace : undefined);
 
   /**
    * Wraps a host function so that a request refused before it could become a
@@ -306,12 +295,11 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
             // Only an address written in the URL can be "named", and only by
             // this plugin's own (or unscoped) policies: a host name that
             // resolves to a private address never is.
-            const id = hostId(target.host, target.port);
-            const named = isIpLiteral(target.host) && engine.namedHost(id, context.plugin.name);
-            decide(
-              hostEntity({ host: target.host, port: target.port, scheme: target.scheme, ip: target.ip }, named),
-              { method: target.method, path: target.path, hop: target.hop },
-            );
+            decide(httpResource(engine, context.plugin.name, target), {
+              method: target.method,
+              path: target.path,
+              hop: target.hop,
+            });
           },
         },
       );
@@ -322,7 +310,7 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       return out;
     }),
     keycard_kv_get: audited("kv.get", async (input, context, decide) => {
-      const target = kvTarget(context, parseRequest(input).json);
+      const target = kvOf(context, parseRequest(input).json);
       decide(target.entity);
       const value = await kv.get(context.plugin.name, target.namespace, target.key);
       if (value === undefined) {
@@ -335,13 +323,13 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
     }),
     keycard_kv_set: audited("kv.set", async (input, context, decide) => {
       const { json, body } = parseRequest(input);
-      const target = kvTarget(context, json);
+      const target = kvOf(context, json);
       decide(target.entity);
       await kv.set(context.plugin.name, target.namespace, target.key, body);
       return EMPTY;
     }),
     keycard_kv_delete: audited("kv.delete", async (input, context, decide) => {
-      const target = kvTarget(context, parseRequest(input).json);
+      const target = kvOf(context, parseRequest(input).json);
       decide(target.entity);
       await kv.delete(context.plugin.name, target.namespace, target.key);
       return EMPTY;
@@ -419,4 +407,47 @@ export function createHostFunctions(options: HostFunctionsOptions): Record<strin
       return crypto.getRandomValues(new Uint8Array(bytes as number));
     }),
   };
+}
+
+/**
+ * The `Key` a key-value call names: `namespace` when given, else the part of
+ * the key before its first `/`, else the plugin's own namespace.
+ * @param plugin The calling plugin.
+ * @param key The key as the plugin wrote it.
+ * @param namespace The namespace, when the plugin gave one.
+ * @returns The namespace, the key within it, and the entity Cedar decides on.
+ * @throws {HostCallError} `invalid` for a namespace that is not a valid name.
+ */
+export function kvTarget(
+  plugin: string,
+  key: string,
+  namespace?: string,
+): { namespace: string; key: string; entity: Entity } {
+  if (namespace === undefined) {
+    const slash = key.indexOf("/");
+    if (slash > 0) [namespace, key] = [key.slice(0, slash), key.slice(slash + 1)];
+    else namespace = plugin;
+  }
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(namespace)) {
+    throw new HostCallError("invalid", `Namespace ${JSON.stringify(namespace)} is not a valid name`);
+  }
+  return { namespace, key, entity: keyEntity(plugin, namespace, key) };
+}
+
+/**
+ * The `Host` an HTTP hop is decided on. Only an address written in the URL
+ * can be "named", and only by this plugin's own (or unscoped) policies: a
+ * host name that resolves to a private address never is.
+ * @param engine The engine whose set in force names hosts.
+ * @param plugin The calling plugin.
+ * @param target The hop, by name or by address.
+ * @returns The entity.
+ */
+export function httpResource(
+  engine: Pick<PolicyEngine, "namedHost">,
+  plugin: string,
+  target: Pick<HttpTarget, "host" | "port" | "scheme" | "ip">,
+): Entity {
+  const named = isIpLiteral(target.host) && engine.namedHost(hostId(target.host, target.port), plugin);
+  return hostEntity({ host: target.host, port: target.port, scheme: target.scheme, ip: target.ip }, named);
 }

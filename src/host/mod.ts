@@ -10,6 +10,8 @@ export {
   type CallerContext,
   createHostFunctions,
   type HostFunctionsOptions,
+  httpResource,
+  kvTarget,
   type PluginLogEntry,
 } from "./create_host_functions.ts";
 export {
@@ -18,6 +20,7 @@ export {
   type HttpRequest,
   type HttpResponse,
   type HttpTarget,
+  httpTarget,
 } from "./authorized_fetch.ts";
 export { canonicalizePath, type CanonicalizePathOptions } from "./canonicalize_path.ts";
 export { FsCapability, type FsEntry } from "./fs_capability.ts";

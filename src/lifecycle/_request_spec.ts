@@ -8,8 +8,6 @@ import {
   type Entity,
   type EntityUid,
   envVarEntity,
-  hostEntity,
-  hostId,
   isIpLiteral,
   keyEntity,
   normalizeDataPath,
@@ -19,7 +17,9 @@ import {
   type PolicyEngine,
   runtimeEntity,
 } from "../policy/mod.ts";
+import { httpResource, type HttpTarget, httpTarget, kvTarget } from "../host/mod.ts";
 import { parseIpAddress } from "../policy/parse_ip_address.ts";
+import { HostCallError } from "../runtime/mod.ts";
 import { checkPluginName } from "../registry/mod.ts";
 
 /** The host calls a test may make, by the name a plugin's grant uses. */
@@ -249,17 +249,15 @@ export function buildRequests(spec: RequestSpec, engine: PolicyEngine, plugins: 
     case "kv.set":
     case "kv.delete": {
       const value = spec[call]!;
-      let key = typeof value === "string" ? value : value.key;
-      let namespace = typeof value === "string" ? undefined : value.namespace;
-      if (namespace === undefined) {
-        const slash = key.indexOf("/");
-        if (slash > 0) [namespace, key] = [key.slice(0, slash), key.slice(slash + 1)];
-        else namespace = written.name;
+      try {
+        const target = typeof value === "string"
+          ? kvTarget(written.name, value)
+          : kvTarget(written.name, value.key, value.namespace);
+        return one(call, target.entity);
+      } catch (error) {
+        if (error instanceof HostCallError) return refused(error.message);
+        throw error;
       }
-      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(namespace)) {
-        return refused(`Namespace ${JSON.stringify(namespace)} is not a valid name`);
-      }
-      return one(call, keyEntity(written.name, namespace, key));
     }
     case "env.get": {
       const name = spec[call]!;
@@ -295,47 +293,28 @@ function httpRequests(
   principal: Entity,
   base: { caller: string },
 ): BuiltRequests {
-  const written = spec["http.request"]!;
-  const method = (spec.method ?? "GET").toUpperCase();
-  if (!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].includes(method)) {
-    return {
-      refused: `refused before policy evaluation: Cannot send method "${spec.method}": only GET, HEAD, POST, PUT, ` +
-        `PATCH, DELETE and OPTIONS are allowed`,
-    };
-  }
-  let url: URL;
+  let target: HttpTarget;
   try {
-    url = new URL(written);
-  } catch {
-    return { refused: `refused before policy evaluation: Cannot parse URL "${written}": it is not an absolute URL` };
+    target = httpTarget(spec["http.request"]!, spec.method, spec.hop ?? 0);
+  } catch (error) {
+    if (error instanceof HostCallError) return { refused: `refused before policy evaluation: ${error.message}` };
+    throw error;
   }
-  if (url.username !== "" || url.password !== "") {
-    return {
-      refused: `refused before policy evaluation: Cannot fetch "${written}": URLs with userinfo are not allowed`,
-    };
-  }
-  const scheme = url.protocol.slice(0, -1);
-  const bracketed = url.hostname.startsWith("[") && url.hostname.endsWith("]");
-  const hostname = (bracketed ? url.hostname.slice(1, -1) : url.hostname).toLowerCase();
-  const literal = parseIpAddress(hostname);
-  const host = literal?.address ?? hostname;
-  const port = url.port === "" ? DEFAULT_PORTS[scheme] ?? 0 : Number(url.port);
-  const context = { ...base, method, path: url.pathname + url.search, hop: spec.hop ?? 0 };
-  const named = isIpLiteral(host) && engine.namedHost(hostId(host, port), plugin);
+  const context = { ...base, method: target.method, path: target.path, hop: target.hop };
   const request = (ip: string | undefined): AuthorizationRequest => ({
     principal,
     action: "http.request",
-    resource: hostEntity({ host, port, scheme, ip }, named),
+    resource: httpResource(engine, plugin, { ...target, ip }),
     context,
   });
-  if (literal) return { requests: [{ phase: "address", request: request(literal.address) }] };
+  // A host written as an address is decided once, by address (target.host is then its canonical form).
+  const literal = isIpLiteral(target.host) ? target.host : undefined;
+  if (literal) return { requests: [{ phase: "address", request: request(literal) }] };
   const requests: BuiltRequest[] = [{ phase: "name", request: request(undefined) }];
   if (spec.ip === undefined) return { requests, note: "decided by name only: give ip: to decide the address too" };
   requests.push({ phase: "address", request: request(parseIpAddress(spec.ip)!.address) });
   return { requests };
 }
-
-const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443, ws: 80, wss: 443, ftp: 21 };
 
 /** A Cedar-form request, with keycard's entities filled in where only a uid was given. */
 function cedarRequest(spec: RequestSpec, plugins: KnownPlugins): AuthorizationRequest {

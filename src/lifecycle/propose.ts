@@ -10,6 +10,7 @@ import {
   isIpLiteral,
   keyEntity,
   normalizeDataPath,
+  parentDir,
   pathEntity,
   pluginEntity,
   PolicyEngine,
@@ -268,7 +269,7 @@ function _attempt(plugin: string, principal: Entity, entry: FootprintEntry): Att
     } catch (error) {
       return `not a path in the data root: ${(error as Error).message}`;
     }
-    const dir = uid.type === "Dir" ? path : _parent(path);
+    const dir = uid.type === "Dir" ? path : parentDir(path);
     return {
       kind: "fs",
       action: action as (typeof FS_ACTIONS)[number],
@@ -344,7 +345,7 @@ function _collapseDirs(dirs: Iterable<string>, siblingDirs: number): string[] {
     // Each ancestor (not the root) and the children of it that lead to a directory of the set.
     const children = new Map<string, Set<string>>();
     for (const dir of set) {
-      for (let child = dir, parent = _parent(dir); parent !== "/"; child = parent, parent = _parent(parent)) {
+      for (let child = dir, parent = parentDir(dir); parent !== "/"; child = parent, parent = parentDir(parent)) {
         children.set(parent, (children.get(parent) ?? new Set()).add(child));
       }
     }
@@ -353,11 +354,6 @@ function _collapseDirs(dirs: Iterable<string>, siblingDirs: number): string[] {
     const deepest = parents.reduce((a, b) => (b.split("/").length > a.split("/").length ? b : a));
     set = _outermost(new Set([...set, deepest]));
   }
-}
-
-/** The directory a path is in (the root's is the root). */
-function _parent(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
 /** Drops every directory inside another of the set. */

@@ -26,12 +26,17 @@ export function normalizeDataPath(path: string): string {
   return "/" + parts.join("/");
 }
 
+/** The directory a normalized path is in; the root's is the root. */
+export function parentDir(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
 /** Every ancestor directory of a normalized path, nearest first, ending with "/". */
 export function ancestors(path: string): string[] {
   const out: string[] = [];
   let current = path;
   while (current !== "/") {
-    current = current.slice(0, current.lastIndexOf("/")) || "/";
+    current = parentDir(current);
     out.push(current);
   }
   return out;

@@ -37,4 +37,4 @@ export {
   type PluginPrincipal,
   runtimeEntity,
 } from "./resources.ts";
-export { normalizeDataPath } from "./data_path.ts";
+export { normalizeDataPath, parentDir } from "./data_path.ts";

@@ -1114,6 +1114,11 @@ export class PolicyEngine {
   }
 }
 
+/** A built entity's request-bounds check, made once: "" when within them, else why not. */
+function refusal(slot: EntitySlot, entity: Entity): string {
+  return slot.refused ??= checkRequestValues([entity]) ?? "";
+}
+
 /** The principal's part of the cache key, after the request bounds; kept for a frozen principal. */
 function principalKey(entity: Entity): string | { refused: string } {
   const slot = BuiltEntity.slotOf(entity);
@@ -1121,17 +1126,14 @@ function principalKey(entity: Entity): string | { refused: string } {
     const refused = checkRequestValues([entity]);
     return refused === undefined ? JSON.stringify(entity) : { refused };
   }
-  slot.refused ??= checkRequestValues([entity]) ?? "";
-  if (slot.refused !== "") return { refused: slot.refused };
-  return slot.json ??= JSON.stringify(entity);
+  const refused = refusal(slot, entity);
+  return refused === "" ? slot.json ??= JSON.stringify(entity) : { refused };
 }
 
 /** The slot of a resource built (frozen) by resources.ts that is within the request bounds. */
 function checkedResource(entity: Entity): EntitySlot | undefined {
   const slot = BuiltEntity.slotOf(entity);
-  if (slot === undefined) return undefined;
-  slot.refused ??= checkRequestValues([entity]) ?? "";
-  return slot.refused === "" ? slot : undefined;
+  return slot !== undefined && refusal(slot, entity) === "" ? slot : undefined;
 }
 
 /** The request's entities for the evaluator: two entities built by resources.ts are joined from their parsed selves. */
