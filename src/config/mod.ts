@@ -48,6 +48,7 @@ export {
 export { ConfigError, type ConfigErrorOptions } from "./config_error.ts";
 export { CONFIG_ENV_VARS, loadConfig, type LoadConfigOptions, type LoadedConfig } from "./load_config.ts";
 export { parseRoutes } from "./parse_routes.ts";
+export { configuredPaths } from "./plugin_paths.ts";
 // The one YAML + zod path, shared with plugin.yaml (src/registry/parse_manifest.ts).
 export { parseYaml, type ParseYamlOptions } from "./_parse_yaml.ts";
 export { expect, integer, list, map, MEDIA_TYPE, show as showYamlValue, text } from "./schema_fields.ts";

@@ -1,5 +1,6 @@
 import { basename, join } from "node:path";
 import { type Manifest, parseManifest } from "../registry/mod.ts";
+import { configuredPaths } from "../config/mod.ts";
 
 /** A configured plugin read from disk: its module and manifest. */
 export interface ConfiguredPlugin {
@@ -58,9 +59,7 @@ export class StartError extends Error {
  * ```
  */
 export async function readConfiguredPlugin(path: string): Promise<ConfiguredPlugin> {
-  const isWasm = path.endsWith(".wasm");
-  const manifestPath = isWasm ? path.replace(/\.wasm$/, ".yaml") : join(path, "plugin.yaml");
-  const wasmPath = isWasm ? path : join(path, "build", "plugin.wasm");
+  const { isWasm, manifestPath, wasmPath } = configuredPaths(path);
   let manifest: Manifest;
   try {
     const text = await _readOptional(manifestPath);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
 import semver from "semver";
-import { type KeycardConfig, loadConfig } from "../config/mod.ts";
+import { configuredPaths, type KeycardConfig, loadConfig } from "../config/mod.ts";
 import { compileGrants, PolicyEngine, type PolicySource } from "../policy/mod.ts";
 import { FileStore, type Manifest, parseManifest } from "../registry/mod.ts";
 
@@ -237,9 +237,7 @@ export function createEngineInForce(inForce: PoliciesInForce): Promise<PolicyEng
 
 /** A configured plugin's manifest, read as `readConfiguredPlugin` does, without needing its module. */
 async function readConfigured(path: string): Promise<PluginInForce> {
-  const isWasm = path.endsWith(".wasm");
-  const manifestPath = isWasm ? path.replace(/\.wasm$/, ".yaml") : join(path, "plugin.yaml");
-  const wasmPath = isWasm ? path : join(path, "build", "plugin.wasm");
+  const { isWasm, manifestPath, wasmPath } = configuredPaths(path);
   let text: string | undefined;
   try {
     text = await Deno.readTextFile(manifestPath);
