@@ -277,6 +277,47 @@ const redact = map({
   minLength: integer(3, 1024).optional(),
 });
 
+const GROUP_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A plugin name pattern: a plugin name's characters and `*`, never a leading "." (no plugin name has one). */
+const PLUGIN_PATTERN = /^(?!\.)[A-Za-z0-9_.*-]{1,128}$/;
+
+const isolationGroup = map({
+  name: text("a group name of 1-64 letters, digits, '_', '.' or '-'", GROUP_NAME),
+  workers: integer(1, 1024).optional(),
+  plugins: z.array(
+    text(
+      "a plugin name pattern (1-128 letters, digits, '_', '.', '-' or '*', not starting with '.')",
+      PLUGIN_PATTERN,
+    ),
+    expect("a list of plugin name patterns"),
+  ).min(1, expect("at least one plugin name pattern")),
+});
+
+/**
+ * Isolation groups: names unique, each name pattern in one group only (a pattern listed twice is a mistake either
+ * way: in two groups it is ambiguous, in one it is a repeat).
+ */
+function isolationGroups() {
+  return list(isolationGroup).superRefine((groups, ctx) => {
+    unique(groups, (g) => g.name, "name", ctx, "group names are unique");
+    const owner = new Map<string, string>();
+    for (const [index, group] of groups.entries()) {
+      for (const [at, pattern] of group.plugins.entries()) {
+        const first = owner.get(pattern);
+        if (first === undefined) owner.set(pattern, group.name);
+        else {
+          ctx.addIssue({
+            code: "custom",
+            path: [index, "plugins", at],
+            message: `repeats ${JSON.stringify(pattern)} of group ${JSON.stringify(first)}: ` +
+              "a plugin name pattern is listed in one group, once",
+          });
+        }
+      }
+    }
+  });
+}
+
 /** The shape of a routes document, e.g. the body of a routes reload. */
 export const ROUTES_FILE_SCHEMA = map({ routes: routes() });
 
@@ -329,6 +370,7 @@ export const CONFIG_FILE_SCHEMA = map({
   }).nullish(),
   routes: routes().optional(),
   redact: redact.nullish(),
+  isolation: map({ groups: isolationGroups().optional() }).nullish(),
 });
 
 /** `keycard.yaml` as validated: every key optional. */

@@ -127,6 +127,39 @@ export interface RedactConfig {
   minLength: number;
 }
 
+/**
+ * Which plugins share workers. A plugin no group names runs in workers of its own (`isolation: plugin`, the
+ * default); the plugins of one group share that group's workers. They never share an instance: each keeps its own
+ * wasm instance and memory, and a trap, deadline or memory overrun replaces only that plugin's instance. What they
+ * do share is the worker's isolate (its thread and heap), so a group trades some containment for memory: group
+ * plugins you would trust in one process together, such as one tenant's.
+ */
+export interface IsolationConfig {
+  /**
+   * The groups, in the order written. A plugin matched by patterns of two groups (`tenant-*` in one, `tenant-a` in
+   * another) joins the first group in this order. @default {[]}
+   */
+  groups: IsolationGroupConfig[];
+}
+
+/** An isolation group: plugins that share its workers. */
+export interface IsolationGroupConfig {
+  /** The group's name, unique among groups: 1-64 letters, digits, `_`, `.` or `-`. */
+  name: string;
+  /** Workers the group's plugins share, 1-1024. @default {2} */
+  workers: number;
+  /**
+   * Plugin name patterns, at least one: a plugin name in which `*` matches any run of characters, none included
+   * (`tenant-*` takes `tenant-` and `tenant-a.b`; `*` takes every plugin). A pattern is listed in one group, once.
+   * Configured plugins, stored ones and plugins installed over HTTP are matched by their manifest's name when
+   * they load.
+   */
+  plugins: string[];
+}
+
+/** Workers of an isolation group that leaves `workers` out. */
+export const DEFAULT_GROUP_WORKERS = 2;
+
 /** The requests a route takes. */
 export interface RouteMatchConfig {
   /**
@@ -247,6 +280,8 @@ export interface KeycardConfig {
   routes: RouteConfig[];
   /** Secrets masked in audit events and plugin logs. */
   redact: RedactConfig;
+  /** Plugins that share workers (isolation groups); by default every plugin has workers of its own. */
+  isolation: IsolationConfig;
 }
 
 /** `policyEngine` in `keycard.yaml`. */
@@ -328,6 +363,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
     patterns: [],
     minLength: 4,
   },
+  isolation: { groups: [] },
 });
 
 function _deepFreeze<T>(value: T): T {

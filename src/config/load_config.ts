@@ -2,7 +2,7 @@ import { dirname, resolve } from "node:path";
 import { parseYaml } from "./_parse_yaml.ts";
 import { CONFIG_FILE_SCHEMA, type ConfigFile, host } from "./_schema.ts";
 import type { PluginLimits } from "../runtime/mod.ts";
-import { DEFAULT_CEILINGS, DEFAULT_CONFIG, type KeycardConfig } from "./config.ts";
+import { DEFAULT_CEILINGS, DEFAULT_CONFIG, DEFAULT_GROUP_WORKERS, type KeycardConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
 
 /**
@@ -70,8 +70,8 @@ export interface LoadedConfig {
  * @param options The file, the environment and the working directory.
  * @returns The resolved configuration, the admin token when set, and where the configuration came from.
  * @throws {ConfigError} On YAML syntax errors, unknown keys, settings of the wrong type or range, routes that
- * break a rule of `parseRoutes` (all with line, column and path), and bad `KEYCARD_*` values (naming
- * the variable).
+ * break a rule of `parseRoutes`, isolation groups that repeat a name or a plugin name pattern (all with line,
+ * column and path), and bad `KEYCARD_*` values (naming the variable).
  * @throws {Deno.errors.NotFound} When the file named by `path` or `KEYCARD_CONFIG` does not exist.
  *
  * @example Load a config file with an override
@@ -210,6 +210,13 @@ function _resolve(input: ConfigFile, baseDir: string, file: string): KeycardConf
       headers: [...new Set(input.redact?.headers ?? defaults.redact.headers)],
       patterns: [...(input.redact?.patterns ?? defaults.redact.patterns)],
       minLength: input.redact?.minLength ?? defaults.redact.minLength,
+    },
+    isolation: {
+      groups: (input.isolation?.groups ?? []).map((group) => ({
+        name: group.name,
+        workers: group.workers ?? DEFAULT_GROUP_WORKERS,
+        plugins: [...group.plugins],
+      })),
     },
   };
 }

@@ -82,6 +82,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
         patterns: [],
         minLength: 4,
       },
+      isolation: { groups: [] },
     });
     assert.ok(Object.isFrozen(DEFAULT_CONFIG.server));
   });

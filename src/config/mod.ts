@@ -34,6 +34,8 @@ export {
   DEFAULT_CONFIG,
   type HandlerConfig,
   type HookConfig,
+  type IsolationConfig,
+  type IsolationGroupConfig,
   type KeycardConfig,
   type PluginConfig,
   type PolicyEngineConfig,
@@ -47,6 +49,7 @@ export {
 } from "./config.ts";
 export { ConfigError, type ConfigErrorOptions } from "./config_error.ts";
 export { CONFIG_ENV_VARS, loadConfig, type LoadConfigOptions, type LoadedConfig } from "./load_config.ts";
+export { isolationGroupOf } from "./isolation_group_of.ts";
 export { parseRoutes } from "./parse_routes.ts";
 export { configuredPaths } from "./plugin_paths.ts";
 // The one YAML + zod path, shared with plugin.yaml (src/registry/parse_manifest.ts).
