@@ -17,6 +17,12 @@
  * - warm call p50 (`hello-0000` `greet`, `--warm` sequential calls);
  * - with wrk: plugin calls per second over `/healthz` requests per second.
  *
+ * `--group=<n>` places the plugins, in the order written, into isolation
+ * groups of n plugins each (`g0000`, `g0001`, …, each listing its plugins'
+ * exact names, with `--group-workers` workers, default 2) through the
+ * gateway's `isolation.groups`: the plugins of a group share its workers,
+ * each with a wasm instance of its own.
+ *
  * Instances start on demand: a loaded plugin costs its compiled module
  * (~0.1 MiB measured), and each live instance a worker (~14 MiB), at most
  * `concurrency.maxWorkers` (256) of them. The bench starts at most
@@ -26,7 +32,7 @@
  * (exit 2) if its tree outgrows that budget or MemAvailable falls under 512 MiB.
  *
  * Run: deno task bench:scale [--plugins=1000] [--sample=20] [--cold-gap-ms=250] [--warm=200] [--max-share=0.5]
- *   [--wrk-seconds=5]
+ *   [--wrk-seconds=5] [--group=<n> [--group-workers=2]]
  *
  * @module
  */
@@ -55,10 +61,22 @@ interface Flags {
   warm: number;
   maxShare: number;
   wrkSeconds: number;
+  /** Plugins per isolation group; 0: no groups (every plugin has workers of its own). */
+  group: number;
+  groupWorkers: number;
 }
 
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = { plugins: 1000, sample: 20, coldGapMs: 250, warm: 200, maxShare: 0.5, wrkSeconds: 5 };
+  const flags: Flags = {
+    plugins: 1000,
+    sample: 20,
+    coldGapMs: 250,
+    warm: 200,
+    maxShare: 0.5,
+    wrkSeconds: 5,
+    group: 0,
+    groupWorkers: 2,
+  };
   for (const arg of args) {
     const [key, value] = arg.split("=", 2) as [string, string | undefined];
     if (key === "--plugins") flags.plugins = intFlag(key, value, 1, 100_000);
@@ -66,6 +84,8 @@ function parseFlags(args: string[]): Flags {
     else if (key === "--cold-gap-ms") flags.coldGapMs = intFlag(key, value, 0, 10_000);
     else if (key === "--warm") flags.warm = intFlag(key, value, 1, 1_000_000);
     else if (key === "--wrk-seconds") flags.wrkSeconds = intFlag(key, value, 0, 600);
+    else if (key === "--group") flags.group = intFlag(key, value, 1, 100_000);
+    else if (key === "--group-workers") flags.groupWorkers = intFlag(key, value, 1, 64);
     else if (key === "--max-share") {
       flags.maxShare = Number(value);
       if (!(flags.maxShare > 0 && flags.maxShare <= 0.9)) {
@@ -146,6 +166,19 @@ async function writeCopies(dir: string, count: number): Promise<{ paths: string[
     names.push(name);
   }
   return { paths, names };
+}
+
+/** keycard.yaml's `isolation` section: one group of `size` plugins (exact names) after another. */
+function isolationYaml(names: string[], size: number, workers: number): string {
+  const lines = ["isolation:", "  groups:"];
+  for (let i = 0; i < names.length; i += size) {
+    lines.push(
+      `    - name: g${String(i / size).padStart(4, "0")}`,
+      `      workers: ${workers}`,
+      `      plugins: [${names.slice(i, i + size).map((name) => JSON.stringify(name)).join(", ")}]`,
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 interface Started {
@@ -278,7 +311,12 @@ async function main(): Promise<number> {
   const workers = (n: number) => Math.min(n, 2 * flags.sample + 1, MAX_WORKERS) + 1;
   const need = (n: number) =>
     (ESTIMATE_BASE_MIB + n * ESTIMATE_PER_PLUGIN_MIB + workers(n) * ESTIMATE_PER_WORKER_MIB) * MIB;
-  log(`bench:scale --plugins=${flags.plugins}: MemAvailable ${mib(available)}, budget ${mib(budget)}`);
+  const grouping = flags.group === 0
+    ? "no isolation groups"
+    : `isolation groups of ${flags.group} plugins, ${flags.groupWorkers} workers each`;
+  log(
+    `bench:scale --plugins=${flags.plugins} (${grouping}): MemAvailable ${mib(available)}, budget ${mib(budget)}`,
+  );
   if (need(flags.plugins) > budget) {
     log(
       `refused: ${flags.plugins} plugins would need ~${mib(need(flags.plugins))} ` +
@@ -303,6 +341,10 @@ async function main(): Promise<number> {
   log(`empty gateway: tree RSS ${mib(emptyRss)}, /readyz 200 after ${(empty.readyMs / 1000).toFixed(2)} s`);
 
   await site.writeConfig({ plugins: paths, routes: [] });
+  // Appended: the shared site writer knows no `isolation` section, and a top-level key may come last.
+  if (flags.group > 0) {
+    await Deno.writeTextFile(site.configPath, isolationYaml(names, flags.group, flags.groupWorkers), { append: true });
+  }
   const boundMs = 60_000 + 1_000 * flags.plugins;
   const kc = await startGateway(site.configPath, boundMs, budget);
   try {
