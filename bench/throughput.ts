@@ -195,6 +195,28 @@ async function noopP50(bytes: Uint8Array, flags: Flags): Promise<{ p50: number; 
   }
 }
 
+/**
+ * Cores two spinning threads (this one and a worker) get over `ms`: ~2.0 on an idle 2-core machine, less when other
+ * processes compete for the cores (the machine is shared; this bench cannot read the load average with its
+ * permissions).
+ */
+async function coresFree(ms = 400): Promise<number> {
+  const spin = `while (performance.now() - start < ${ms}) {}`;
+  const source = `onmessage = () => { const start = performance.now(); ${spin} postMessage(0); };`;
+  const worker = new Worker(`data:text/javascript,${encodeURIComponent(source)}`, { type: "module" });
+  try {
+    const done = new Promise((resolve) => worker.onmessage = resolve);
+    const cpu0 = cpuTimeMs();
+    const start = performance.now();
+    worker.postMessage(0);
+    while (performance.now() - start < ms) { /* spin */ }
+    await done;
+    return (cpuTimeMs() - cpu0) / (performance.now() - start);
+  } finally {
+    worker.terminate();
+  }
+}
+
 function us(ms: number): string {
   const micro = ms * 1000;
   return micro >= 100 ? `${micro.toFixed(0)} µs` : `${micro.toFixed(1)} µs`;
@@ -225,15 +247,21 @@ async function main(): Promise<void> {
   const watchdog = startWatchdog(WATCHDOG_MS, log);
   try {
     const bytes = await examplePlugin("hello");
+    const shareBefore = await coresFree();
     const rows: Row[] = [];
     for (const instances of flags.instances) rows.push(...await echoRuns(bytes, instances, flags));
     const noop = flags.noop ? await noopP50(bytes, flags) : undefined;
+    const shareAfter = await coresFree();
 
     console.log(
       `\nPluginHost throughput, hello echo 64 B, no HTTP; ${Deno.build.os} ${navigator.hardwareConcurrency} cores, ` +
         `Deno ${Deno.version.deno}; ${flags.seconds} s a cell${flags.group ? `, group "${GROUP}"` : ""}\n`,
     );
     console.log(table(rows));
+    console.log(
+      `\nmachine check: two spinning threads got ${shareBefore.toFixed(2)} cores before the runs, ` +
+        `${shareAfter.toFixed(2)} after (of ${navigator.hardwareConcurrency}; less: other processes competed)`,
+    );
     const verdict = (ok: boolean) => ok ? "met" : "MISSED";
     const judged = rows.find((r) => r.instances === DEFAULT_INSTANCES && r.concurrency === TARGET_CONCURRENCY);
     const best = rows.filter((r) => r.concurrency === TARGET_CONCURRENCY)
