@@ -1,10 +1,15 @@
 // Hostile plugins against the real runtime: each must fail with the right
 // typed error within its deadline + 100 ms, leave no thread spinning and no
-// memory behind, while a well-behaved plugin keeps answering.
+// memory behind, while a well-behaved plugin keeps answering. Every test runs
+// in both isolation modes: each plugin in workers of its own, and every
+// plugin in one isolation group whose workers each also host the bystander.
 import assert from "node:assert/strict";
 import {
+  type LoadOptions,
   PluginDeadlineError,
   PluginHost,
+  type PluginHostOptions,
+  type PluginInfo,
   PluginLimitError,
   PluginLoadError,
   PluginMemoryError,
@@ -22,8 +27,30 @@ const DEADLINE_MS = 300;
 const SLACK_MS = 1000;
 const MEMORY_PAGES = 256; // 16 MiB
 
-function newHost(): PluginHost {
-  return new PluginHost({
+const MODES = ["plugin", "group"] as const;
+type Mode = typeof MODES[number];
+
+/** A host that puts every plugin it loads into the isolation group "shared" (unless told otherwise). */
+class GroupedHost extends PluginHost {
+  override load(wasm: Uint8Array, options: LoadOptions): Promise<PluginInfo> {
+    return super.load(wasm, { group: "shared", ...options });
+  }
+}
+
+/** A host of that isolation mode: in "group", every plugin shares the two workers of group "shared". */
+function hostFor(mode: Mode, options: PluginHostOptions = {}): PluginHost {
+  return mode === "plugin"
+    ? new PluginHost(options)
+    : new GroupedHost({ ...options, groups: { shared: { workers: 2 } } });
+}
+
+/** Registers a test once per isolation mode. */
+function test(name: string, fn: (mode: Mode) => Promise<void>): void {
+  for (const mode of MODES) Deno.test(`${name} [isolation: ${mode}]`, () => fn(mode));
+}
+
+function newHost(mode: Mode): PluginHost {
+  return hostFor(mode, {
     limits: { deadlineMs: DEADLINE_MS, memoryPages: MEMORY_PAGES },
     hostFunctions: {
       keycard_clock_now: () => encoder.encode(`{"unixMs":${Date.now()}}`),
@@ -63,20 +90,25 @@ async function assertNoSpinningThread(host: PluginHost): Promise<void> {
   assert.equal(host.stats().stuckWorkers, 0);
 }
 
-async function withHost(fn: (host: PluginHost) => Promise<void>): Promise<void> {
-  const host = newHost();
+async function withHost(mode: Mode, fn: (host: PluginHost) => Promise<void>): Promise<void> {
+  const host = newHost(mode);
   try {
     // The bystander is kept warm: these tests are about containing the hostile plugin, and a cold worker boot under a
-    // loaded machine may outlast hello's short deadline (on-demand first calls are tested in src/runtime).
-    await host.load(await examplePlugin("hello"), { name: "hello", limits: { minInstances: 1 } });
+    // loaded machine may outlast hello's short deadline (on-demand first calls are tested in src/runtime). In group
+    // mode it has an instance in both of the group's workers, so the hostile plugin shares a worker with one; its
+    // deadline outlasts the hostile plugin's, as a call of it may wait behind the hostile call in that worker.
+    await host.load(await examplePlugin("hello"), {
+      name: "hello",
+      limits: { minInstances: mode === "group" ? 2 : 1, deadlineMs: DEADLINE_MS + SLACK_MS },
+    });
     await fn(host);
   } finally {
     await host.close();
   }
 }
 
-Deno.test("invoke() stops an infinite loop at its deadline and frees the thread", () =>
-  withHost(async (host) => {
+test("invoke() stops an infinite loop at its deadline and frees the thread", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("infinite_loop"), { name: "loop" });
     const concurrent = host.invoke("hello", "greet", "neighbour");
     const elapsed = await expectContained(() => host.invoke("loop", "spin"), PluginDeadlineError);
@@ -89,8 +121,8 @@ Deno.test("invoke() stops an infinite loop at its deadline and frees the thread"
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() stops a memory.grow bomb at the memory cap", () =>
-  withHost(async (host) => {
+test("invoke() stops a memory.grow bomb at the memory cap", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("memory_grow_bomb"), { name: "grow" });
     const rssBefore = Deno.memoryUsage().rss;
     await expectContained(() => host.invoke("grow", "grow"), PluginMemoryError);
@@ -100,8 +132,8 @@ Deno.test("invoke() stops a memory.grow bomb at the memory cap", () =>
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() refuses an Extism alloc bomb before it allocates past the cap", () =>
-  withHost(async (host) => {
+test("invoke() refuses an Extism alloc bomb before it allocates past the cap", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("alloc_bomb"), { name: "alloc" });
     const rssBefore = Deno.memoryUsage().rss;
     await expectContained(() => host.invoke("alloc", "bomb"), PluginMemoryError);
@@ -110,16 +142,16 @@ Deno.test("invoke() refuses an Extism alloc bomb before it allocates past the ca
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() turns unbounded recursion into a PluginTrapError", () =>
-  withHost(async (host) => {
+test("invoke() turns unbounded recursion into a PluginTrapError", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("deep_recursion"), { name: "deep" });
     await expectContained(() => host.invoke("deep", "recurse"), PluginTrapError);
     await assertNoSpinningThread(host);
     await assertHelloAnswers(host);
   }));
 
-Deno.test("load() bounds a start section that never returns", () =>
-  withHost(async (host) => {
+test("load() bounds a start section that never returns", (mode) =>
+  withHost(mode, async (host) => {
     const started = performance.now();
     await assert.rejects(
       // Kept warm, so its start code runs at load (on demand, the first call would run it).
@@ -138,8 +170,8 @@ Deno.test("load() bounds a start section that never returns", () =>
 
 // Extism's SDK would run hs_init itself inside createPlugin: before keycard
 // holds the interrupt flag, so nothing could stop it.
-Deno.test("load() bounds an hs_init that never returns and leaves no thread spinning", () =>
-  withHost(async (host) => {
+test("load() bounds an hs_init that never returns and leaves no thread spinning", (mode) =>
+  withHost(mode, async (host) => {
     const started = performance.now();
     await assert.rejects(
       // Kept warm, so its start code runs at load (on demand, the first call would run it).
@@ -160,8 +192,8 @@ Deno.test("load() bounds an hs_init that never returns and leaves no thread spin
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() reports a trap and replaces the instance", () =>
-  withHost(async (host) => {
+test("invoke() reports a trap and replaces the instance", (mode) =>
+  withHost(mode, async (host) => {
     // One instance: the second call waits for the replaced one, not for a
     // second worker to boot (which can pass 300 ms on a loaded machine).
     await host.load(await watFixture("trap"), { name: "trap", limits: { instances: 1 } });
@@ -178,8 +210,8 @@ Deno.test("invoke() reports a trap and replaces the instance", () =>
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() refuses an output over the output limit", () =>
-  withHost(async (host) => {
+test("invoke() refuses an output over the output limit", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("huge_output"), { name: "flood" });
     await assert.rejects(() => host.invoke("flood", "flood"), (error: unknown) => {
       assert.ok(error instanceof PluginLimitError);
@@ -189,8 +221,8 @@ Deno.test("invoke() refuses an output over the output limit", () =>
     await assertHelloAnswers(host);
   }));
 
-Deno.test("load() names an import the host does not provide, at once", () =>
-  withHost(async (host) => {
+test("load() names an import the host does not provide, at once", (mode) =>
+  withHost(mode, async (host) => {
     const started = performance.now();
     await assert.rejects(
       async () => host.load(await watFixture("unknown_import"), { name: "abort" }),
@@ -203,8 +235,8 @@ Deno.test("load() names an import the host does not provide, at once", () =>
     assert.ok(performance.now() - started < 1000);
   }));
 
-Deno.test("invoke() stops a plugin hammering a host function at its deadline", () =>
-  withHost(async (host) => {
+test("invoke() stops a plugin hammering a host function at its deadline", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("host_call_loop"), { name: "hammer" });
     const concurrent = host.invoke("hello", "greet", "neighbour");
     await expectContained(() => host.invoke("hammer", "hammer"), PluginDeadlineError);
@@ -213,8 +245,8 @@ Deno.test("invoke() stops a plugin hammering a host function at its deadline", (
     await assertHelloAnswers(host);
   }));
 
-Deno.test("invoke() never runs two calls on one instance", () =>
-  withHost(async (host) => {
+test("invoke() never runs two calls on one instance", (mode) =>
+  withHost(mode, async (host) => {
     // Both instances start at load: a worker booting on a loaded machine can take a whole deadline.
     await host.load(await watFixture("exclusive"), { name: "exclusive", limits: { instances: 2, minInstances: 2 } });
     const started = performance.now();
@@ -226,8 +258,8 @@ Deno.test("invoke() never runs two calls on one instance", () =>
     assert.ok(elapsed >= 115, `calls overlapped on an instance: ${elapsed.toFixed(0)} ms`);
   }));
 
-Deno.test("invoke() rejects a flood at once with SaturatedError while another plugin answers", () =>
-  withHost(async (host) => {
+test("invoke() rejects a flood at once with SaturatedError while another plugin answers", (mode) =>
+  withHost(mode, async (host) => {
     await host.load(await watFixture("exclusive"), {
       name: "slow",
       limits: { instances: 1, queue: 2, deadlineMs: 2000 },
@@ -256,19 +288,19 @@ Deno.test("invoke() rejects a flood at once with SaturatedError while another pl
     }
   }));
 
-Deno.test("invoke() refuses an input over the input limit before queuing", () =>
-  withHost(async (host) => {
+test("invoke() refuses an input over the input limit before queuing", (mode) =>
+  withHost(mode, async (host) => {
     await assert.rejects(
       () => host.invoke("hello", "echo", new Uint8Array(2 << 20)),
       (error: unknown) => error instanceof PluginLimitError && error.limit === "inputBytes",
     );
   }));
 
-Deno.test("invoke() replaces a worker after its instantiation budget, so the memory its trapped instances held is released", async () => {
+test("invoke() replaces a worker after its instantiation budget, so the memory its trapped instances held is released", async (mode) => {
   // Each trap leaves a 16 MiB memory the worker isolate keeps until its own
   // GC runs; ending the worker every few instantiations releases it (the
   // RSS numbers are in bench/soak.ts).
-  await using host = new PluginHost({ limits: { deadlineMs: 5000 }, recycle: { instantiations: 3 } });
+  await using host = hostFor(mode, { limits: { deadlineMs: 5000 }, recycle: { instantiations: 3 } });
   await host.load(await watFixture("fill_trap"), { name: "fill", limits: { instances: 1 } });
   for (let i = 0; i < 6; i++) await assert.rejects(() => host.invoke("fill", "fill"), PluginTrapError);
   // load's instantiation, then 2 replacements in the same worker, then a new worker, twice.
@@ -279,8 +311,8 @@ Deno.test("invoke() replaces a worker after its instantiation budget, so the mem
   assert.equal(host.stats().stuckWorkers, 0);
 });
 
-Deno.test("invoke() replaces a worker after its call budget and goes on answering", async () => {
-  await using host = new PluginHost({ recycle: { calls: 5 } });
+test("invoke() replaces a worker after its call budget and goes on answering", async (mode) => {
+  await using host = hostFor(mode, { recycle: { calls: 5 } });
   await host.load(await examplePlugin("hello"), { name: "hello", limits: { instances: 1 } });
   for (let i = 0; i < 12; i++) {
     assert.equal(decoder.decode(await host.invoke("hello", "greet", `${i}`)), `Hello, ${i}!`);
@@ -290,9 +322,9 @@ Deno.test("invoke() replaces a worker after its call budget and goes on answerin
   assert.equal(host.stats().instances, 1);
 });
 
-Deno.test("invoke() answers at the deadline while a new instance's worker boots, and the instance still starts", async () => {
+test("invoke() answers at the deadline while a new instance's worker boots, and the instance still starts", async (mode) => {
   // No spare worker: the second instance needs a worker boot (tens of ms).
-  await using host = new PluginHost({
+  await using host = hostFor(mode, {
     spareWorkers: 0,
     limits: { deadlineMs: 5000 },
     hostFunctions: {

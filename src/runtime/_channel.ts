@@ -1,7 +1,9 @@
-// The call channel from the main thread to a plugin worker. postMessage costs
-// hundreds of microseconds a round trip in Deno; a SharedArrayBuffer costs
-// tens. The worker blocks in Atomics.wait between calls; the main thread
-// waits for results with Atomics.waitAsync.
+// The call channel from the main thread to one plugin instance (a slot of a
+// worker). postMessage costs hundreds of microseconds a round trip in Deno; a
+// SharedArrayBuffer costs tens. A worker serves all its slots from one loop
+// (see _worker.ts): it sleeps on its own work cell, which every call sent to
+// any of its slots rings, and drains every slot with a call waiting before it
+// sleeps again. The main thread waits for results on the host's doorbell.
 //
 // Int32 header, then data:
 //   [0] request sequence (main)     [1] done sequence (worker)
@@ -13,7 +15,7 @@
 
 import type { BridgeHandler, BridgeServer } from "./_bridge.ts";
 import { BELL, type Dispatcher } from "./_dispatcher.ts";
-import type { FailureKind } from "./_protocol.ts";
+import { type FailureKind, WORK } from "./_protocol.ts";
 
 const HEADER = 32;
 const REQUEST = 0;
@@ -24,15 +26,6 @@ const INPUT_LENGTH = 4;
 const OUTCOME = 5;
 const RESULT_LENGTH = 6;
 const MEMORY_PAGES = 7;
-/**
- * How long an idle worker polls for the next call before it sleeps, in ms.
- * Only while a spin slot is free: idle spinners beyond the spare cores slow
- * every other thread down (on 2 cores, calls alternating between two plugins
- * took ~115 µs with every worker spinning, ~13 µs with one spin slot and
- * ~30-50 µs with none).
- */
-const WORKER_SPIN_MS = 0.1;
-
 const COMMAND_CALL = 1;
 const COMMAND_LEAVE = 2;
 
@@ -63,10 +56,14 @@ function fit(buffer: SharedArrayBuffer, bytes: number): void {
 export class ChannelClient {
   readonly buffer: SharedArrayBuffer;
   #header: Int32Array;
+  #worker: Int32Array;
+  #abandoned = false;
 
-  constructor(buffer: SharedArrayBuffer) {
+  /** @param worker The worker's own cells, whose work cell this channel rings with every call. */
+  constructor(buffer: SharedArrayBuffer, worker: Int32Array) {
     this.buffer = buffer;
     this.#header = new Int32Array(buffer, 0, HEADER / 4);
+    this.#worker = worker;
   }
 
   /**
@@ -92,10 +89,14 @@ export class ChannelClient {
     header[INPUT_LENGTH] = input.length;
     const seq = this.#send();
     await dispatcher.until(() => {
+      if (this.#abandoned) return true;
       // A host call in flight answers the worker itself (sync handlers at once).
       if (bridge.pending) void bridge.poll(handler);
       return Atomics.load(header, DONE) === seq;
     });
+    if (Atomics.load(header, DONE) !== seq) {
+      return { ok: false, kind: "trap", message: "The plugin instance was terminated" };
+    }
     return this.#result();
   }
 
@@ -116,8 +117,9 @@ export class ChannelClient {
     return { ok: false, kind: outcome, message: decoder.decode(result) };
   }
 
-  /** Asks the worker to leave its call loop (to take messages, or to stop). */
+  /** Asks the worker to drop this slot's instance; a call in flight ends as terminated. */
   leave(): void {
+    this.#abandoned = true;
     this.#header[COMMAND] = COMMAND_LEAVE;
     this.#send();
   }
@@ -125,67 +127,70 @@ export class ChannelClient {
   #send(): number {
     const seq = (this.#header[REQUEST]! + 1) | 0;
     Atomics.store(this.#header, REQUEST, seq);
-    Atomics.notify(this.#header, REQUEST);
+    // The worker sleeps on its own work cell, not on this slot's.
+    Atomics.add(this.#worker, WORK, 1);
+    Atomics.notify(this.#worker, WORK, 1);
     return seq;
   }
 }
 
-/** The worker's end: blocks for calls and answers them until told to leave. */
+/** One call the worker took from a slot's channel. */
+export type ChannelRequest = { seq: number; leave: true } | {
+  seq: number;
+  leave: false;
+  name: string;
+  input: Uint8Array;
+};
+
+/** The worker's end of one slot's channel: takes calls and writes their results. */
 export class ChannelServer {
   #buffer: SharedArrayBuffer;
   #header: Int32Array;
-  #cells: Int32Array | undefined;
-  #memoryBytes: () => number = () => 0;
-
-  constructor(buffer: SharedArrayBuffer) {
-    this.#buffer = buffer;
-    this.#header = new Int32Array(buffer, 0, HEADER / 4);
-  }
+  #seen: number;
+  #cells: Int32Array;
+  #memoryBytes: () => number;
 
   /**
-   * Serves calls until the main thread says leave or `handler` asks to stop
-   * (by returning `stop: true`, e.g. after a trap: the instance is gone).
-   * `memoryBytes` is read after each call and reported with its result.
+   * @param cells The host's shared cells, whose doorbell wakes the main thread.
+   * @param memoryBytes Read after each call and reported with its result.
    */
-  async serve(
-    handler: (name: string, input: Uint8Array) => Promise<ChannelResult & { stop?: boolean }>,
-    shared: { cells: Int32Array; maxSpinners: number; memoryBytes?: () => number },
-  ): Promise<void> {
-    const header = this.#header;
-    this.#cells = shared.cells;
-    if (shared.memoryBytes) this.#memoryBytes = shared.memoryBytes;
+  constructor(buffer: SharedArrayBuffer, cells: Int32Array, memoryBytes: () => number) {
+    this.#buffer = buffer;
+    this.#header = new Int32Array(buffer, 0, HEADER / 4);
+    this.#cells = cells;
+    this.#memoryBytes = memoryBytes;
     // Start from the last request answered, not the last sent: the main
-    // thread may send the first call before this loop starts.
-    let seen = Atomics.load(header, DONE);
-    for (;;) {
-      if (Atomics.add(shared.cells, 0, 1) < shared.maxSpinners) {
-        const until = performance.now() + WORKER_SPIN_MS;
-        while (Atomics.load(header, REQUEST) === seen && performance.now() < until) { /* spin */ }
-      }
-      Atomics.sub(shared.cells, 0, 1);
-      Atomics.wait(header, REQUEST, seen);
-      const seq = Atomics.load(header, REQUEST);
-      if (seq === seen) continue;
-      seen = seq;
-      if (header[COMMAND] === COMMAND_LEAVE) {
-        this.#finish(seq, 0, new Uint8Array());
-        return;
-      }
-      const nameLength = header[NAME_LENGTH]!;
-      const data = new Uint8Array(this.#buffer, HEADER, nameLength + header[INPUT_LENGTH]!);
-      const name = decoder.decode(data.subarray(0, nameLength));
-      const input = data.slice(nameLength);
-      const result = await handler(name, input);
-      const payload = result.ok ? result.output : encoder.encode(result.message);
-      this.#finish(seq, OUTCOMES.indexOf(result.ok ? "ok" : result.kind), payload);
-      if (result.stop) return;
-    }
+    // thread may send the first call before the worker looks.
+    this.#seen = Atomics.load(this.#header, DONE);
   }
 
-  #finish(seq: number, outcome: number, payload: Uint8Array): void {
+  /** Whether a call waits. */
+  get pending(): boolean {
+    return Atomics.load(this.#header, REQUEST) !== this.#seen;
+  }
+
+  /** Takes the waiting call, if any. */
+  take(): ChannelRequest | undefined {
+    const header = this.#header;
+    const seq = Atomics.load(header, REQUEST);
+    if (seq === this.#seen) return undefined;
+    this.#seen = seq;
+    if (header[COMMAND] === COMMAND_LEAVE) return { seq, leave: true };
+    const nameLength = header[NAME_LENGTH]!;
+    const data = new Uint8Array(this.#buffer, HEADER, nameLength + header[INPUT_LENGTH]!);
+    return { seq, leave: false, name: decoder.decode(data.subarray(0, nameLength)), input: data.slice(nameLength) };
+  }
+
+  /** Writes a call's result and wakes the main thread. */
+  finish(seq: number, result: ChannelResult | undefined): void {
+    const payload = result === undefined
+      ? new Uint8Array()
+      : result.ok
+      ? result.output
+      : encoder.encode(result.message);
     fit(this.#buffer, payload.length);
     new Uint8Array(this.#buffer, HEADER, payload.length).set(payload);
-    this.#header[OUTCOME] = outcome;
+    this.#header[OUTCOME] = result === undefined ? 0 : OUTCOMES.indexOf(result.ok ? "ok" : result.kind);
     this.#header[RESULT_LENGTH] = payload.length;
     this.#header[MEMORY_PAGES] = Math.ceil(this.#memoryBytes() / 65536);
     Atomics.store(this.#header, DONE, seq);
@@ -194,7 +199,6 @@ export class ChannelServer {
 
   /** Wakes the main thread: rings the host's shared doorbell. */
   ring(): void {
-    if (!this.#cells) return;
     Atomics.add(this.#cells, BELL, 1);
     Atomics.notify(this.#cells, BELL);
   }

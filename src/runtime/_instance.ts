@@ -1,10 +1,13 @@
-// One plugin instance on the main thread's side: its worker isolate, its
-// bridge server and its interrupt flag.
+// Plugin workers and instances on the main thread's side. A worker shell is
+// one Deno worker isolate; an instance is one plugin instance in a slot of a
+// worker, with its bridge server, call channel and interrupt flag. A worker
+// hosts one instance (`isolation: plugin`) or the instances of several plugins
+// of one isolation group, never two of one plugin.
 
 import { BridgeServer, createBridgeBuffer } from "./_bridge.ts";
 import { ChannelClient, createChannelBuffer } from "./_channel.ts";
-import type { Dispatcher } from "./_dispatcher.ts";
-import type { FailureKind, WorkerReply, WorkerRequest } from "./_protocol.ts";
+import { BELL, type Dispatcher } from "./_dispatcher.ts";
+import { type FailureKind, MAIL, WORK, type WorkerReply, type WorkerRequest } from "./_protocol.ts";
 import { INTERRUPT } from "./instrument_module.ts";
 
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
@@ -21,11 +24,26 @@ const NO_PERMISSIONS = {
   write: false,
 } as const;
 
-/** A booted worker: Extism is loaded, no plugin yet. Kept warm as a spare. */
+/** A worker isolate: booted (Extism loaded), hosting plugin instances in slots, or kept warm as a spare. */
 export class WorkerShell {
   readonly worker: Worker;
   readonly booted: Promise<void>;
+  /** The worker's own cells: [WORK] rung for every call, [MAIL] messages posted (see _protocol.ts). */
+  readonly cells = new Int32Array(new SharedArrayBuffer(8));
+  /** The isolation group it serves; undefined for a worker of one plugin's own. */
+  group: string | undefined;
+  /** The plugin instances it hosts, starting ones included. */
+  readonly instances = new Set<Instance>();
+  /** Instantiations in it so far, over all its slots (the first of each and each replacement). */
+  instantiations = 0;
+  /** Calls it has served, over all its slots. */
+  calls = 0;
+  /** Past its budget: it takes no new instance and ends once its last one is gone. */
+  draining = false;
   #listener: ((reply: WorkerReply) => void) | undefined;
+  readonly #slots = new Map<number, (reply: WorkerReply) => void>();
+  #nextSlot = 1;
+  #terminated = false;
 
   constructor() {
     this.worker = new Worker(WORKER_URL, {
@@ -35,8 +53,10 @@ export class WorkerShell {
     } as WorkerOptions);
     this.booted = new Promise((resolve, reject) => {
       this.worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-        if (event.data.type === "booted") resolve();
-        else this.#listener?.(event.data);
+        const reply = event.data;
+        if (reply.type === "booted") resolve();
+        else if ("slot" in reply) this.#slots.get(reply.slot)?.(reply);
+        else this.#listener?.(reply);
       };
       this.worker.onerror = (event) => {
         event.preventDefault();
@@ -45,16 +65,47 @@ export class WorkerShell {
     });
   }
 
+  /** Whether it was terminated. */
+  get terminated(): boolean {
+    return this.#terminated;
+  }
+
+  /** Hears the replies that belong to no slot (a selfcheck). */
   listen(listener: (reply: WorkerReply) => void): void {
     this.#listener = listener;
   }
 
+  /** A new slot id, never used before in this worker, with the listener of its replies. */
+  openSlot(listener: (reply: WorkerReply) => void): number {
+    const slot = this.#nextSlot++;
+    this.#slots.set(slot, listener);
+    return slot;
+  }
+
+  /** Forgets a slot's listener. */
+  closeSlot(slot: number): void {
+    this.#slots.delete(slot);
+  }
+
+  /** Posts a message; the worker leaves its call loop to take it. */
   send(request: WorkerRequest, transfer: Transferable[] = []): void {
+    // Counted before it is posted, so the worker never sees a message it was not told of.
+    Atomics.add(this.cells, MAIL, 1);
     this.worker.postMessage(request, transfer);
+    Atomics.add(this.cells, WORK, 1);
+    Atomics.notify(this.cells, WORK, 1);
   }
 
   terminate(): void {
+    this.#terminated = true;
     this.#listener = undefined;
+    this.#slots.clear();
+    // A worker asleep in Atomics.wait does not notice terminate(), and the
+    // process would wait for its thread at exit: a message counted but never
+    // posted sends it out of its call loop, to the event loop, for good.
+    Atomics.add(this.cells, MAIL, 1);
+    Atomics.add(this.cells, WORK, 1);
+    Atomics.notify(this.cells, WORK);
     this.worker.terminate();
   }
 }
@@ -85,22 +136,19 @@ export type CallOutcome =
   | { ok: true; output: Uint8Array }
   | { ok: false; kind: FailureKind; message: string; start?: string; stuck?: boolean };
 
-/** A plugin instance in its own worker; one call at a time. */
+/** A plugin instance in a slot of a worker; one call at a time. */
 export class Instance {
   readonly shell: WorkerShell;
   readonly spec: InstanceSpec;
   /** Data of the call in flight, read by host calls. */
   current: unknown;
-  /** Instantiations in this worker so far (the first and each replacement). */
-  instantiations = 0;
-  /** Calls this worker has served. */
-  calls = 0;
   /** The live plugin instance's linear memory, as of its start or its last call; 0 while there is none. */
   memoryBytes = 0;
   /** When it last became idle (performance.now()), for retiring the least recently used. */
   lastUsed = 0;
   /** Retires it when it stays idle for the host's `idleMs`. */
   idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #slot = 0;
   #server: BridgeServer | undefined;
   #interrupt: Int32Array | undefined;
   #pending: ((reply: WorkerReply) => void) | undefined;
@@ -112,15 +160,17 @@ export class Instance {
   constructor(shell: WorkerShell, spec: InstanceSpec) {
     this.shell = shell;
     this.spec = spec;
-    shell.listen((reply) => {
-      if (reply.type === "interrupt") {
-        this.#interrupt = new Int32Array(reply.buffer);
-        if (this.#expired) this.interrupt();
-      } else {
-        this.#pending?.(reply);
-      }
-    });
+    shell.instances.add(this);
   }
+
+  #listen = (reply: WorkerReply): void => {
+    if (reply.type === "interrupt") {
+      this.#interrupt = new Int32Array(reply.buffer);
+      if (this.#expired) this.interrupt();
+    } else {
+      this.#pending?.(reply);
+    }
+  };
 
   /**
    * Instantiates the plugin in the worker (again, after a failure) and runs
@@ -130,11 +180,13 @@ export class Instance {
     await this.shell.booted;
     // The host may have closed while the worker booted: start nothing then.
     if (this.#terminated) return { ok: false, kind: "trap", message: "The plugin instance was terminated" };
-    this.instantiations++;
-    // A worker that is serving calls takes no messages until it leaves.
+    this.shell.instantiations++;
+    // The instance before (if any) is dropped; the new one gets a slot of its own.
     this.#channel?.leave();
     this.#channel = undefined;
     this.#server?.stop();
+    this.shell.closeSlot(this.#slot);
+    this.#slot = this.shell.openSlot(this.#listen);
     this.#interrupt = undefined;
     this.memoryBytes = 0;
     const channel = createChannelBuffer(Math.max(this.spec.limits.inputBytes, this.spec.limits.outputBytes));
@@ -144,9 +196,11 @@ export class Instance {
     void server.serve(this.#handler);
     const reply = await this.#exchange(deadlineMs, {
       type: "instantiate",
+      slot: this.#slot,
       module: this.spec.module,
       bridge,
       channel,
+      cells: this.shell.cells.buffer as SharedArrayBuffer,
       shared: this.spec.shared.buffer,
       maxSpinners: this.spec.shared.maxSpinners,
       hostFunctions: this.spec.hostFunctions,
@@ -158,7 +212,7 @@ export class Instance {
     // From here on, host calls are answered by the call loop (see call()).
     server.stop();
     if (reply.type === "ready") {
-      this.#channel = new ChannelClient(channel);
+      this.#channel = new ChannelClient(channel, this.shell.cells);
       this.memoryBytes = reply.memoryBytes;
       return { ok: true, output: new Uint8Array() };
     }
@@ -185,7 +239,7 @@ export class Instance {
     const channel = this.#channel;
     const server = this.#server;
     if (!channel || !server) return { ok: false, kind: "trap", message: "The plugin instance is not ready" };
-    this.calls++;
+    this.shell.calls++;
     this.#expired = false;
     const timer = setTimeout(() => {
       this.#expired = true;
@@ -207,20 +261,34 @@ export class Instance {
     }
   }
 
+  /** Whether it was ended for good. */
+  get terminated(): boolean {
+    return this.#terminated;
+  }
+
   /** Raises the interrupt flag: the plugin traps at its next function entry or loop header. */
   interrupt(): void {
     if (this.#interrupt) Atomics.store(this.#interrupt, INTERRUPT.flag / 4, 1);
   }
 
-  /** Stops the worker and the bridge for good. */
+  /**
+   * Ends the instance for good: its slot is dropped, and a worker of its own
+   * (not one of a group, which the host ends with its last instance) stops.
+   */
   terminate(): void {
     this.#terminated = true;
     this.interrupt();
     this.#channel?.leave();
     this.#channel = undefined;
     this.#server?.stop();
-    this.shell.terminate();
-    this.#pending?.({ type: "failed", kind: "trap", message: "The plugin instance was terminated" });
+    this.shell.closeSlot(this.#slot);
+    this.shell.instances.delete(this);
+    if (this.shell.group === undefined) this.shell.terminate();
+    // The host's dispatcher polls its calls again: a call of this instance in flight ends now.
+    const cells = new Int32Array(this.spec.shared.buffer);
+    Atomics.add(cells, BELL, 1);
+    Atomics.notify(cells, BELL);
+    this.#pending?.({ type: "failed", slot: this.#slot, kind: "trap", message: "The plugin instance was terminated" });
   }
 
   #exchange(

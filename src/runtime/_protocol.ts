@@ -1,4 +1,8 @@
-// Messages between the main thread and a plugin worker.
+// Messages between the main thread and a plugin worker. A worker hosts one
+// or more plugin instances, each in a slot of its own: one slot per worker
+// for `isolation: plugin`, several for the plugins of an isolation group.
+// Slot ids are never reused within a worker (a re-instantiation takes a new
+// one), so a late reply or a stale channel can never reach a newer instance.
 
 /**
  * Why a call or an instantiation failed, as the worker saw it. For "exit"
@@ -6,13 +10,16 @@
  */
 export type FailureKind = "trap" | "deadline" | "memory" | "output" | "reported" | "exit";
 
-/** Main thread to worker (calls then go over the channel, see _channel.ts). */
+/** Main thread to worker (calls then go over the slot's channel, see _channel.ts). */
 export type WorkerRequest =
   | {
     type: "instantiate";
+    slot: number;
     module: WebAssembly.Module;
     bridge: SharedArrayBuffer;
     channel: SharedArrayBuffer;
+    /** The worker's own Int32 cells: [0] work (rung for every call sent to any slot), [1] messages posted. */
+    cells: SharedArrayBuffer;
     /** Int32 cells shared by all workers of a host: [0] idle spinners, [1] the doorbell. */
     shared: SharedArrayBuffer;
     /** How many idle workers may spin at once. */
@@ -28,9 +35,14 @@ export type WorkerRequest =
 /** Worker to main thread. */
 export type WorkerReply =
   | { type: "booted" }
-  | { type: "interrupt"; buffer: SharedArrayBuffer }
+  | { type: "interrupt"; slot: number; buffer: SharedArrayBuffer }
   /** `memoryBytes`: the new instance's linear memory, start code run. */
-  | { type: "ready"; memoryBytes: number }
+  | { type: "ready"; slot: number; memoryBytes: number }
   /** `start` names the start code that failed ("start section", "_initialize", ...), if any did. */
-  | { type: "failed"; kind: FailureKind; message: string; start?: string }
+  | { type: "failed"; slot: number; kind: FailureKind; message: string; start?: string }
   | { type: "selfcheck"; results: Record<string, string> };
+
+/** Index of the work counter in a worker's own cells. */
+export const WORK = 0;
+/** Index of the count of messages posted to a worker, raised before each postMessage. */
+export const MAIL = 1;

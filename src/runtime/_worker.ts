@@ -1,12 +1,17 @@
 // The plugin isolate: a Deno Worker started with no permissions at all. It
-// runs one Extism plugin in foreground mode; its only way out is the
-// host-call bridge. It never decides anything: the main thread does.
+// runs Extism plugins in foreground mode, each instance in a slot of its own
+// (one slot for `isolation: plugin`; one per plugin of an isolation group
+// sharing the worker): each slot has its own wasm instance, linear memory,
+// interrupt flag, limits, host-call bridge and call channel, so a trap,
+// deadline or memory overrun drops only that slot's instance. Its only way
+// out is the host-call bridge. It never decides anything: the main thread does.
 
 /// <reference lib="deno.worker" />
 import process from "node:process";
 import { BlockOverrun, BlockTable } from "./_blocks.ts";
 import { BridgeClient, errorResponse, REFUSED_CALLS } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
+import { MAIL, WORK } from "./_protocol.ts";
 import {
   HTTP_IMPORT_MODULE,
   INIT_PREFIX,
@@ -26,19 +31,29 @@ Object.defineProperty(process, "env", { value: {}, configurable: true, writable:
 const { createPlugin } = await import("@extism/extism");
 type Plugin = Awaited<ReturnType<typeof createPlugin>>;
 
-let plugin: Plugin | undefined;
-let interrupt: Int32Array | undefined;
-let limits = { allocBytes: 0, outputBytes: 0, hostCalls: 0, hostIoBytes: 0 };
-// Per-call state, reset by every call.
-let blocks = new BlockTable(0);
-let memoryOverrun = "";
-let hostCalls = 0;
-/** Host calls refused past the `hostCalls` cap, by function index, until reportRefused() sends them. */
-let refused = new Map<number, number>();
-let reportRefused = (): void => {};
+/** One plugin instance and everything it owns; see the header. */
+interface Slot {
+  id: number;
+  plugin: Plugin | undefined;
+  interrupt: Int32Array | undefined;
+  limits: { allocBytes: number; outputBytes: number; hostCalls: number; hostIoBytes: number };
+  // Per-call state, reset by every call.
+  blocks: BlockTable;
+  memoryOverrun: string;
+  hostCalls: number;
+  /** Host calls refused past the `hostCalls` cap, by function index, until reportRefused() sends them. */
+  refused: Map<number, number>;
+  reportRefused: () => void;
+  /** The instance's linear memory. */
+  linear: WebAssembly.Memory | undefined;
+  channel: ChannelServer;
+}
 
-function refuse(fn: number): void {
-  refused.set(fn, (refused.get(fn) ?? 0) + 1);
+/** The slots serving calls, by id. */
+const slots = new Map<number, Slot>();
+
+function refuse(slot: Slot, fn: number): void {
+  slot.refused.set(fn, (slot.refused.get(fn) ?? 0) + 1);
 }
 
 /** A console that prints nothing: Extism's SDK logs its own complaints to it. */
@@ -75,14 +90,15 @@ function describe(error: unknown): string {
  * command (a fresh instance per call) does not pay a GC per call.
  */
 const COLLECT_AFTER_BYTES = 16 << 20;
-/** The current instance's linear memory, and the bytes of dropped ones not yet collected. */
-let linear: WebAssembly.Memory | undefined;
+/** The bytes of dropped instances' linear memories not yet collected. */
 let droppedBytes = 0;
 
-function dropInstance(): void {
-  droppedBytes += linear?.buffer.byteLength ?? 0;
-  linear = undefined;
-  plugin = undefined;
+/** Drops a slot's instance for good (after a trap, or when the main thread asks). */
+function dropInstance(slot: Slot): void {
+  slots.delete(slot.id);
+  droppedBytes += slot.linear?.buffer.byteLength ?? 0;
+  slot.linear = undefined;
+  slot.plugin = undefined;
   if (droppedBytes < COLLECT_AFTER_BYTES) return;
   droppedBytes = 0;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -92,30 +108,41 @@ function dropInstance(): void {
 }
 
 async function instantiate(request: Extract<WorkerRequest, { type: "instantiate" }>): Promise<void> {
-  limits = request.limits;
-  blocks = new BlockTable(limits.allocBytes);
-  interrupt = undefined;
-  dropInstance();
-  const table = blocks;
+  const cells = new Int32Array(request.shared);
+  const slot: Slot = {
+    id: request.slot,
+    plugin: undefined,
+    interrupt: undefined,
+    limits: request.limits,
+    blocks: new BlockTable(request.limits.allocBytes),
+    memoryOverrun: "",
+    hostCalls: 0,
+    refused: new Map(),
+    reportRefused: () => {},
+    linear: undefined,
+    channel: new ChannelServer(request.channel, cells, () => slot.linear?.buffer.byteLength ?? 0),
+  };
+  const limits = slot.limits;
+  const table = slot.blocks;
   // A block past the cap fails the call as a memory overrun, with its reason.
   const guarded = <T>(fn: () => T): T => {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof BlockOverrun) memoryOverrun = error.message;
+      if (error instanceof BlockOverrun) slot.memoryOverrun = error.message;
       throw error;
     }
   };
-  const channel = new ChannelServer(request.channel);
+  const channel = slot.channel;
   const bridge = new BridgeClient(request.bridge, () => channel.ring());
-  const interrupted = () => interrupt !== undefined && Atomics.load(interrupt, INTERRUPT.flag / 4) !== 0;
+  const interrupted = () => slot.interrupt !== undefined && Atomics.load(slot.interrupt, INTERRUPT.flag / 4) !== 0;
   // Refusals past the cap go to the host in one bridge call at the end of the
   // call (or start code), so that they are audited and counted while a plugin
   // looping past the cap costs the main thread nothing per call.
-  reportRefused = () => {
-    if (refused.size === 0) return;
-    const counts = new TextEncoder().encode(JSON.stringify([...refused]));
-    refused = new Map();
+  slot.reportRefused = () => {
+    if (slot.refused.size === 0) return;
+    const counts = new TextEncoder().encode(JSON.stringify([...slot.refused]));
+    slot.refused = new Map();
     bridge.call(REFUSED_CALLS, counts, interrupted);
   };
   const user: Record<string, (ctx: CallContext, offset: bigint) => bigint> = {};
@@ -123,8 +150,8 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     user[name] = (ctx, offset) => {
       const payload = ctx.read(offset)?.bytes() ?? new Uint8Array();
       let response: Uint8Array;
-      if (++hostCalls > limits.hostCalls) {
-        refuse(index);
+      if (++slot.hostCalls > limits.hostCalls) {
+        refuse(slot, index);
         response = errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`);
       } else {
         response = bridge.call(index, payload, interrupted);
@@ -139,8 +166,8 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     alloc: (ctx: CallContext, size: bigint): bigint => {
       const n = Number(size);
       if (!(n >= 0) || n > limits.allocBytes) {
-        memoryOverrun = `Extism alloc of ${n} bytes would exceed the ${limits.allocBytes}-byte cap`;
-        throw new RangeError(memoryOverrun);
+        slot.memoryOverrun = `Extism alloc of ${n} bytes would exceed the ${limits.allocBytes}-byte cap`;
+        throw new RangeError(slot.memoryOverrun);
       }
       return guarded(() => table.alloc(ctx, n));
     },
@@ -158,10 +185,10 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     // it is decided, audited and rate-capped like the plugin's other logs.
     env[`log_${level}`] = (ctx: CallContext, offset: bigint): bigint => {
       const message = ctx.read(offset)?.string() ?? "";
-      if (log >= 0 && ++hostCalls <= limits.hostCalls) {
+      if (log >= 0 && ++slot.hostCalls <= limits.hostCalls) {
         bridge.call(log, new TextEncoder().encode(JSON.stringify({ level, message })), interrupted);
       } else if (log >= 0) {
-        refuse(log);
+        refuse(slot, log);
       }
       return 0n;
     };
@@ -177,8 +204,8 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     call: (name, json, body) => {
       const fn = request.hostFunctions.indexOf(name);
       if (fn < 0) return undefined;
-      if (++hostCalls > limits.hostCalls) {
-        refuse(fn);
+      if (++slot.hostCalls > limits.hostCalls) {
+        refuse(slot, fn);
         return undefined;
       }
       const head = new TextEncoder().encode(JSON.stringify(json));
@@ -190,6 +217,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     },
   });
   let exports: WebAssembly.Exports;
+  let plugin: Plugin;
   try {
     plugin = await createPlugin({ wasm: [{ module: request.module }] }, {
       useWasi: false,
@@ -199,6 +227,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
         "extism:host/user": user,
         "extism:host/env": env,
         [HTTP_IMPORT_MODULE]: extismHttp(
+          slot,
           bridge,
           http,
           interrupted,
@@ -216,13 +245,13 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     const instance = await plugin.getInstance();
     exports = instance.exports;
     linearMemory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined;
-    linear = linearMemory;
+    slot.linear = linearMemory;
     const memory = instance.exports[INTERRUPT_EXPORT] as WebAssembly.Memory;
-    interrupt = new Int32Array(memory.buffer);
-    post({ type: "interrupt", buffer: memory.buffer as SharedArrayBuffer });
+    slot.interrupt = new Int32Array(memory.buffer);
+    post({ type: "interrupt", slot: slot.id, buffer: memory.buffer as SharedArrayBuffer });
   } catch (error) {
-    plugin = undefined;
-    post({ type: "failed", kind: classify(), message: describe(error) });
+    dropInstance(slot);
+    post({ type: "failed", slot: slot.id, kind: classify(slot), message: describe(error) });
     return;
   }
   // Start code runs only now: the interrupt flag is with the main thread (its
@@ -234,28 +263,23 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     } catch (error) {
       // proc_exit(0) ends that start function, successfully.
       if (error instanceof WasiExit && error.code === 0) continue;
-      reportRefused();
-      plugin = undefined;
+      slot.reportRefused();
+      dropInstance(slot);
       const exit = error instanceof WasiExit;
       post({
         type: "failed",
-        kind: exit ? "exit" : classify(),
+        slot: slot.id,
+        kind: exit ? "exit" : classify(slot),
         message: exit ? String(error.code) : describe(error),
         start,
       });
       return;
     }
   }
-  reportRefused();
-  const memoryBytes = () => linearMemory?.buffer.byteLength ?? 0;
-  post({ type: "ready", memoryBytes: memoryBytes() });
-  await channel.serve(async (name, input) => {
-    try {
-      return await call(name, input);
-    } finally {
-      reportRefused();
-    }
-  }, { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners, memoryBytes });
+  slot.reportRefused();
+  slot.plugin = plugin;
+  slots.set(slot.id, slot);
+  post({ type: "ready", slot: slot.id, memoryBytes: slot.linear?.buffer.byteLength ?? 0 });
 }
 
 /**
@@ -265,6 +289,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
  * refusal fails the call, as Extism's own disallowed-host error does.
  */
 function extismHttp(
+  slot: Slot,
   bridge: BridgeClient,
   fn: number,
   interrupted: () => boolean,
@@ -282,8 +307,8 @@ function extismHttp(
       status = 0;
       headers = undefined;
       if (fn < 0) throw new Error("http_request is not available: the host offers no keycard_http_request");
-      const response = ++hostCalls > limits.hostCalls
-        ? (refuse(fn), errorResponse("limit", `The call made more than ${limits.hostCalls} host calls`))
+      const response = ++slot.hostCalls > slot.limits.hostCalls
+        ? (refuse(slot, fn), errorResponse("limit", `The call made more than ${slot.limits.hostCalls} host calls`))
         : bridge.call(fn, payload, interrupted);
       const text = new TextDecoder();
       if (response[0] !== 0) {
@@ -305,29 +330,36 @@ function extismHttp(
   };
 }
 
-function classify(): "deadline" | "memory" | "trap" {
+function classify(slot: Slot): "deadline" | "memory" | "trap" {
+  const interrupt = slot.interrupt;
   if (interrupt && Atomics.load(interrupt, INTERRUPT.flag / 4) !== 0) return "deadline";
-  if (memoryOverrun || (interrupt && Atomics.load(interrupt, INTERRUPT.reason / 4) === TRAP_REASON.memory)) {
+  if (slot.memoryOverrun || (interrupt && Atomics.load(interrupt, INTERRUPT.reason / 4) === TRAP_REASON.memory)) {
     return "memory";
   }
   return "trap";
 }
 
-async function call(name: string, input: Uint8Array): Promise<ChannelResult & { stop?: boolean }> {
+async function call(slot: Slot, name: string, input: Uint8Array): Promise<ChannelResult & { stop?: boolean }> {
+  const plugin = slot.plugin;
   if (!plugin) return { ok: false, kind: "trap", message: "The plugin instance is not ready", stop: true };
-  blocks.reset();
-  memoryOverrun = "";
-  hostCalls = 0;
+  // A call whose deadline passed while it waited behind another slot's call
+  // in this worker is not started: its flag is up and the instance is replaced.
+  if (slot.interrupt && Atomics.load(slot.interrupt, INTERRUPT.flag / 4) !== 0) {
+    return { ok: false, kind: "deadline", message: "The call passed its deadline before it started", stop: true };
+  }
+  slot.blocks.reset();
+  slot.memoryOverrun = "";
+  slot.hostCalls = 0;
   try {
     const output = await plugin.call(name, input);
     const bytes = output ? output.bytes() : new Uint8Array();
     await plugin.reset();
-    if (memoryOverrun) return { ok: false, kind: "memory", message: memoryOverrun, stop: true };
-    if (bytes.length > limits.outputBytes) {
+    if (slot.memoryOverrun) return { ok: false, kind: "memory", message: slot.memoryOverrun, stop: true };
+    if (bytes.length > slot.limits.outputBytes) {
       return {
         ok: false,
         kind: "output",
-        message: `Output of ${bytes.length} bytes exceeds the limit of ${limits.outputBytes} bytes`,
+        message: `Output of ${bytes.length} bytes exceeds the limit of ${slot.limits.outputBytes} bytes`,
       };
     }
     return { ok: true, output: bytes };
@@ -338,18 +370,89 @@ async function call(name: string, input: Uint8Array): Promise<ChannelResult & { 
         await plugin.reset();
         return { ok: true, output: new Uint8Array() };
       }
-      plugin = undefined;
       return { ok: false, kind: "exit", message: String(error.code), stop: true };
     }
     const message = describe(error);
     const prefix = "Plugin-originated error: ";
-    if (message.startsWith(prefix) && !memoryOverrun) {
+    if (message.startsWith(prefix) && !slot.memoryOverrun) {
       await plugin.reset();
       return { ok: false, kind: "reported", message: message.slice(prefix.length) };
     }
-    const kind = classify();
-    plugin = undefined; // a trapped instance is never used again
-    return { ok: false, kind, message: kind === "memory" && memoryOverrun ? memoryOverrun : message, stop: true };
+    const kind = classify(slot);
+    // A trapped instance is never used again.
+    return {
+      ok: false,
+      kind,
+      message: kind === "memory" && slot.memoryOverrun ? slot.memoryOverrun : message,
+      stop: true,
+    };
+  }
+}
+
+/**
+ * How long an idle worker polls for the next call before it sleeps, in ms.
+ * Only while a spin slot is free: idle spinners beyond the spare cores slow
+ * every other thread down (on 2 cores, calls alternating between two plugins
+ * took ~115 µs with every worker spinning, ~13 µs with one spin slot and
+ * ~30-50 µs with none).
+ */
+const WORKER_SPIN_MS = 0.1;
+
+/** The worker's own cells (see _protocol.ts), known from the first instantiation on. */
+let workerCells: Int32Array | undefined;
+/** The host's shared cells and spin slots. */
+let shared: { cells: Int32Array; maxSpinners: number } | undefined;
+/** Messages taken so far, against the main thread's count of messages posted. */
+let handled = 0;
+/** Messages being handled (an instantiation awaits): the call loop must not block the event loop then. */
+let handling = 0;
+let serving = false;
+
+/**
+ * Serves every slot's calls until a message waits: drains each slot with a
+ * call waiting, without sleeping between calls, and sleeps on the worker's
+ * work cell only when none waits. Returns (to take messages) when the main
+ * thread posted one; the message's handler starts it again.
+ */
+async function serve(): Promise<void> {
+  const cells = workerCells;
+  if (serving || !cells || !shared || handling > 0) return;
+  serving = true;
+  try {
+    for (;;) {
+      // A message waits (its handler starts this loop again), or one is being handled: an instantiation that awaits
+      // must not find the thread asleep in Atomics.wait.
+      if (Atomics.load(cells, MAIL) !== handled || handling > 0) return;
+      const work = Atomics.load(cells, WORK);
+      let served = false;
+      for (const slot of slots.values()) {
+        const request = slot.channel.take();
+        if (!request) continue;
+        served = true;
+        if (request.leave) {
+          dropInstance(slot);
+          slot.channel.finish(request.seq, undefined);
+          continue;
+        }
+        let result: ChannelResult & { stop?: boolean };
+        try {
+          result = await call(slot, request.name, request.input);
+        } finally {
+          slot.reportRefused();
+        }
+        if (result.stop) dropInstance(slot);
+        slot.channel.finish(request.seq, result);
+      }
+      if (served) continue;
+      if (Atomics.add(shared.cells, 0, 1) < shared.maxSpinners) {
+        const until = performance.now() + WORKER_SPIN_MS;
+        while (Atomics.load(cells, WORK) === work && performance.now() < until) { /* spin */ }
+      }
+      Atomics.sub(shared.cells, 0, 1);
+      Atomics.wait(cells, WORK, work);
+    }
+  } finally {
+    serving = false;
   }
 }
 
@@ -377,10 +480,21 @@ async function selfcheck(): Promise<void> {
   post({ type: "selfcheck", results });
 }
 
-self.onmessage = (event: MessageEvent<WorkerRequest>) => {
+self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   const request = event.data;
-  if (request.type === "selfcheck") void selfcheck();
-  else void instantiate(request);
+  handled++;
+  handling++;
+  try {
+    if (request.type === "selfcheck") await selfcheck();
+    else {
+      workerCells ??= new Int32Array(request.cells);
+      shared ??= { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners };
+      await instantiate(request);
+    }
+  } finally {
+    handling--;
+    void serve();
+  }
 };
 
 post({ type: "booted" });

@@ -130,6 +130,14 @@ export interface PluginHostOptions<C = unknown> {
   /** Booted workers kept warm so a load or a new instance does not wait for a worker start. @default {1} */
   spareWorkers?: number;
   /**
+   * Isolation groups by name: the plugins loaded with `group: <name>` share
+   * the group's workers, at most `workers` of them (each plugin keeps its own
+   * instance and memory; at most one instance of a plugin per worker, so a
+   * grouped plugin runs at most `workers` calls at once). A group not listed
+   * gets the default. @default {{}}
+   */
+  groups?: Record<string, { workers?: number }>;
+  /**
    * When a plugin's worker is ended and replaced by a fresh one, which frees
    * everything its isolate held. The worker already has V8 collect each
    * instance it drops (see _worker.ts); this bounds what a long-lived
@@ -170,6 +178,12 @@ export interface LoadOptions {
    * @default {every function the module exports, start code aside}
    */
   exports?: readonly string[];
+  /**
+   * The isolation group whose workers the plugin shares (see
+   * {@linkcode PluginHostOptions.groups}); left out, the plugin's instances
+   * run in workers of their own (`isolation: plugin`).
+   */
+  group?: string;
 }
 
 /** A loaded plugin, as handed to `invoke`. */
@@ -190,6 +204,8 @@ export interface PluginInfo {
   readonly imports: ModuleInfo["imports"];
   /** The limits in force: the host's defaults with the load options' over them. */
   readonly limits: Readonly<PluginLimits>;
+  /** The isolation group it shares workers with; absent for a plugin with workers of its own. */
+  readonly group?: string;
 }
 
 /** Options of {@linkcode PluginHost.invoke}. */
@@ -232,7 +248,9 @@ export interface HostStats {
 export interface PluginStats {
   /** The plugin's name. */
   plugin: string;
-  /** Live instances (each in a worker of its own), idle or busy. */
+  /** The isolation group it shares workers with; absent for a plugin with workers of its own. */
+  group?: string;
+  /** Live instances, idle or busy (each in a worker of its own, or in a worker of its group). */
   instances: number;
   /** Linear memory of its live instances, summed, as of each one's start or last call. */
   memoryBytes: number;
@@ -244,10 +262,15 @@ export interface PluginStats {
 
 /** The host's workers, for metrics; see {@linkcode PluginHost.workerStats}. */
 export interface WorkerStats {
-  /** Worker isolates alive: plugin instances and warm spares. */
+  /** Worker isolates alive: those hosting plugin instances, and warm spares. */
   workers: number;
-  /** Plugins one worker hosts: 1, as each worker runs one instance of one plugin. */
+  /**
+   * Plugin instances per worker hosting any, on average: 1 when every plugin
+   * has workers of its own, more when isolation groups share theirs.
+   */
   pluginsPerWorker: number;
+  /** Each isolation group in use: its live workers and the plugins loaded in it. */
+  groups: { group: string; workers: number; plugins: number }[];
   /**
    * An estimate, not a measurement: the process's RSS divided by `workers`.
    * Workers share the process, so no per-thread RSS exists; the main
@@ -293,6 +316,23 @@ const REFILL_DELAY_MS = 50;
 /** How long a worker may take to stop after its interrupt before it is given up on. */
 const STOP_GRACE_MS = 2000;
 
+/** Workers of an isolation group the host's options do not size. */
+const GROUP_WORKERS = 2;
+
+/** An isolation group's workers and their bound. */
+interface Group {
+  readonly workers: number;
+  readonly shells: Set<WorkerShell>;
+}
+
+/**
+ * Where a new instance of a plugin goes: a worker of its group that hosts
+ * none of it yet, `null` for a new worker (a spare or a fresh boot),
+ * `undefined` when no worker is free now (every one busy or kept warm under
+ * `maxWorkers`), `false` when its group's every worker already hosts it.
+ */
+type Placement = WorkerShell | null | undefined | false;
+
 interface CallState {
   info: PluginInfo;
   export: string;
@@ -331,9 +371,17 @@ class PluginEntry {
     this.semaphore = new Semaphore(info.limits.instances, info.limits.queue);
   }
 
-  /** Instances kept warm, at most the plugin's `instances`. */
+  /** Its isolation group, if it shares one's workers. */
+  group: Group | undefined;
+
+  /** Instances it may have: its `instances`, and at most one per worker of its group. */
+  get cap(): number {
+    return Math.min(this.info.limits.instances, this.group?.workers ?? Infinity);
+  }
+
+  /** Instances kept warm, at most its cap. */
   get min(): number {
-    return Math.min(this.info.limits.minInstances, this.info.limits.instances);
+    return Math.min(this.info.limits.minInstances, this.cap);
   }
 }
 
@@ -397,8 +445,14 @@ export class PluginHost<C = unknown> {
   readonly #maxWorkers: number;
   readonly #onRetire: PluginHostOptions<C>["onRetire"];
   readonly #onStartFailure: PluginHostOptions<C>["onStartFailure"];
-  /** Every instance alive, of loaded plugins and of plugins being unloaded: with the spares, the workers. */
+  /** Every instance alive, of loaded plugins and of plugins being unloaded. */
   readonly #live = new Set<Instance>();
+  /** The plugin each live instance belongs to. */
+  readonly #entryOf = new Map<Instance, PluginEntry>();
+  /** Workers hosting instances (of one plugin, or of a group's plugins): with the spares, the workers alive. */
+  readonly #shells = new Set<WorkerShell>();
+  readonly #groups = new Map<string, Group>();
+  readonly #groupOptions: Record<string, { workers?: number }>;
   /** Plugins with a call waiting for a worker under `maxWorkers`, first come first served (repeats allowed). */
   #roomQueue: PluginEntry[] = [];
   #draining = false;
@@ -420,6 +474,15 @@ export class PluginHost<C = unknown> {
     this.#maxWorkers = options.concurrency?.maxWorkers ?? 256;
     this.#onRetire = options.onRetire;
     this.#onStartFailure = options.onStartFailure;
+    this.#groupOptions = { ...options.groups };
+    for (const [group, value] of Object.entries(this.#groupOptions)) {
+      const workers = value?.workers ?? GROUP_WORKERS;
+      if (!Number.isInteger(workers) || workers < 1) {
+        throw new RangeError(
+          `Option "groups.${group}.workers" must be a positive integer, got ${JSON.stringify(value?.workers)}`,
+        );
+      }
+    }
     for (const [key, value] of Object.entries({ idleMs: this.#idleMs, maxWorkers: this.#maxWorkers })) {
       if (!Number.isInteger(value) || value < 1) {
         throw new RangeError(`Option "concurrency.${key}" must be a positive integer, got ${JSON.stringify(value)}`);
@@ -459,6 +522,9 @@ export class PluginHost<C = unknown> {
     const name = options.name;
     if (this.#entries.has(name)) throw new TypeError(`A plugin named "${name}" is already loaded`);
     const limits = checkLimits({ ...this.#limits, ...options.limits });
+    if (options.group !== undefined && (typeof options.group !== "string" || options.group === "")) {
+      throw new TypeError(`Option "group" of plugin "${name}" must be a non-empty string`);
+    }
     const fail = (message: string, cause?: unknown): never => {
       throw new PluginLoadError(`Cannot load plugin "${name}": ${message}`, { plugin: name, cause });
     };
@@ -504,6 +570,7 @@ export class PluginHost<C = unknown> {
       ),
       imports: info.imports,
       limits: Object.freeze(limits),
+      ...(options.group === undefined ? {} : { group: options.group }),
     });
     const entry: PluginEntry = new PluginEntry(plugin, {
       module: compiled.module,
@@ -524,16 +591,18 @@ export class PluginHost<C = unknown> {
     });
     entry.command = compiled.command;
     entry.declared = declared;
+    if (options.group !== undefined) entry.group = this.#group(options.group);
     const starts: Promise<Instance>[] = [];
     for (let i = 0; i < entry.min; i++) {
-      if (!this.#makeRoom()) {
+      const place = this.#room(entry);
+      if (place === undefined || place === false) {
         for (const instance of [...entry.instances]) this.#drop(entry, instance);
-        fail(
+        return fail(
           `no worker is free for its ${entry.min} warm instances (minInstances): all ${this.#maxWorkers} ` +
             `workers (concurrency.maxWorkers) are busy or kept warm`,
         );
       }
-      starts.push(this.#startInstance(entry));
+      starts.push(this.#startInstance(entry, place));
     }
     const started = await Promise.allSettled(starts);
     const failure = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -699,6 +768,7 @@ export class PluginHost<C = unknown> {
       for (const instance of entry.instances) memoryBytes += instance.memoryBytes;
       return {
         plugin: entry.info.name,
+        ...(entry.info.group === undefined ? {} : { group: entry.info.group }),
         instances: entry.instances.size,
         memoryBytes,
         calls: entry.calls,
@@ -713,9 +783,22 @@ export class PluginHost<C = unknown> {
    * @returns Live workers, plugins per worker, and the process RSS shared among them.
    */
   workerStats(): WorkerStats {
-    const workers = this.#spares.length + this.#live.size;
+    const workers = this.#spares.length + this.#shells.size;
     const rss = Deno.memoryUsage().rss;
-    return { workers, pluginsPerWorker: 1, rssShareBytes: workers === 0 ? 0 : Math.round(rss / workers) };
+    const plugins = new Map<string, number>();
+    for (const entry of this.#entries.values()) {
+      if (entry.info.group !== undefined) plugins.set(entry.info.group, (plugins.get(entry.info.group) ?? 0) + 1);
+    }
+    return {
+      workers,
+      pluginsPerWorker: this.#shells.size === 0 ? 0 : this.#live.size / this.#shells.size,
+      rssShareBytes: workers === 0 ? 0 : Math.round(rss / workers),
+      groups: [...this.#groups].map(([group, { shells }]) => ({
+        group,
+        workers: shells.size,
+        plugins: plugins.get(group) ?? 0,
+      })),
+    };
   }
 
   /** Refuses new calls, lets running ones finish (each within its deadline), then stops every worker. */
@@ -738,6 +821,9 @@ export class PluginHost<C = unknown> {
       instance.terminate();
     }
     this.#live.clear();
+    this.#entryOf.clear();
+    for (const shell of this.#shells) shell.terminate();
+    this.#shells.clear();
     this.#entries.clear();
     clearTimeout(this.#refillTimer);
     for (const shell of this.#spares.splice(0)) shell.terminate();
@@ -787,7 +873,7 @@ export class PluginHost<C = unknown> {
   #refillSpares(): void {
     while (
       !this.#closed && this.#spares.length < this.#spareTarget &&
-      this.#live.size + this.#spares.length < this.#maxWorkers
+      this.#shells.size + this.#spares.length < this.#maxWorkers
     ) {
       const shell = new WorkerShell();
       shell.booted.catch(() => {
@@ -798,17 +884,50 @@ export class PluginHost<C = unknown> {
     }
   }
 
+  /** The isolation group of that name, created at its first plugin. */
+  #group(name: string): Group {
+    let group = this.#groups.get(name);
+    if (!group) {
+      group = { workers: this.#groupOptions[name]?.workers ?? GROUP_WORKERS, shells: new Set() };
+      this.#groups.set(name, group);
+    }
+    return group;
+  }
+
   /**
-   * Whether one more instance fits under `maxWorkers` (a spare becomes it, or
-   * a worker is added), retiring the least recently used idle instance that
-   * is not kept warm when none would. Call `#startInstance` right after `true`.
+   * Where one more instance of `entry` goes (see {@linkcode Placement}). A
+   * group spreads its plugins over up to `workers` workers, then shares the
+   * least loaded one that hosts none of the plugin yet. A new worker past
+   * `maxWorkers` retires the least recently used idle instance that is not
+   * kept warm and is alone in its worker. Call `#startInstance` right after.
    */
-  #makeRoom(): boolean {
-    if (this.#spares.length > 0 || this.#live.size + this.#spares.length < this.#maxWorkers) return true;
+  #room(entry: PluginEntry): Placement {
+    const group = entry.group;
+    if (!group) return this.#freeWorker(true) ? null : undefined;
+    let best: WorkerShell | undefined;
+    let active = 0;
+    for (const shell of group.shells) {
+      if (shell.draining) continue;
+      active++;
+      if (entry.instances.size > 0 && [...shell.instances].some((i) => i.spec === entry.spec)) continue;
+      if (!best || shell.instances.size < best.instances.size) best = shell;
+    }
+    if (active < group.workers && this.#freeWorker(false)) return null;
+    if (best) return best;
+    if (active < group.workers && this.#freeWorker(true)) return null;
+    return active >= group.workers ? false : undefined;
+  }
+
+  /** Whether a worker can be added under `maxWorkers` (a spare, or a new one), retiring an idle one if `retire`. */
+  #freeWorker(retire: boolean): boolean {
+    if (this.#spares.length > 0 || this.#shells.size + this.#spares.length < this.#maxWorkers) return true;
+    if (!retire) return false;
     let victim: { entry: PluginEntry; instance: Instance } | undefined;
     for (const entry of this.#entries.values()) {
       if (entry.instances.size <= entry.min) continue;
       for (const instance of entry.idle) {
+        // Retiring an instance that shares its worker frees no worker.
+        if (instance.shell.instances.size !== 1) continue;
         if (!victim || instance.lastUsed < victim.instance.lastUsed) victim = { entry, instance };
       }
     }
@@ -839,10 +958,38 @@ export class PluginHost<C = unknown> {
     if (index >= 0) entry.idle.splice(index, 1);
     entry.instances.delete(instance);
     this.#live.delete(instance);
+    this.#entryOf.delete(instance);
     instance.terminate();
+    // A worker of its own ends with it; a group's worker with its last instance.
+    const shell = instance.shell;
+    if (shell.instances.size === 0) this.#endShell(shell);
     if (this.#closed) return;
     if (!entry.unloaded && entry.waiters.length > entry.pendingStarts) this.#roomQueue.push(entry);
     if (drain) this.#drainRoom();
+  }
+
+  /** Ends a worker that hosts no instance any more. */
+  #endShell(shell: WorkerShell): void {
+    if (!shell.terminated) shell.terminate();
+    this.#shells.delete(shell);
+    if (shell.group !== undefined) this.#groups.get(shell.group)?.shells.delete(shell);
+  }
+
+  /**
+   * Gives up on a worker that did not stop after an interrupt: every instance
+   * it hosts is dropped with it (one for a plugin's own worker; a group's
+   * plugins lose their instances in it, and their calls in flight fail).
+   */
+  #killShell(shell: WorkerShell): void {
+    this.#stats.stuckWorkers++;
+    shell.terminate();
+    for (const instance of [...shell.instances]) {
+      const entry = this.#entryOf.get(instance);
+      if (entry) this.#drop(entry, instance, false);
+      else instance.terminate();
+    }
+    this.#endShell(shell);
+    this.#drainRoom();
   }
 
   /** Starts instances for waiting calls, first come first served, while there is room. */
@@ -852,17 +999,19 @@ export class PluginHost<C = unknown> {
     try {
       while (this.#roomQueue.length > 0 && !this.#closed) {
         const entry = this.#roomQueue[0]!;
-        if (
-          entry.unloaded || entry.waiters.length <= entry.pendingStarts ||
-          entry.instances.size >= entry.info.limits.instances
-        ) {
+        const place = entry.unloaded || entry.waiters.length <= entry.pendingStarts ||
+            entry.instances.size >= entry.cap
+          ? false
+          : this.#room(entry);
+        // No more instances of it: its calls wait for one of its own to free.
+        if (place === false) {
           this.#roomQueue.shift();
           continue;
         }
-        if (!this.#makeRoom()) break;
+        if (place === undefined) break;
         this.#roomQueue.shift();
         entry.pendingStarts++;
-        this.#startInstance(entry).then((instance) => {
+        this.#startInstance(entry, place).then((instance) => {
           entry.pendingStarts--;
           this.#release(entry, instance);
         }, (error) => {
@@ -875,15 +1024,25 @@ export class PluginHost<C = unknown> {
     }
   }
 
-  async #startInstance(entry: PluginEntry): Promise<Instance> {
-    const instance = new Instance(this.#takeShell(), entry.spec);
+  async #startInstance(entry: PluginEntry, place: WorkerShell | null): Promise<Instance> {
+    let shell = place;
+    if (!shell) {
+      shell = this.#takeShell();
+      this.#shells.add(shell);
+      if (entry.info.group !== undefined) {
+        shell.group = entry.info.group;
+        entry.group!.shells.add(shell);
+      }
+    }
+    const instance = new Instance(shell, entry.spec);
     entry.instances.add(instance);
     this.#live.add(instance);
+    this.#entryOf.set(instance, entry);
     this.#starting++;
     const outcome = await instance.instantiate(entry.info.limits.deadlineMs).finally(() => this.#starting--);
     if (!outcome.ok) {
-      if (outcome.stuck) this.#stats.stuckWorkers++;
-      this.#drop(entry, instance);
+      if (outcome.stuck) this.#killShell(instance.shell);
+      else this.#drop(entry, instance);
       const failure = new StartFailure(entry.info, outcome);
       entry.startDeadlines = outcome.kind === "deadline" ? entry.startDeadlines + 1 : 0;
       // A loaded plugin (not one being loaded: load() reports its own) whose start code fails for good.
@@ -930,9 +1089,11 @@ export class PluginHost<C = unknown> {
       clearTimeout(idle.idleTimer);
       return Promise.resolve(idle);
     }
-    const underCap = entry.instances.size < entry.info.limits.instances;
-    if (underCap && this.#roomQueue.length === 0 && this.#makeRoom()) {
-      const starting = this.#startInstance(entry).catch((error) => {
+    let underCap = entry.instances.size < entry.cap;
+    const place = underCap && this.#roomQueue.length === 0 ? this.#room(entry) : undefined;
+    if (place === false) underCap = false;
+    if (place !== undefined && place !== false) {
+      const starting = this.#startInstance(entry, place).catch((error) => {
         throw startError(entry, error);
       });
       // A cold start (a worker boot, on a loaded machine) may outlast the
@@ -981,7 +1142,9 @@ export class PluginHost<C = unknown> {
   /** Hands a free instance to the next waiting call, or keeps it idle until `idleMs` passes. */
   #release(entry: PluginEntry, instance: Instance): void {
     if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
-    if (instance.calls >= this.#recycle.calls) return this.#recycleWorker(entry, instance);
+    if (instance.shell.draining || instance.shell.calls >= this.#recycle.calls) {
+      return this.#recycleWorker(entry, instance);
+    }
     const waiter = entry.waiters.shift();
     if (waiter) return waiter.resolve(instance);
     instance.lastUsed = performance.now();
@@ -1007,12 +1170,15 @@ export class PluginHost<C = unknown> {
       entry.replacements++;
     }
     if (entry.unloaded || this.#closed) return this.#drop(entry, instance);
-    if (instance.instantiations >= this.#recycle.instantiations) return this.#recycleWorker(entry, instance);
+    if (instance.shell.draining || instance.shell.instantiations >= this.#recycle.instantiations) {
+      return this.#recycleWorker(entry, instance);
+    }
     instance.instantiate(entry.info.limits.deadlineMs).then((outcome) => {
       if (outcome.ok) {
         this.#release(entry, instance);
+      } else if (outcome.stuck) {
+        this.#killShell(instance.shell);
       } else {
-        if (outcome.stuck) this.#stats.stuckWorkers++;
         // A waiting call gets a new instance from #drop.
         this.#drop(entry, instance);
       }
@@ -1025,10 +1191,30 @@ export class PluginHost<C = unknown> {
    * plugin kept warm (`minInstances`); otherwise the next call starts one.
    */
   #recycleWorker(entry: PluginEntry, instance: Instance): void {
-    this.#stats.recycled++;
+    const shell = instance.shell;
+    const affected = new Set([entry]);
+    if (!shell.draining) {
+      this.#stats.recycled++;
+      shell.draining = true;
+      // A group's worker takes no new instance and ends with its last one: its idle ones go now, busy ones as they
+      // finish.
+      for (const other of [...shell.instances]) {
+        const owner = this.#entryOf.get(other);
+        if (other === instance || !owner || !owner.idle.includes(other)) continue;
+        affected.add(owner);
+        this.#drop(owner, other, false);
+      }
+    }
     this.#drop(entry, instance);
-    while (!entry.unloaded && !this.#closed && entry.instances.size < entry.min && this.#makeRoom()) {
-      this.#startInstance(entry).then((fresh) => this.#release(entry, fresh), () => {});
+    for (const owner of affected) this.#warm(owner);
+  }
+
+  /** Starts instances of a plugin kept warm (`minInstances`) until it has them. */
+  #warm(entry: PluginEntry): void {
+    while (!entry.unloaded && !this.#closed && entry.instances.size < entry.min) {
+      const place = this.#room(entry);
+      if (place === undefined || place === false) return;
+      this.#startInstance(entry, place).then((fresh) => this.#release(entry, fresh), () => {});
     }
   }
 
@@ -1059,14 +1245,14 @@ export class PluginHost<C = unknown> {
         // The caller hears now; the worker stops at its next check. If it
         // does not within the grace period, the worker is given up on.
         resolve({ ok: false, kind: "deadline", message: "deadline" });
-        stopTimer = setTimeout(() => {
-          this.#stats.stuckWorkers++;
-          this.#drop(entry, instance);
-        }, STOP_GRACE_MS);
+        stopTimer = setTimeout(() => this.#killShell(instance.shell), STOP_GRACE_MS);
       }).then((result) => {
         clearTimeout(stopTimer);
         instance.current = undefined;
-        if (result.ok || result.kind === "reported" || result.kind === "output") {
+        // Ended with its worker (given up on, or the host closed): nothing to replace.
+        if (instance.terminated) {
+          // Already dropped.
+        } else if (result.ok || result.kind === "reported" || result.kind === "output") {
           if (call.controller.signal.aborted) this.#replace(entry, instance);
           else if (program) this.#replace(entry, instance, false);
           else this.#release(entry, instance);
