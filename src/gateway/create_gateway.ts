@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AuditLog } from "../audit/mod.ts";
-import type { KeycardConfig, RouteConfig } from "../config/mod.ts";
+import { isolationGroupOf, type KeycardConfig, type RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
 import { conformAndPropose, planPolicyChange, readAuditEvents } from "../lifecycle/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
@@ -237,6 +237,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     limits: config.limits,
     concurrency: config.concurrency,
     spareWorkers: options.spareWorkers ?? 1,
+    // Each isolation group's plugins share its workers (never an instance); other plugins have workers of their own.
+    groups: Object.fromEntries(config.isolation.groups.map((g) => [g.name, { workers: g.workers }])),
     // Instances start at a plugin's first call, so a start-code fault shows there: the plugin is then reported
     // and skipped as one that fails at start is (degraded in /readyz, failed in /v1/plugins), and unloaded.
     onStartFailure: ({ plugin, error }) => {
@@ -259,9 +261,12 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     // A plugin installed or configured before the ceilings were lowered does not run past them.
     const exceeded = exceededCeilings(m.limits, config.ceilings);
     if (exceeded.length > 0) throw new RangeError(describeExceeded(m.name, exceeded));
+    // Matched by name at every load: configured, stored and installed plugins alike.
+    const group = isolationGroupOf(config, m.name);
     await host.load(stored.wasm, {
       name: m.name,
       version: m.version,
+      ...(group === undefined ? {} : { group }),
       // A strict start proves every plugin's start code before serving: one warm instance each.
       limits: config.strictStart ? { ...m.limits, minInstances: Math.max(1, m.limits?.minInstances ?? 0) } : m.limits,
       config: m.config,
@@ -296,6 +301,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       grants: m.grants,
       capabilities: m.capabilities,
       installedAt: stored.installedAt,
+      // What the runtime runs it with when loaded; else what it would get.
+      isolation: isolationOf(loaded ? loaded.group : isolationGroupOf(config, name)),
       ...(loaded ? { state: "loaded" as const } : {
         state: "failed" as const,
         error: failures.find((f) => f.plugin === name)?.error ?? `Plugin "${name}" is not loaded`,
@@ -380,13 +387,14 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         }
         // Configured plugins that never reached the registry (no build, a manifest it refused) are listed too.
         for (const failure of failures) {
-          if (failure.plugin && !out.some((v) => v.name === failure.plugin)) out.push(unregistered(failure));
+          if (failure.plugin && !out.some((v) => v.name === failure.plugin)) out.push(unregistered(failure, config));
         }
         return out;
       },
       get: async (name, version) => {
         const failure = failures.find((f) => f.plugin === name);
-        return await view(name, version) ?? (failure && version === undefined ? unregistered(failure) : undefined);
+        return await view(name, version) ??
+          (failure && version === undefined ? unregistered(failure, config) : undefined);
       },
       install: (name, wasm, manifestText) =>
         mutate(async () => {
@@ -581,8 +589,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   };
 }
 
+/** How a plugin view shows a plugin's isolation: `"plugin"` (workers of its own) or its group. */
+function isolationOf(group: string | undefined): PluginView["isolation"] {
+  return group === undefined ? "plugin" : { group };
+}
+
 /** The view of a configured plugin that failed before it reached the registry. */
-function unregistered(failure: StartFailure): PluginView {
+function unregistered(failure: StartFailure, config: KeycardConfig): PluginView {
   return {
     name: failure.plugin!,
     version: "",
@@ -592,6 +605,7 @@ function unregistered(failure: StartFailure): PluginView {
     grants: [],
     capabilities: [],
     installedAt: "",
+    isolation: isolationOf(isolationGroupOf(config, failure.plugin!)),
     state: "failed",
     error: failure.error,
   };

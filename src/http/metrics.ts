@@ -26,9 +26,15 @@ export interface MetricsSnapshot {
   recycled?: number;
   /** Idle instances retired (after `concurrency.idleMs`, or to make room under `maxWorkers`). @default {undefined} (not rendered) */
   retired?: number;
-  /** Per-plugin instances, memory, calls and replacements. @default {undefined} (not rendered) */
+  /**
+   * Per-plugin instances, memory, calls and replacements, and each grouped plugin's group.
+   * @default {undefined} (not rendered)
+   */
   plugins?: PluginStats[];
-  /** Workers and their estimated RSS share. @default {undefined} (not rendered) */
+  /**
+   * Workers, their estimated RSS share, and each isolation group's workers and plugins.
+   * @default {undefined} (not rendered)
+   */
   workers?: WorkerStats;
   /** Policy set version in force. */
   policyVersion: number;
@@ -166,8 +172,14 @@ function renderPlugins(
   metric: (name: string, type: string, help: string) => void,
   lines: string[],
 ): void {
-  const rows: [string, string, string, keyof Omit<PluginStats, "plugin">][] = [
-    ["keycard_plugin_instances", "gauge", "Live instances of a plugin, each in a worker of its own.", "instances"],
+  const rows: [string, string, string, "instances" | "memoryBytes" | "calls" | "replacements"][] = [
+    [
+      "keycard_plugin_instances",
+      "gauge",
+      "Live instances of a plugin, each with its own wasm memory: in workers of its own, or in the workers of its " +
+      "isolation group (label group).",
+      "instances",
+    ],
     [
       "keycard_plugin_memory_bytes",
       "gauge",
@@ -187,9 +199,13 @@ function renderPlugins(
       "replacements",
     ],
   ];
+  // A plugin of an isolation group carries group="<name>"; one with workers of its own (isolation: plugin) has no
+  // group label at all, rather than group="", so that `{group=~".+"}` selects exactly the grouped ones.
+  const labels = (p: PluginStats) =>
+    `plugin="${escape(p.plugin)}"${p.group === undefined ? "" : `,group="${escape(p.group)}"`}`;
   for (const [name, type, help, field] of rows) {
     metric(name, type, help);
-    for (const p of plugins) lines.push(`${name}{plugin="${escape(p.plugin)}"} ${p[field]}`);
+    for (const p of plugins) lines.push(`${name}{${labels(p)}} ${p[field]}`);
   }
 }
 
@@ -200,8 +216,17 @@ function renderWorkers(
 ): void {
   metric("keycard_workers", "gauge", "Worker isolates alive: plugin instances and warm spares.");
   lines.push(`keycard_workers ${workers.workers}`);
-  metric("keycard_worker_plugins", "gauge", "Plugins one worker hosts.");
+  metric(
+    "keycard_worker_plugins",
+    "gauge",
+    "Average plugins hosted per live worker: 1 when every plugin has workers of its own, more when isolation " +
+      "groups share them.",
+  );
   lines.push(`keycard_worker_plugins ${workers.pluginsPerWorker}`);
+  metric("keycard_group_workers", "gauge", "Live workers of an isolation group, shared by its plugins.");
+  for (const g of workers.groups) lines.push(`keycard_group_workers{group="${escape(g.group)}"} ${g.workers}`);
+  metric("keycard_group_plugins", "gauge", "Plugins loaded in an isolation group.");
+  for (const g of workers.groups) lines.push(`keycard_group_plugins{group="${escape(g.group)}"} ${g.plugins}`);
   metric(
     "keycard_worker_rss_share_bytes",
     "gauge",

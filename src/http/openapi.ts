@@ -51,6 +51,20 @@ export const OPENAPI = {
           exports: { type: "array", items: { type: "string" } },
           grants: { type: "array" },
           capabilities: { type: "array", items: { type: "string" } },
+          isolation: {
+            description:
+              '"plugin": its instances run in workers of its own; { group }: in the workers of that isolation group, ' +
+              "shared with the group's other plugins (never an instance)",
+            oneOf: [
+              { const: "plugin" },
+              {
+                type: "object",
+                required: ["group"],
+                properties: { group: { type: "string" } },
+                additionalProperties: false,
+              },
+            ],
+          },
         },
       },
       Upload: {

@@ -28,6 +28,12 @@ export interface PluginView {
   /** Actions its manifest says it may attempt. */
   capabilities: string[];
   installedAt: string;
+  /**
+   * How its instances are isolated: `"plugin"`, in workers of its own (the default), or `{ group }`, in the workers
+   * it shares with the other plugins of that isolation group (`isolation.groups` in keycard.yaml), each with an
+   * instance of its own.
+   */
+  isolation: "plugin" | { group: string };
   /** `"loaded"` when the version shown is serving, `"failed"` when it did not load at start (see `error`). */
   state: "loaded" | "failed";
   /** Why the plugin is not serving, when `state` is `"failed"`. */
