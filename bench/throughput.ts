@@ -126,6 +126,8 @@ interface Row {
   result: LoadResult;
   /** Process CPU (all threads) over the run, in cores. */
   cores: number;
+  /** {@linkcode coresFree} right after the run: under the machine's cores when other processes competed. */
+  free: number;
 }
 
 async function echoRuns(bytes: Uint8Array, instances: number, flags: Flags): Promise<Row[]> {
@@ -152,6 +154,7 @@ async function echoRuns(bytes: Uint8Array, instances: number, flags: Flags): Pro
       const cpu0 = cpuTimeMs();
       const result = await runLoops(`echo 64 B`, "direct", call, { concurrency, seconds: flags.seconds });
       const cores = (cpuTimeMs() - cpu0) / (result.seconds * 1000);
+      const free = await coresFree(200);
       const stats = host.stats();
       if (result.non2xx + result.errors > 0 || stats.rejected > 0) {
         log(
@@ -161,9 +164,9 @@ async function echoRuns(bytes: Uint8Array, instances: number, flags: Flags): Pro
       }
       log(
         `instances ${instances}, concurrency ${concurrency}: ${result.rps.toFixed(0)} calls/s, ` +
-          `p50 ${us(result.p50Ms)}, p99 ${us(result.p99Ms)}, ${cores.toFixed(2)} cores`,
+          `p50 ${us(result.p50Ms)}, p99 ${us(result.p99Ms)}, ${cores.toFixed(2)} cores, ${free.toFixed(2)} free after`,
       );
-      rows.push({ instances, concurrency, result, cores });
+      rows.push({ instances, concurrency, result, cores, free });
     }
     return rows;
   } finally {
@@ -223,7 +226,7 @@ function us(ms: number): string {
 }
 
 function table(rows: Row[]): string {
-  const header = ["instances", "concurrency", "calls", "calls/s", "p50", "p99", "CPU (cores)", "failed"];
+  const header = ["instances", "concurrency", "calls", "calls/s", "p50", "p99", "CPU (cores)", "free after", "failed"];
   const cells = rows.map((r) => [
     String(r.instances),
     String(r.concurrency),
@@ -232,6 +235,7 @@ function table(rows: Row[]): string {
     us(r.result.p50Ms),
     us(r.result.p99Ms),
     r.cores.toFixed(2),
+    r.free.toFixed(2),
     String(r.result.non2xx + r.result.errors),
   ]);
   const line = (c: string[]) => `| ${c.join(" | ")} |`;
@@ -260,7 +264,8 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log(
       `\nmachine check: two spinning threads got ${shareBefore.toFixed(2)} cores before the runs, ` +
-        `${shareAfter.toFixed(2)} after (of ${navigator.hardwareConcurrency}; less: other processes competed)`,
+        `${shareAfter.toFixed(2)} after (of ${navigator.hardwareConcurrency}; less: other processes competed); ` +
+        `"free after": the same check (200 ms) right after each cell`,
     );
     const verdict = (ok: boolean) => ok ? "met" : "MISSED";
     const judged = rows.find((r) => r.instances === DEFAULT_INSTANCES && r.concurrency === TARGET_CONCURRENCY);
