@@ -7,7 +7,7 @@
 import { BridgeServer, createBridgeBuffer } from "./_bridge.ts";
 import { ChannelClient, createChannelBuffer } from "./_channel.ts";
 import { BELL, type Dispatcher } from "./_dispatcher.ts";
-import { type FailureKind, MAIL, WORK, type WorkerReply, type WorkerRequest } from "./_protocol.ts";
+import { type FailureKind, MAIL, QUIT, RUNNING, WORK, type WorkerReply, type WorkerRequest } from "./_protocol.ts";
 import { INTERRUPT } from "./instrument_module.ts";
 
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
@@ -28,8 +28,8 @@ const NO_PERMISSIONS = {
 export class WorkerShell {
   readonly worker: Worker;
   readonly booted: Promise<void>;
-  /** The worker's own cells: [WORK] rung for every call, [MAIL] messages posted (see _protocol.ts). */
-  readonly cells = new Int32Array(new SharedArrayBuffer(8));
+  /** The worker's own cells: [WORK] rung for every call, [MAIL] messages posted, [RUNNING] (see _protocol.ts). */
+  readonly cells = new Int32Array(new SharedArrayBuffer(16));
   /** The isolation group it serves; undefined for a worker of one plugin's own. */
   group: string | undefined;
   /** The plugin instances it hosts, starting ones included. */
@@ -102,7 +102,9 @@ export class WorkerShell {
     this.#slots.clear();
     // A worker asleep in Atomics.wait does not notice terminate(), and the
     // process would wait for its thread at exit: a message counted but never
-    // posted sends it out of its call loop, to the event loop, for good.
+    // posted sends it out of its call loop, to the event loop, for good; the
+    // quit flag ends a wait for a host-call answer (see QUIT).
+    Atomics.store(this.cells, QUIT, 1);
     Atomics.add(this.cells, MAIL, 1);
     Atomics.add(this.cells, WORK, 1);
     Atomics.notify(this.cells, WORK);
@@ -155,6 +157,8 @@ export class Instance {
   #channel: ChannelClient | undefined;
   #expired = false;
   #terminated = false;
+  /** The channel of an instantiation in flight, until the worker reports its end. */
+  #starting: SharedArrayBuffer | undefined;
   readonly #handler = (fn: number, payload: Uint8Array) => this.spec.handleHostCall(this, fn, payload);
 
   constructor(shell: WorkerShell, spec: InstanceSpec) {
@@ -167,10 +171,20 @@ export class Instance {
     if (reply.type === "interrupt") {
       this.#interrupt = new Int32Array(reply.buffer);
       if (this.#expired) this.interrupt();
-    } else {
-      this.#pending?.(reply);
+      return;
     }
+    const channel = this.#starting;
+    this.#starting = undefined;
+    if (!this.#terminated) return this.#pending?.(reply);
+    // Ended while it was starting: an instance that started anyway is dropped from its worker's slots.
+    if (reply.type === "ready" && channel) new ChannelClient(channel, this.shell.cells).leave();
+    if ("slot" in reply) this.shell.closeSlot(reply.slot);
   };
+
+  /** Whether the worker runs this instance's code now (a call or its start), not another slot's. */
+  get running(): boolean {
+    return this.#slot !== 0 && Atomics.load(this.shell.cells, RUNNING) === this.#slot;
+  }
 
   /**
    * Instantiates the plugin in the worker (again, after a failure) and runs
@@ -194,6 +208,7 @@ export class Instance {
     const server = new BridgeServer(bridge);
     this.#server = server;
     void server.serve(this.#handler);
+    this.#starting = channel;
     const reply = await this.#exchange(deadlineMs, {
       type: "instantiate",
       slot: this.#slot,
@@ -277,11 +292,14 @@ export class Instance {
    */
   terminate(): void {
     this.#terminated = true;
+    // An instantiation in flight is stopped too: its flag goes up as soon as the worker reports it.
+    this.#expired = true;
     this.interrupt();
     this.#channel?.leave();
     this.#channel = undefined;
     this.#server?.stop();
-    this.shell.closeSlot(this.#slot);
+    // While it starts, its slot keeps listening (see #listen) so that it can be dropped once it reports.
+    if (!this.#starting) this.shell.closeSlot(this.#slot);
     this.shell.instances.delete(this);
     if (this.shell.group === undefined) this.shell.terminate();
     // The host's dispatcher polls its calls again: a call of this instance in flight ends now.
@@ -297,21 +315,33 @@ export class Instance {
   ): Promise<WorkerReply | { type: "failed"; kind: FailureKind; message: string; stuck: true }> {
     this.#expired = false;
     return new Promise((resolve) => {
-      let grace: ReturnType<typeof setTimeout> | undefined;
-      const timer = setTimeout(() => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // The deadline counts from when the worker starts the instantiation: in a
+      // group's worker it may first finish another plugin's call (bounded by
+      // that call's own deadline), so the clock is wound again until it has.
+      const expire = () => {
+        if (!this.#interrupt && !this.running) {
+          timer = setTimeout(expire, Math.max(1, deadlineMs));
+          return;
+        }
         this.#expired = true;
         this.interrupt();
-        // Instrumented code stops at its next check; a worker that does not
-        // answer within the grace period is given up on (the host stops it).
-        grace = setTimeout(() => {
-          this.#pending = undefined;
-          resolve({ type: "failed", kind: "deadline", message: "The worker did not stop", stuck: true });
-        }, this.spec.stopGraceMs);
-      }, Math.max(0, deadlineMs));
+        timer = setTimeout(giveUp, this.spec.stopGraceMs);
+      };
+      // Instrumented code stops at its next check; a worker still running
+      // this start code after the grace period is given up on (the host stops it).
+      const giveUp = () => {
+        if (!this.running) {
+          timer = setTimeout(giveUp, this.spec.stopGraceMs);
+          return;
+        }
+        this.#pending = undefined;
+        resolve({ type: "failed", kind: "deadline", message: "The worker did not stop", stuck: true });
+      };
+      timer = setTimeout(expire, Math.max(0, deadlineMs));
       this.#pending = (reply) => {
         if (reply.type === "booted" || reply.type === "interrupt") return;
         clearTimeout(timer);
-        clearTimeout(grace);
         this.#pending = undefined;
         resolve(reply);
       };

@@ -18,7 +18,7 @@ export type WorkerRequest =
     module: WebAssembly.Module;
     bridge: SharedArrayBuffer;
     channel: SharedArrayBuffer;
-    /** The worker's own Int32 cells: [0] work (rung for every call sent to any slot), [1] messages posted. */
+    /** The worker's own Int32 cells: [0] work, [1] messages posted, [2] the slot running now, [3] quit (see below). */
     cells: SharedArrayBuffer;
     /** Int32 cells shared by all workers of a host: [0] idle spinners, [1] the doorbell. */
     shared: SharedArrayBuffer;
@@ -46,3 +46,18 @@ export type WorkerReply =
 export const WORK = 0;
 /** Index of the count of messages posted to a worker, raised before each postMessage. */
 export const MAIL = 1;
+/**
+ * Index of the slot whose code the worker runs now (a call, or an
+ * instantiation with its start code); 0 when none. A deadline judges a worker
+ * stuck only when the slot it interrupted is the one running: a call waiting
+ * behind another slot's call waits on that call's own deadline.
+ */
+export const RUNNING = 2;
+/**
+ * Index of the flag the main thread raises when it ends a worker. Deno's
+ * `terminate()` does not stop a thread that is waiting for a host-call answer
+ * in start code (measured: the bridge's wait loop ran on after it), so the
+ * worker's own code looks at this flag: a host call waiting for an answer
+ * gives up and raises its instance's interrupt flag, and the call loop leaves.
+ */
+export const QUIT = 3;

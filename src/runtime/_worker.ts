@@ -11,7 +11,7 @@ import process from "node:process";
 import { BlockOverrun, BlockTable } from "./_blocks.ts";
 import { BridgeClient, errorResponse, REFUSED_CALLS } from "./_bridge.ts";
 import { type ChannelResult, ChannelServer } from "./_channel.ts";
-import { MAIL, WORK } from "./_protocol.ts";
+import { MAIL, QUIT, RUNNING, WORK } from "./_protocol.ts";
 import {
   HTTP_IMPORT_MODULE,
   INIT_PREFIX,
@@ -135,7 +135,13 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
   };
   const channel = slot.channel;
   const bridge = new BridgeClient(request.bridge, () => channel.ring());
-  const interrupted = () => slot.interrupt !== undefined && Atomics.load(slot.interrupt, INTERRUPT.flag / 4) !== 0;
+  const quit = new Int32Array(request.cells);
+  const interrupted = () => {
+    if (slot.interrupt === undefined) return Atomics.load(quit, QUIT) !== 0;
+    // The worker is being ended: the instance stops at its next check, as at a deadline.
+    if (Atomics.load(quit, QUIT) !== 0) Atomics.store(slot.interrupt, INTERRUPT.flag / 4, 1);
+    return Atomics.load(slot.interrupt, INTERRUPT.flag / 4) !== 0;
+  };
   // Refusals past the cap go to the host in one bridge call at the end of the
   // call (or start code), so that they are audited and counted while a plugin
   // looping past the cap costs the main thread nothing per call.
@@ -435,10 +441,12 @@ async function serve(): Promise<void> {
           continue;
         }
         let result: ChannelResult & { stop?: boolean };
+        Atomics.store(cells, RUNNING, slot.id);
         try {
           result = await call(slot, request.name, request.input);
         } finally {
           slot.reportRefused();
+          Atomics.store(cells, RUNNING, 0);
         }
         if (result.stop) dropInstance(slot);
         slot.channel.finish(request.seq, result);
@@ -489,7 +497,12 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
     else {
       workerCells ??= new Int32Array(request.cells);
       shared ??= { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners };
-      await instantiate(request);
+      Atomics.store(workerCells, RUNNING, request.slot);
+      try {
+        await instantiate(request);
+      } finally {
+        Atomics.store(workerCells, RUNNING, 0);
+      }
     }
   } finally {
     handling--;

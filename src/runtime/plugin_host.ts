@@ -922,17 +922,24 @@ export class PluginHost<C = unknown> {
   #freeWorker(retire: boolean): boolean {
     if (this.#spares.length > 0 || this.#shells.size + this.#spares.length < this.#maxWorkers) return true;
     if (!retire) return false;
-    let victim: { entry: PluginEntry; instance: Instance } | undefined;
-    for (const entry of this.#entries.values()) {
-      if (entry.instances.size <= entry.min) continue;
-      for (const instance of entry.idle) {
-        // Retiring an instance that shares its worker frees no worker.
-        if (instance.shell.instances.size !== 1) continue;
-        if (!victim || instance.lastUsed < victim.instance.lastUsed) victim = { entry, instance };
+    // The worker whose instances are all idle and none kept warm, used least recently (by its latest call): retiring
+    // them all ends it (one instance for a plugin's own worker, every one in it for a group's).
+    let victim: { shell: WorkerShell; lastUsed: number } | undefined;
+    for (const shell of this.#shells) {
+      let lastUsed = -Infinity;
+      let free = shell.instances.size > 0;
+      for (const instance of shell.instances) {
+        const entry = this.#entryOf.get(instance);
+        if (!entry || !entry.idle.includes(instance) || entry.instances.size <= entry.min) {
+          free = false;
+          break;
+        }
+        lastUsed = Math.max(lastUsed, instance.lastUsed);
       }
+      if (free && (!victim || lastUsed < victim.lastUsed)) victim = { shell, lastUsed };
     }
     if (!victim) return false;
-    this.#retire(victim.entry, victim.instance, "lru");
+    for (const instance of [...victim.shell.instances]) this.#retire(this.#entryOf.get(instance)!, instance, "lru");
     return true;
   }
 
@@ -1084,6 +1091,12 @@ export class PluginHost<C = unknown> {
    * room under `maxWorkers`, or the next one freed or started for it.
    */
   #acquire(entry: PluginEntry, signal: AbortSignal): Promise<Instance> {
+    // A call admitted just before close() or unload() gets no instance: no one would serve its wait.
+    if (this.#closed) return Promise.reject(new PluginRuntimeError("The plugin host is closing", { plugin: "*" }));
+    if (entry.unloaded) {
+      const name = entry.info.name;
+      return Promise.reject(new PluginNotFoundError(`Plugin "${name}" was unloaded`, { plugin: name }));
+    }
     const idle = entry.idle.pop();
     if (idle) {
       clearTimeout(idle.idleTimer);
@@ -1243,9 +1256,15 @@ export class PluginHost<C = unknown> {
       instance.call(program ? COMMAND_EXPORT : exportName, input, remaining, () => {
         call.controller.abort(call.deadlineError());
         // The caller hears now; the worker stops at its next check. If it
-        // does not within the grace period, the worker is given up on.
+        // still runs this call after the grace period, the worker is given up
+        // on; a call waiting behind another plugin's call in a group's worker
+        // waits on that call's own deadline (and is then skipped, not run).
         resolve({ ok: false, kind: "deadline", message: "deadline" });
-        stopTimer = setTimeout(() => this.#killShell(instance.shell), STOP_GRACE_MS);
+        const giveUp = () => {
+          if (instance.running) this.#killShell(instance.shell);
+          else stopTimer = setTimeout(giveUp, STOP_GRACE_MS);
+        };
+        stopTimer = setTimeout(giveUp, STOP_GRACE_MS);
       }).then((result) => {
         clearTimeout(stopTimer);
         instance.current = undefined;

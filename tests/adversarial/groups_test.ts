@@ -485,20 +485,25 @@ Deno.test("adversarial groups: a plugin sharing a worker cannot reach, starve or
   await t.attack(
     "close() while calls are queued in a shared worker behind a spinning one: resolves, nothing spins",
     async () => {
-      await using host = sharedHost();
+      // The blocker holds the worker in a host call that never answers (until its deadline); close() comes once it
+      // runs: a call still being admitted when close() comes is refused at once instead (tested with the bugs below).
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => entered = resolve);
+      await using host = sharedHost({ entered, release: new Promise(() => {}) });
       const neighbourMs = 1500;
       await host.load(fixtures.counter, {
         name: "neighbour",
         group: "tenants",
         limits: { deadlineMs: neighbourMs, minInstances: 1 },
       });
-      await host.load(fixtures.spin, { name: "spinner", group: "tenants", limits: { minInstances: 1 } });
-      const spinning = host.invoke("spinner", "spin");
+      await host.load(fixtures.exclusive, { name: "spinner", group: "tenants", limits: { minInstances: 1 } });
+      const spinning = host.invoke("spinner", "enter");
+      await inside;
       const queued = Array.from({ length: 3 }, () => next(host, "neighbour"));
       const outcomes = Promise.allSettled([spinning, ...queued]);
       const started = performance.now();
       await host.close();
-      // Every call ends within its deadline (see the [bug] test below for one that need not wait that long).
+      // Every call ends within its deadline (see the regression tests below for calls that need not wait that long).
       const took = performance.now() - started;
       assert.ok(took < neighbourMs + 1500, `close() took ${took.toFixed(0)} ms`);
       const [spun, ...settled] = await outcomes;
@@ -594,17 +599,16 @@ Deno.test("adversarial groups: a plugin sharing a worker cannot reach, starve or
   t.report();
 });
 
-// --- Attacks that did not hold: each names its bug, ignored until the fix lands --------------------------------------
+// --- Attacks that did not hold when first tried, kept as regression tests: each comment names the bug it found ------
 
-// BUG (src/runtime/plugin_host.ts #run, the onDeadline callback: `stopTimer = setTimeout(() => this.#killShell(...),
+// Was a bug, fixed (src/runtime/plugin_host.ts #run, the onDeadline callback: `stopTimer = setTimeout(() => this.#killShell(...),
 // STOP_GRACE_MS)`): a call that passes its deadline while it waits behind another slot's call in a shared worker arms
 // the "worker did not stop" timer, although its own plugin never ran. When the call it waits behind runs on for more
 // than that deadline + 2 s (a neighbour with a longer deadline, legitimately), the host gives the worker up
 // (stuckWorkers 1) and every slot in it dies: the running call and the calls queued behind it fail with "The plugin
 // instance was terminated", though their deadlines are longer than the spinner's.
 Deno.test({
-  name: "adversarial groups: a short deadline queued behind a long call does not take the worker down [bug]",
-  ignore: true,
+  name: "adversarial groups: a short deadline queued behind a long call does not take the worker down",
   fn: async () => {
     const spinMs = HOSTILE_MS + STOP_GRACE_MS + 1500;
     await using host = sharedHost({ limits: { deadlineMs: HOSTILE_MS } });
@@ -627,14 +631,13 @@ Deno.test({
   },
 });
 
-// BUG (src/runtime/_instance.ts Instance.#exchange, and plugin_host.ts #startInstance: `if (outcome.stuck)
+// Was a bug, fixed (src/runtime/_instance.ts Instance.#exchange, and plugin_host.ts #startInstance: `if (outcome.stuck)
 // this.#killShell(instance.shell)`): an instantiation sent to a shared worker waits behind the call that worker is
 // running, and its deadline counts from the send. When the running call (a neighbour's, within its own longer deadline)
 // outlasts the new instance's deadline + 2 s, the instantiation is taken for a worker that does not stop: the host
 // gives the worker up and the neighbour's running call fails with "The plugin instance was terminated".
 Deno.test({
-  name: "adversarial groups: an instance starting behind a neighbour's long call does not take the worker down [bug]",
-  ignore: true,
+  name: "adversarial groups: an instance starting behind a neighbour's long call does not take the worker down",
   fn: async () => {
     const running = gate();
     const release = gate();
@@ -660,7 +663,7 @@ Deno.test({
   },
 });
 
-// BUG (src/runtime/_instance.ts Instance.terminate while `instantiate` is in flight, reached from plugin_host.ts
+// Was a bug, fixed (src/runtime/_instance.ts Instance.terminate while `instantiate` is in flight, reached from plugin_host.ts
 // unload(): `for (const instance of [...entry.instances]) this.#drop(entry, instance)`): a plugin unloaded while an
 // instance of it is starting in a shared worker (started for a call that already passed its deadline, so unload() does
 // not wait for it) is dropped on the main thread only. terminate() cannot send the slot a "leave" (it has no channel
@@ -670,8 +673,7 @@ Deno.test({
 // of the neighbour fails at its deadline, the worker is given up on, and the process can no longer exit (the thread
 // still polls; see the child's "zombie" scenario).
 Deno.test({
-  name: "adversarial groups: unload() of a plugin whose instance is starting leaves no slot behind in the worker [bug]",
-  ignore: true,
+  name: "adversarial groups: unload() of a plugin whose instance is starting leaves no slot behind in the worker",
   fn: async () => {
     const running = gate();
     const release = gate();
@@ -696,8 +698,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "adversarial groups: the process exits after close() once a starting instance was unloaded [bug]",
-  ignore: true,
+  name: "adversarial groups: the process exits after close() once a starting instance was unloaded",
   fn: async () => {
     assert.ok(denoCommand, "the test task grants --allow-run=deno");
     const child = new Deno.Command(denoCommand, {
@@ -719,15 +720,14 @@ Deno.test({
   },
 });
 
-// BUG (src/runtime/plugin_host.ts close() and #acquire(): close() rejects the calls queued in the semaphores and the
+// Was a bug, fixed (src/runtime/plugin_host.ts close() and #acquire(): close() rejects the calls queued in the semaphores and the
 // waiters for an instance it finds, but a call still between its admissions (invoke() awaits #admit twice) when
 // close() runs goes on into #acquire(), which checks neither #closed nor entry.unloaded: finding no idle instance, it
 // adds a waiter no one will ever serve (#release and #drop do nothing for waiters once closed). The call waits out its
 // whole deadline and fails with PluginDeadlineError, and close() (which awaits every running call) waits with it. The
 // same holds for unload(). Here: a neighbour with a 5 s deadline makes close() take 5 s.
 Deno.test({
-  name: "adversarial groups: close() refuses at once a call still waiting for an instance [bug]",
-  ignore: true,
+  name: "adversarial groups: close() refuses at once a call still waiting for an instance",
   fn: async () => {
     await using host = sharedHost();
     await loadNeighbour(host);
@@ -746,14 +746,13 @@ Deno.test({
   },
 });
 
-// BUG (src/runtime/plugin_host.ts #freeWorker(): `if (instance.shell.instances.size !== 1) continue;`): under
+// Was a bug, fixed (src/runtime/plugin_host.ts #freeWorker(): `if (instance.shell.instances.size !== 1) continue;`): under
 // concurrency.maxWorkers, room for a new worker is made by retiring the least recently used idle instance alone in its
 // worker, so a group's worker that hosts two or more instances is never retired, even when every one of them is idle.
 // Plugins of one tenant group pin that worker: a plugin with workers of its own finds no room and its calls fail at
 // their deadline until the group's instances pass idleMs (60 s by default), although the worker serves nothing.
 Deno.test({
-  name: "adversarial groups: under maxWorkers, a group's worker with only idle instances makes room [bug]",
-  ignore: true,
+  name: "adversarial groups: under maxWorkers, a group's worker with only idle instances makes room",
   fn: async () => {
     await using host = new PluginHost({
       groups: { tenants: { workers: 1 } },
