@@ -1,7 +1,9 @@
 // Summary of a V8 `.cpuprofile` (written by `deno run --cpu-prof`): where one
 // isolate's time went, as tables of self time by function and by file, and
 // total (inclusive) time of keycard's own functions. Used by
-// bench/throughput.ts --profile-summary=<file>.
+// bench/throughput.ts --profile-summary=<file>. A thread blocked in a sync
+// wait (a worker in Atomics.wait) shows as self time of the function that
+// waits, not as `(idle)`: only the event loop's waits are idle.
 
 /** A `.cpuprofile` as V8 writes it (the fields read here). */
 export interface CpuProfile {
@@ -96,7 +98,7 @@ export function summarizeCpuProfile(profile: CpuProfile, options: SummaryOptions
 
   const out: string[] = [];
   out.push(
-    `main isolate: ${ms(total)} ms sampled (${profile.samples.length} samples); busy ${ms(busy)} ms ` +
+    `isolate: ${ms(total)} ms sampled (${profile.samples.length} samples); busy ${ms(busy)} ms ` +
       `(${pct(busy, total)}), idle ${pct(idle, total)}, GC ${pct(gc, total)}`,
   );
   out.push("", `top ${top} functions by self time (share of busy time)`, "", "| self ms | busy % | function |");
