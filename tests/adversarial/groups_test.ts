@@ -87,6 +87,31 @@ function gate(): { opened: Promise<void>; open: () => void } {
 }
 
 /**
+ * A shared host (see `sharedHost`) whose plugin "busy" (exclusive.wat, deadline `deadlineMs`, kept warm) holds the
+ * group's one worker in a host call once `hold()` starts it, until `release()`.
+ */
+async function busyWorker(deadlineMs: number): Promise<{
+  host: PluginHost;
+  /** Starts the busy call and resolves once it holds the worker, with the call (it ends after `release()`). */
+  hold: () => Promise<{ done: Promise<Uint8Array> }>;
+  release: () => void;
+}> {
+  const running = gate();
+  const released = gate();
+  const host = sharedHost({ entered: running.open, release: released.opened });
+  await host.load(fixtures.exclusive, { name: "busy", group: "tenants", limits: { deadlineMs, minInstances: 1 } });
+  return {
+    host,
+    hold: async () => {
+      const done = later(host.invoke("busy", "enter"));
+      await running.opened;
+      return { done };
+    },
+    release: released.open,
+  };
+}
+
+/**
  * A host whose group "tenants" has one worker (so every plugin loaded into it shares that thread), with a clock that
  * answers at once and a `keycard_test_sleep` (exclusive.wat's host call) that signals `entered` and then waits for
  * `release` when one is given, else for 20 ms of plugin work.
@@ -288,21 +313,14 @@ Deno.test("adversarial groups: a plugin sharing a worker cannot reach, starve or
   await t.attack(
     "a call past its deadline while queued behind a neighbour's call: not started, the other unharmed",
     async () => {
-      const running = gate();
-      const release = gate();
-      await using host = sharedHost({ entered: running.open, release: release.opened });
-      await host.load(fixtures.exclusive, {
-        name: "busy",
-        group: "tenants",
-        limits: { deadlineMs: NEIGHBOUR_MS, minInstances: 1 },
-      });
+      const worker = await busyWorker(NEIGHBOUR_MS);
+      await using host = worker.host;
       await loadNeighbour(host, "late");
       assert.equal(await next(host, "late"), 1);
-      const busy = later(host.invoke("busy", "enter"));
-      await running.opened;
+      const busy = (await worker.hold()).done;
       await assert.rejects(next(host, "late", 100), PluginDeadlineError);
       // The call it waited behind ends well within the stop grace, and was never touched.
-      release.open();
+      worker.release();
       await busy;
       await host.invoke("busy", "enter");
       assert.equal(replacements(host, "busy"), 0);
@@ -639,23 +657,16 @@ Deno.test({
 Deno.test({
   name: "adversarial groups: an instance starting behind a neighbour's long call does not take the worker down",
   fn: async () => {
-    const running = gate();
-    const release = gate();
-    await using host = sharedHost({ entered: running.open, release: release.opened });
-    await host.load(fixtures.exclusive, {
-      name: "busy",
-      group: "tenants",
-      limits: { deadlineMs: 30_000, minInstances: 1 },
-    });
+    const worker = await busyWorker(30_000);
+    await using host = worker.host;
     await host.load(fixtures.counter, { name: "late", group: "tenants" });
-    const busy = later(host.invoke("busy", "enter"));
-    await running.opened;
+    const busy = (await worker.hold()).done;
     // Its instance cannot start while the worker runs the busy call: it fails at its deadline, as it must.
     await assert.rejects(next(host, "late"), PluginDeadlineError);
     // The busy call goes on past the late instance's deadline + the stop grace, within its own deadline. The wait is
     // the premise of the attack (a long, legitimate call), not a synchronisation: nothing else happens meanwhile.
     await new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS + 1000));
-    release.open();
+    worker.release();
     await busy;
     assert.equal(host.stats().stuckWorkers, 0);
     assert.equal(replacements(host, "busy"), 0);
@@ -675,21 +686,14 @@ Deno.test({
 Deno.test({
   name: "adversarial groups: unload() of a plugin whose instance is starting leaves no slot behind in the worker",
   fn: async () => {
-    const running = gate();
-    const release = gate();
-    await using host = sharedHost({ entered: running.open, release: release.opened });
-    await host.load(fixtures.exclusive, {
-      name: "busy",
-      group: "tenants",
-      limits: { deadlineMs: NEIGHBOUR_MS, minInstances: 1 },
-    });
+    const worker = await busyWorker(NEIGHBOUR_MS);
+    await using host = worker.host;
     await host.load(fixtures.probe, { name: "probe", group: "tenants", limits: { deadlineMs: NEIGHBOUR_MS } });
-    const busy = later(host.invoke("busy", "enter"));
-    await running.opened;
+    const busy = (await worker.hold()).done;
     // Its instance is queued in the worker behind the busy call; the caller gives up, then the plugin is unloaded.
     await assert.rejects(host.invoke("probe", "ping", "", { deadlineMs: 50 }), PluginDeadlineError);
     assert.ok(await host.unload("probe"));
-    release.open();
+    worker.release();
     await busy;
     // The worker goes on serving its remaining plugin.
     await host.invoke("busy", "enter", "", { deadlineMs: 2000 });
