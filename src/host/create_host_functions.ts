@@ -16,7 +16,7 @@ import {
 import { type HostCallContext, HostCallError, type HostFunction } from "../runtime/mod.ts";
 import { authorizedFetch, type AuthorizedFetchOptions, type HttpTarget } from "./authorized_fetch.ts";
 import type { FsCapability } from "./fs_capability.ts";
-import type { KvStore } from "./kv_store.ts";
+import type { PluginKv } from "./plugin_kv.ts";
 
 /** What the invoker hands a plugin call as its host context. */
 export interface CallerContext {
@@ -46,8 +46,8 @@ export interface HostFunctionsOptions {
   audit: AuditLog;
   /** The data root that `fs.*` acts in. */
   fs: FsCapability;
-  /** The key-value store of `kv.*`. */
-  kv: KvStore;
+  /** The key-value store of `kv.*`: Deno KV on one machine, PostgreSQL for replicas. */
+  kv: PluginKv;
   /** A plugin's configuration variables, read by `env.get` (never the process environment). @default {() => ({})} */
   env?: (plugin: string) => Readonly<Record<string, string>>;
   /** Where `log.write` lines go. @default {JSON lines on stderr} */

@@ -1,17 +1,12 @@
 import { HostCallError } from "../runtime/mod.ts";
+import { type KvAction, KvRules, MAX_KV_VALUE_BYTES, quoteKvPart } from "./kv_rules.ts";
+import type { PluginKv } from "./plugin_kv.ts";
 
 /** Options of {@linkcode KvStore.open}. */
 export interface KvStoreOptions {
   /** Largest value accepted, in bytes; at most Deno KV's own limit of 64 KiB. @default {65536} */
   maxValueBytes?: number;
 }
-
-/** Deno KV's own limit on a value's size. */
-const DENO_KV_MAX_VALUE_BYTES = 65536;
-/** Longest plugin name, namespace or key, in UTF-8 bytes (Deno KV keys total at most 2048). */
-const MAX_PART_BYTES = 512;
-/** Longest part of a name quoted in a message. */
-const MAX_QUOTED = 80;
 
 /**
  * A durable key-value store for plugins, kept in Deno KV (SQLite) so that it
@@ -30,10 +25,9 @@ const MAX_QUOTED = 80;
  * await store.get("other", "state", "hits"); // undefined
  * ```
  */
-export class KvStore {
+export class KvStore implements PluginKv {
   readonly #kv: Deno.Kv;
-  readonly #maxValueBytes: number;
-  #closed = false;
+  readonly #rules: KvRules;
 
   /**
    * Opens (or creates) the store at a path.
@@ -52,18 +46,13 @@ export class KvStore {
    * ```
    */
   static async open(path: string, options: KvStoreOptions = {}): Promise<KvStore> {
-    const { maxValueBytes = DENO_KV_MAX_VALUE_BYTES } = options;
-    if (!Number.isSafeInteger(maxValueBytes) || maxValueBytes < 1 || maxValueBytes > DENO_KV_MAX_VALUE_BYTES) {
-      throw new RangeError(
-        `Value limit ${maxValueBytes} is invalid: maxValueBytes must be an integer from 1 to ${DENO_KV_MAX_VALUE_BYTES}`,
-      );
-    }
-    return new KvStore(await Deno.openKv(path), maxValueBytes);
+    const rules = new KvRules(options.maxValueBytes ?? MAX_KV_VALUE_BYTES);
+    return new KvStore(await Deno.openKv(path), rules);
   }
 
-  private constructor(kv: Deno.Kv, maxValueBytes: number) {
+  private constructor(kv: Deno.Kv, rules: KvRules) {
     this.#kv = kv;
-    this.#maxValueBytes = maxValueBytes;
+    this.#rules = rules;
   }
 
   /**
@@ -88,7 +77,7 @@ export class KvStore {
     const entry = await this.#run("read", key, () => this.#kv.get(kvKey));
     if (entry.value === null) return undefined;
     if (!(entry.value instanceof Uint8Array)) {
-      throw new HostCallError("io", `Cannot read key ${_quote(key)}: the stored value is not bytes`);
+      throw new HostCallError("io", `Cannot read key ${quoteKvPart(key)}: the stored value is not bytes`);
     }
     return entry.value;
   }
@@ -113,14 +102,7 @@ export class KvStore {
    */
   async set(plugin: string, namespace: string, key: string, value: Uint8Array): Promise<void> {
     const kvKey = this.#key(plugin, namespace, key);
-    if (value.byteLength > this.#maxValueBytes) {
-      throw new HostCallError(
-        "limit",
-        `Cannot set key ${
-          _quote(key)
-        } to ${value.byteLength} bytes: values are limited to ${this.#maxValueBytes} bytes`,
-      );
-    }
+    this.#rules.checkValue(key, value);
     await this.#run("write", key, () => this.#kv.set(kvKey, value));
   }
 
@@ -167,9 +149,7 @@ export class KvStore {
    * ```
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#kv.close();
+    if (this.#rules.close()) this.#kv.close();
   }
 
   /**
@@ -188,55 +168,12 @@ export class KvStore {
   }
 
   #key(plugin: string, namespace: string, key: string): Deno.KvKey {
-    _checkPart("Plugin name", plugin);
-    _checkPart("Namespace", namespace);
-    _checkPart("Key", key);
+    this.#rules.checkParts(plugin, namespace, key);
     return ["plugins", plugin, namespace, key];
   }
 
-  async #run<T>(action: string, key: string, body: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new HostCallError("io", `Cannot ${action} key ${_quote(key)}: the store is closed`);
-    try {
-      return await body();
-    } catch (error) {
-      if (error instanceof HostCallError) throw error;
-      // Deno KV's messages may name the database path, so only the error's name is passed on.
-      const name = error instanceof Error ? error.name : "unknown error";
-      throw new HostCallError("io", `Cannot ${action} key ${_quote(key)}: the store failed (${name})`, {
-        cause: error,
-      });
-    }
-  }
-}
-
-function _quote(value: string): string {
-  return JSON.stringify(value.length > MAX_QUOTED ? `${value.slice(0, MAX_QUOTED)}…` : value);
-}
-
-function _checkPart(what: string, value: string): void {
-  const bytes = value.length > MAX_PART_BYTES ? value.length : new TextEncoder().encode(value).byteLength;
-  if (bytes === 0 || bytes > MAX_PART_BYTES) {
-    throw new HostCallError(
-      "invalid",
-      `${what} ${_quote(value)} is ${bytes}${
-        bytes > MAX_PART_BYTES ? " or more" : ""
-      } bytes: it must be 1 to ${MAX_PART_BYTES} bytes`,
-    );
-  }
-  // A lone surrogate would be encoded as U+FFFD and share its entry with another name.
-  if (!value.isWellFormed()) {
-    throw new HostCallError("invalid", `${what} ${_quote(value)} contains a lone surrogate: it must be valid Unicode`);
-  }
-  for (let i = 0; i < value.length; i++) {
-    const code = value.charCodeAt(i);
-    if (code <= 0x1f || code === 0x7f) {
-      const hex = code.toString(16).toUpperCase().padStart(4, "0");
-      throw new HostCallError(
-        "invalid",
-        `${what} ${
-          _quote(value)
-        } contains the control character U+${hex} at index ${i}: control characters are not allowed`,
-      );
-    }
+  #run<T>(action: KvAction, key: string, body: () => Promise<T>): Promise<T> {
+    // Deno KV's messages may name the database path, so only the error's name is passed on.
+    return this.#rules.run(action, key, body, (error) => error instanceof Error ? error.name : "unknown error");
   }
 }
