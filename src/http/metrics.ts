@@ -214,7 +214,7 @@ function renderWorkers(
   metric: (name: string, type: string, help: string) => void,
   lines: string[],
 ): void {
-  metric("keycard_workers", "gauge", "Worker isolates alive: plugin instances and warm spares.");
+  metric("keycard_workers", "gauge", "Worker isolates alive: those hosting plugin instances, and warm spares.");
   lines.push(`keycard_workers ${workers.workers}`);
   metric(
     "keycard_worker_plugins",
