@@ -76,9 +76,10 @@ export interface ConcurrencyConfig {
    */
   idleMs: number;
   /**
-   * Workers alive at once, plugin instances and warm spares together: the bound on the gateway's memory (~13 MiB a
-   * worker). A new instance past it retires the least recently used idle instance; when every worker is busy or
-   * kept warm, the call waits in the bounded queues, within its deadline. @default {256}
+   * Workers alive at once, those hosting instances (a plugin's own, or an isolation group's) and warm spares
+   * together: the bound on the gateway's memory (~13 MiB a worker). A new worker past it retires the least recently
+   * used worker whose instances are all idle; when every worker is busy or kept warm, the call waits in the bounded
+   * queues, within its deadline. @default {256}
    */
   maxWorkers: number;
 }

@@ -111,9 +111,11 @@ export interface PluginHostOptions<C = unknown> {
     /** How long an instance may stay idle before its worker is ended (instances under `minInstances` stay). @default {60000} */
     idleMs?: number;
     /**
-     * Workers alive at once, plugin instances and warm spares together. A new
-     * instance past it retires the least recently used idle instance; when
-     * none can be retired, the call waits for one (within its deadline). @default {256}
+     * Workers alive at once: those hosting instances (one plugin's, or an
+     * isolation group's) and warm spares together. A new worker past it
+     * retires the least recently used worker whose instances are all idle and
+     * not kept warm; when none can be retired, the call waits for one (within
+     * its deadline). @default {256}
      */
     maxWorkers?: number;
   };
