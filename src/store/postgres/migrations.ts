@@ -1,0 +1,67 @@
+/** One versioned step of the PostgreSQL schema. */
+export interface Migration {
+  /** Its place in the order: 1, 2, 3 ... with no gaps. */
+  readonly version: number;
+  /** A short name, recorded with the version in `keycard_migrations`. */
+  readonly name: string;
+  /** The statements, run in one transaction. Never edit one that has shipped: add a migration. */
+  readonly sql: string;
+}
+
+/**
+ * The schema of keycard's PostgreSQL store, oldest first. {@linkcode migrate}
+ * applies the ones a database lacks, each in a transaction of its own.
+ *
+ * Version 1, the tables replicas share:
+ * - `plugins`: installed plugins, one row per name and version, with the
+ *   module's bytes, its SHA-256 (lowercase hex) and its manifest as JSON.
+ * - `policies`: operator policy files, one row per name; `version` grows on
+ *   every change so that a replica can tell what it missed.
+ * - `kv`: plugin key-value entries, namespaced per plugin.
+ * - `audit`: audit events of every replica, in insertion order (`id`), with the
+ *   replica that recorded it and when.
+ *
+ * @example The newest version the code knows
+ * ```ts
+ * import { MIGRATIONS } from "./migrations.ts";
+ * MIGRATIONS.at(-1)!.version; // 1
+ * ```
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "shared state: plugins, policies, kv, audit",
+    sql: `
+CREATE TABLE plugins (
+  name text NOT NULL,
+  version text NOT NULL,
+  sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  wasm bytea NOT NULL,
+  manifest jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (name, version)
+);
+CREATE TABLE policies (
+  name text PRIMARY KEY,
+  version bigint NOT NULL CHECK (version > 0),
+  text text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE kv (
+  plugin text NOT NULL,
+  namespace text NOT NULL,
+  key text NOT NULL,
+  value bytea NOT NULL,
+  PRIMARY KEY (plugin, namespace, key)
+);
+CREATE TABLE audit (
+  id bigserial PRIMARY KEY,
+  replica text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now(),
+  event jsonb NOT NULL
+);
+-- Retention deletes by age.
+CREATE INDEX audit_at ON audit (at);
+`,
+  },
+];
