@@ -35,6 +35,11 @@ const UNREACHABLE = new Set([
   "57P03", // cannot_connect_now (starting up or shutting down)
 ]);
 
+/** Of those, the ones that mean the connection died under the statement (the server is likely up again). */
+const STALE = new Set(["ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "57P01", "57P02"]);
+/** Re-sends of a get or set on stale connections: the pool's default size (connect()'s `max`). */
+const MAX_RESENDS = 10;
+
 /**
  * Plugin key-value entries in PostgreSQL's `kv` table (plugin, namespace,
  * key, value), shared by every replica that connects to the same database:
@@ -49,9 +54,9 @@ const UNREACHABLE = new Set([
  *
  * @example Store and read a value
  * ```ts ignore
- * import postgres from "postgres";
+ * import { connect } from "./connect.ts";
  * import { PostgresKvStore } from "./postgres_kv_store.ts";
- * const sql = postgres("postgres://keycard@127.0.0.1:5432/keycard");
+ * const sql = await connect("postgres://keycard@127.0.0.1:5432/keycard");
  * using store = new PostgresKvStore(sql);
  * await store.set("counter", "state", "hits", new Uint8Array([42]));
  * await store.get("counter", "state", "hits"); // Uint8Array [42]
@@ -73,9 +78,9 @@ export class PostgresKvStore implements PluginKv {
    *
    * @example Bound every operation to a second
    * ```ts ignore
-   * import postgres from "postgres";
+   * import { connect } from "./connect.ts";
    * import { PostgresKvStore } from "./postgres_kv_store.ts";
-   * const store = new PostgresKvStore(postgres(url), { timeoutMs: 1000 });
+   * const store = new PostgresKvStore(await connect(url), { timeoutMs: 1000 });
    * ```
    */
   constructor(sql: Sql, options: PostgresKvStoreOptions = {}) {
@@ -210,9 +215,10 @@ export class PostgresKvStore implements PluginKv {
   }
 
   /**
-   * Runs one statement within `timeoutMs`. `again`: whether it may be sent a second time after the connection failed
-   * under it. A pooled connection the server ended (a restart) fails the next statement sent on it; a get or an
-   * upsert can simply be sent again on a new connection, a delete cannot without losing whether it found the value.
+   * Runs one statement within `timeoutMs`. `again`: whether it may be sent again when the connection it went out on
+   * turns out dead. After a restart every pooled connection is dead until the client hears so, and the next
+   * statements sent on them fail at once: a get or an upsert can simply be sent again, up to once per pooled
+   * connection; a delete cannot without losing whether it found the value.
    */
   #run(action: KvAction, key: string, query: () => PendingQuery<Row[]>, again: boolean): Promise<Row[]> {
     return this.#rules.run(action, key, async () => {
@@ -239,7 +245,7 @@ export class PostgresKvStore implements PluginKv {
           } catch (error) {
             const code = (error as { code?: unknown })?.code;
             if (typeof code !== "string" || !UNREACHABLE.has(code)) throw error;
-            if (again && attempt === 1) continue;
+            if (again && STALE.has(code) && attempt <= MAX_RESENDS) continue;
             throw new HostCallError(
               "io",
               `Cannot ${action} key ${quoteKvPart(key)}: the database is unreachable (${code})`,
