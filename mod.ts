@@ -110,6 +110,7 @@ export type {
   HttpRequest,
   HttpResponse,
   HttpTarget,
+  PluginKv,
   PluginLogEntry,
 } from "./src/host/mod.ts";
 export { AuditLog, MAX_AUDIT_REQUEST_BYTES } from "./src/audit/mod.ts";

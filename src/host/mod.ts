@@ -25,3 +25,4 @@ export {
 export { canonicalizePath, type CanonicalizePathOptions } from "./canonicalize_path.ts";
 export { FsCapability, type FsEntry } from "./fs_capability.ts";
 export { KvStore, type KvStoreOptions } from "./kv_store.ts";
+export type { PluginKv } from "./plugin_kv.ts";
