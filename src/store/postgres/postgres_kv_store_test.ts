@@ -110,6 +110,27 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: `PostgresKvStore: a failed statement is io naming its SQLSTATE, not the server's message${noDatabase}`,
+  ignore: testPostgres === undefined,
+  async fn() {
+    const db = await freshKvDatabase();
+    try {
+      const sql = await db.connect();
+      using store = new PostgresKvStore(sql);
+      await sql`DROP TABLE kv`;
+      await assertIo(
+        store.set("p", "n", "k", new Uint8Array([1])),
+        /^Cannot write key "k": the store failed \(SQLSTATE 42P01\)$/,
+      );
+      await assertIo(store.get("p", "n", "k"), /^Cannot read key "k": the store failed \(SQLSTATE 42P01\)$/);
+      await assertIo(store.delete("p", "n", "k"), /^Cannot delete key "k": the store failed \(SQLSTATE 42P01\)$/);
+    } finally {
+      await db.close();
+    }
+  },
+});
+
 Deno.test("PostgresKvStore fails with io at once when nothing listens at the database's address", async () => {
   // A port that was free a moment ago: connecting is refused.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
