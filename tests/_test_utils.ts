@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { buildPlugins } from "../plugins/build.ts";
 import { compileWat } from "./_wat.ts";
+import { HostCallError } from "../src/runtime/mod.ts";
 
 const testdata = new URL("./testdata/", import.meta.url);
 
@@ -95,4 +96,14 @@ export async function readRotated(path: string): Promise<{ files: string[]; line
     lines.push(...text.split("\n").slice(0, -1));
   }
   return { files, lines };
+}
+
+/** Asserts that `promise` rejects with a {@linkcode HostCallError} of `code` (and a message matching `message`). */
+export async function assertRefused(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof HostCallError, `expected a HostCallError, got ${error}`);
+    assert.equal(error.code, code, error.message);
+    if (message) assert.match(error.message, message);
+    return true;
+  });
 }

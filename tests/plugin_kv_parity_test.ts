@@ -4,11 +4,11 @@
  * PostgreSQL rows are ignored, by name, only when no database is available.
  */
 import assert from "node:assert/strict";
-import { HostCallError } from "../src/runtime/mod.ts";
 import { KvStore } from "../src/host/kv_store.ts";
 import type { PluginKv } from "../src/host/plugin_kv.ts";
 import { PostgresKvStore } from "../src/store/postgres/postgres_kv_store.ts";
 import { freshKvDatabase, testPostgres } from "./_postgres_kv.ts";
+import { assertRefused } from "./_test_utils.ts";
 
 type Open = (options?: { maxValueBytes?: number }) => Promise<PluginKv>;
 
@@ -62,15 +62,6 @@ const backends: Backend[] = [
 
 const encoder = new TextEncoder();
 const bytes = (text: string): Uint8Array => encoder.encode(text);
-
-async function assertRefused(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof HostCallError, `expected a HostCallError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  });
-}
 
 /** The behaviours: each name reads after the store's class name. */
 const cases: Record<string, (open: Open) => Promise<void>> = {

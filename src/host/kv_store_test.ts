@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { HostCallError } from "../runtime/mod.ts";
 import { KvStore } from "./kv_store.ts";
+import { assertRefused } from "../../tests/_test_utils.ts";
 
 const encoder = new TextEncoder();
 
@@ -12,15 +12,6 @@ async function withDatabase(body: (path: string) => Promise<void>): Promise<void
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-async function assertRefused(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof HostCallError, `expected a HostCallError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  });
 }
 
 Deno.test("KvStore.set() keeps values across close and reopen of the same path", async () => {

@@ -87,6 +87,30 @@ function gate(): { opened: Promise<void>; open: () => void } {
 }
 
 /**
+ * Runs `_groups_child.ts` in a process of its own for a scenario and asserts it closes its host and exits on its own:
+ * a thread left asleep in Atomics.wait keeps a process from exiting (bounded: killed after 30 s).
+ */
+async function assertChildExits(scenario: string): Promise<void> {
+  assert.ok(denoCommand, "the test task grants --allow-run=deno");
+  const child = new Deno.Command(denoCommand, {
+    args: [
+      "run",
+      "--allow-read",
+      "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
+      new URL("./_groups_child.ts", import.meta.url).pathname,
+      scenario,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const output = await child.output();
+  clearTimeout(timer);
+  assert.equal(decoder.decode(output.stdout).trim(), "closed", decoder.decode(output.stderr));
+  assert.equal(output.code, 0, `exit code ${output.code} (killed after 30 s: ${output.signal === "SIGKILL"})`);
+}
+
+/**
  * A shared host (see `sharedHost`) whose plugin "busy" (exclusive.wat, deadline `deadlineMs`, kept warm) holds the
  * group's one worker in a host call once `hold()` starts it, until `release()`.
  */
@@ -537,24 +561,7 @@ Deno.test("adversarial groups: a plugin sharing a worker cannot reach, starve or
 
   for (const scenario of ["idle", "queued"]) {
     await t.attack(`close() with a shared worker ${scenario}: the process exits on its own`, async () => {
-      assert.ok(denoCommand, "the test task grants --allow-run=deno");
-      const child = new Deno.Command(denoCommand, {
-        args: [
-          "run",
-          "--allow-read",
-          "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
-          new URL("./_groups_child.ts", import.meta.url).pathname,
-          scenario,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      // A thread left asleep in Atomics.wait keeps the process from exiting: bounded, then killed.
-      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      const output = await child.output();
-      clearTimeout(timer);
-      assert.equal(decoder.decode(output.stdout).trim(), "closed", decoder.decode(output.stderr));
-      assert.equal(output.code, 0, `exit code ${output.code} (killed after 30 s: ${output.signal === "SIGKILL"})`);
+      await assertChildExits(scenario);
     });
   }
 
@@ -704,23 +711,7 @@ Deno.test({
 Deno.test({
   name: "adversarial groups: the process exits after close() once a starting instance was unloaded",
   fn: async () => {
-    assert.ok(denoCommand, "the test task grants --allow-run=deno");
-    const child = new Deno.Command(denoCommand, {
-      args: [
-        "run",
-        "--allow-read",
-        "--v8-flags=--wasm-max-mem-pages=16384,--expose-gc",
-        new URL("./_groups_child.ts", import.meta.url).pathname,
-        "zombie",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    const output = await child.output();
-    clearTimeout(timer);
-    assert.equal(decoder.decode(output.stdout).trim(), "closed", decoder.decode(output.stderr));
-    assert.equal(output.code, 0, `exit code ${output.code} (killed after 30 s: ${output.signal === "SIGKILL"})`);
+    await assertChildExits("zombie");
   },
 });
 
