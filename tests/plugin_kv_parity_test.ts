@@ -96,6 +96,7 @@ const cases: Record<string, (open: Open) => Promise<void>> = {
     await store.set("p", "n", "k", new Uint8Array([1]));
     const results = await Promise.all([store.delete("p", "n", "k"), store.delete("p", "n", "k")]);
     assert.deepEqual(results.toSorted(), [false, true]);
+    assert.equal(await store.get("p", "n", "k"), undefined);
   },
 
   "get() never shows one plugin's value to another with the same namespace and key": async (open) => {
