@@ -107,8 +107,16 @@ function dropInstance(slot: Slot): void {
   for (let i = 0; i < 4; i++) void new ArrayBuffer(64 << 20);
 }
 
-async function instantiate(request: Extract<WorkerRequest, { type: "instantiate" }>): Promise<void> {
-  const cells = new Int32Array(request.shared);
+/**
+ * Creates a slot's instance and runs its start code.
+ * @param own The worker's own cells (its quit flag is read while a host call waits).
+ * @param host The host's shared cells (the doorbell the slot's channel rings).
+ */
+async function instantiate(
+  request: Extract<WorkerRequest, { type: "instantiate" }>,
+  own: Int32Array,
+  host: Int32Array,
+): Promise<void> {
   const slot: Slot = {
     id: request.slot,
     plugin: undefined,
@@ -120,7 +128,7 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
     refused: new Map(),
     reportRefused: () => {},
     linear: undefined,
-    channel: new ChannelServer(request.channel, cells, () => slot.linear?.buffer.byteLength ?? 0),
+    channel: new ChannelServer(request.channel, host, () => slot.linear?.buffer.byteLength ?? 0),
   };
   const limits = slot.limits;
   const table = slot.blocks;
@@ -135,11 +143,10 @@ async function instantiate(request: Extract<WorkerRequest, { type: "instantiate"
   };
   const channel = slot.channel;
   const bridge = new BridgeClient(request.bridge, () => channel.ring());
-  const quit = new Int32Array(request.cells);
   const interrupted = () => {
-    if (slot.interrupt === undefined) return Atomics.load(quit, QUIT) !== 0;
+    if (slot.interrupt === undefined) return Atomics.load(own, QUIT) !== 0;
     // The worker is being ended: the instance stops at its next check, as at a deadline.
-    if (Atomics.load(quit, QUIT) !== 0) Atomics.store(slot.interrupt, INTERRUPT.flag / 4, 1);
+    if (Atomics.load(own, QUIT) !== 0) Atomics.store(slot.interrupt, INTERRUPT.flag / 4, 1);
     return Atomics.load(slot.interrupt, INTERRUPT.flag / 4) !== 0;
   };
   // Refusals past the cap go to the host in one bridge call at the end of the
@@ -499,7 +506,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
       shared ??= { cells: new Int32Array(request.shared), maxSpinners: request.maxSpinners };
       Atomics.store(workerCells, RUNNING, request.slot);
       try {
-        await instantiate(request);
+        await instantiate(request, workerCells, shared.cells);
       } finally {
         Atomics.store(workerCells, RUNNING, 0);
       }
