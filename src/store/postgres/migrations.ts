@@ -21,10 +21,21 @@ export interface Migration {
  * - `audit`: audit events of every replica, in insertion order (`id`), with the
  *   replica that recorded it and when.
  *
+ * Version 2, what replicas need to follow each other and to write the audit
+ * trail exactly once:
+ * - `plugins.signature`: the signature given at install, kept with the bytes.
+ * - `keycard_meta`: one-time facts about the database (e.g. that the operator
+ *   policy files were seeded from a replica's policy directory).
+ * - `keycard_change_seq`: one sequence that numbers every change to plugins
+ *   and policies (`plugins.change`, `policies.version`), so that a replica can
+ *   tell by comparing numbers what it has not applied yet.
+ * - `audit.uid`: each event's id, unique, so that an event sent again (after a
+ *   lost acknowledgement, or from the local spool) is stored once.
+ *
  * @example The newest version the code knows
  * ```ts
  * import { MIGRATIONS } from "./migrations.ts";
- * MIGRATIONS.at(-1)!.version; // 1
+ * MIGRATIONS.at(-1)!.version; // 2
  * ```
  */
 export const MIGRATIONS: readonly Migration[] = [
@@ -62,6 +73,24 @@ CREATE TABLE audit (
 );
 -- Retention deletes by age.
 CREATE INDEX audit_at ON audit (at);
+`,
+  },
+  {
+    version: 2,
+    name: "replicas: change numbers, signatures, meta, audit event ids",
+    sql: `
+CREATE SEQUENCE keycard_change_seq;
+ALTER TABLE plugins ADD COLUMN signature text;
+ALTER TABLE plugins ADD COLUMN change bigint NOT NULL DEFAULT nextval('keycard_change_seq');
+ALTER TABLE policies ALTER COLUMN version SET DEFAULT nextval('keycard_change_seq');
+CREATE TABLE keycard_meta (
+  key text PRIMARY KEY,
+  value text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE audit ADD COLUMN uid text NOT NULL DEFAULT gen_random_uuid()::text;
+CREATE UNIQUE INDEX audit_uid ON audit (uid);
+CREATE INDEX audit_plugin ON audit ((event->>'plugin'), id);
 `,
   },
 ];
