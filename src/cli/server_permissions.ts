@@ -1,5 +1,6 @@
 import { dirname, join } from "node:path";
 import { CONFIG_ENV_VARS, type KeycardConfig } from "../config/mod.ts";
+import { POSTGRES_ENV_VARS } from "../store/mod.ts";
 
 /**
  * The environment variables the server reads besides {@linkcode CONFIG_ENV_VARS}:
@@ -20,7 +21,7 @@ export interface ServerPermissions {
    * which Deno's host list cannot express.
    */
   net: true;
-  /** Environment variables the server may read. */
+  /** Environment variables the server may read (with the PostgreSQL store, the client's `PG*` as well). */
   env: string[];
   /** Where conformance sandboxes and other scratch files go: `<dataDir>/tmp`. */
   tempDir: string;
@@ -84,7 +85,8 @@ export function serverPermissions(config: KeycardConfig, options: ServerPermissi
     read,
     write,
     net: true,
-    env: [...CONFIG_ENV_VARS, ...SERVER_ENV],
+    // The PostgreSQL client reads PG* variables for what the store URL leaves out.
+    env: [...CONFIG_ENV_VARS, ...SERVER_ENV, ...(config.store.kind === "postgres" ? POSTGRES_ENV_VARS : [])],
     tempDir: join(config.dataDir, "tmp"),
   };
 }

@@ -57,3 +57,15 @@ Deno.test("permissionFlags() names every permission, never -A", () => {
   assert.deepEqual(flags.map((f) => f.split("=")[0]), ["--allow-read", "--allow-write", "--allow-net", "--allow-env"]);
   assert.ok(!flags.includes("-A") && !flags.includes("--allow-all"));
 });
+
+Deno.test("serverPermissions() lets the server read the PostgreSQL client's PG* variables only with that store", () => {
+  const files = serverPermissions(config({}), { repo: "/opt/keycard" });
+  assert.ok(files.env.includes("KEYCARD_STORE_URL"));
+  assert.ok(!files.env.includes("PGPASSWORD"));
+  const postgres = serverPermissions(
+    config({ store: { kind: "postgres", url: "postgres://k@db/k", auditRetentionDays: 30, timeoutMs: 5000 } }),
+    { repo: "/opt/keycard" },
+  );
+  for (const name of ["PGPASSWORD", "PGHOST", "PGSSLNEGOTIATION", "USER"]) assert.ok(postgres.env.includes(name), name);
+  assert.ok(!postgres.env.includes("HOME"));
+});

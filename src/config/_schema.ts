@@ -318,6 +318,50 @@ function isolationGroups() {
   });
 }
 
+const REPLICA = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A PostgreSQL URL; the message never quotes a password. */
+export function storeUrl() {
+  const expected = "a postgres:// or postgresql:// URL";
+  return z.string(expect(expected)).superRefine((value, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      // reported below
+    }
+    if (url?.protocol !== "postgres:" && url?.protocol !== "postgresql:") {
+      const shown = url ? `${url.protocol}//${url.host}${url.pathname}` : `${value.length} characters`;
+      ctx.addIssue({ code: "custom", message: `expected ${expected}, got ${shown}` });
+    } else if (url.hostname === "" || url.pathname.length < 2) {
+      ctx.addIssue({ code: "custom", message: `expected ${expected} with a host and a database name` });
+    }
+  });
+}
+
+const store = map({
+  kind: oneOf(["files", "postgres"]).optional(),
+  url: storeUrl().optional(),
+  replica: text("a replica name of 1-64 letters, digits, '_', '.' or '-'", REPLICA).optional(),
+  auditRetentionDays: integer(1, 36_500).optional(),
+  timeoutMs: integer(100, 600_000).optional(),
+}).superRefine((section, ctx) => {
+  if (section.kind === "postgres" && section.url === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["url"],
+      message: "is required with kind: postgres (or set KEYCARD_STORE_URL)",
+    });
+  }
+  if ((section.kind ?? "files") === "files") {
+    for (const key of ["url", "replica", "auditRetentionDays", "timeoutMs"] as const) {
+      if (section[key] !== undefined) {
+        ctx.addIssue({ code: "custom", path: [key], message: "applies only with kind: postgres" });
+      }
+    }
+  }
+});
+
 /** The shape of a routes document, e.g. the body of a routes reload. */
 export const ROUTES_FILE_SCHEMA = map({ routes: routes() });
 
@@ -371,6 +415,7 @@ export const CONFIG_FILE_SCHEMA = map({
   routes: routes().optional(),
   redact: redact.nullish(),
   isolation: map({ groups: isolationGroups().optional() }).nullish(),
+  store: store.nullish(),
 });
 
 /** `keycard.yaml` as validated: every key optional. */

@@ -158,6 +158,31 @@ export interface IsolationGroupConfig {
   plugins: string[];
 }
 
+/**
+ * Where shared state lives. `files` (the default): one machine's registry on disk, policy files in `policies`, plugin
+ * KV in Deno KV, the audit log in JSON-lines files. `postgres`: a PostgreSQL database that several replicas share
+ * (plugins, operator policy files, plugin KV, the audit log); each replica still keeps its own data dir (admin
+ * token, compiled-module cache, audit spool, scratch space).
+ */
+export type StoreConfig = { kind: "files" } | PostgresStoreConfig;
+
+/** `store: { kind: postgres, ... }` in `keycard.yaml`, or `KEYCARD_STORE_URL`. */
+export interface PostgresStoreConfig {
+  /** The PostgreSQL store. */
+  kind: "postgres";
+  /** `postgres://user[:password]@host[:port]/database`; the password never appears in messages or logs. */
+  url: string;
+  /**
+   * This replica's name in the shared audit log (1-64 letters, digits, `_`, `.`, `-`). @default {a random id kept
+   * in `<dataDir>/replica-id`, stable across restarts}
+   */
+  replica?: string;
+  /** Audit events older than this many days are deleted from the database (by any replica, hourly). @default {30} */
+  auditRetentionDays: number;
+  /** Milliseconds one store operation may wait for the database before it fails (503 for a write). @default {5000} */
+  timeoutMs: number;
+}
+
 /** Workers of an isolation group that leaves `workers` out. */
 export const DEFAULT_GROUP_WORKERS = 2;
 
@@ -283,6 +308,8 @@ export interface KeycardConfig {
   redact: RedactConfig;
   /** Plugins that share workers (isolation groups); by default every plugin has workers of its own. */
   isolation: IsolationConfig;
+  /** Where shared state lives: files on this machine (the default) or a PostgreSQL database replicas share. */
+  store: StoreConfig;
 }
 
 /** `policyEngine` in `keycard.yaml`. */
@@ -365,6 +392,7 @@ export const DEFAULT_CONFIG: Readonly<KeycardConfig> = _deepFreeze({
     minLength: 4,
   },
   isolation: { groups: [] },
+  store: { kind: "files" },
 });
 
 function _deepFreeze<T>(value: T): T {

@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "./_parse_yaml.ts";
-import { CONFIG_FILE_SCHEMA, type ConfigFile, host } from "./_schema.ts";
+import { CONFIG_FILE_SCHEMA, type ConfigFile, host, storeUrl } from "./_schema.ts";
 import type { PluginLimits } from "../runtime/mod.ts";
 import { DEFAULT_CEILINGS, DEFAULT_CONFIG, DEFAULT_GROUP_WORKERS, type KeycardConfig } from "./config.ts";
 import { ConfigError } from "./config_error.ts";
@@ -15,6 +15,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "KEYCARD_PORT",
   "KEYCARD_DATA_DIR",
   "KEYCARD_ADMIN_TOKEN",
+  "KEYCARD_STORE_URL",
 ]);
 
 /** What `source` is when the default config file is absent. */
@@ -64,7 +65,8 @@ export interface LoadedConfig {
  *   against `cwd`. A file that is named must exist.
  * - Overrides: `KEYCARD_CONFIG` (the file, when `path` is not given),
  *   `KEYCARD_HOST`, `KEYCARD_PORT` (an integer from 0 to 65535; 0 takes any free port),
- *   `KEYCARD_DATA_DIR` (relative to `cwd`), `KEYCARD_ADMIN_TOKEN` (at least
+ *   `KEYCARD_DATA_DIR` (relative to `cwd`), `KEYCARD_STORE_URL` (the PostgreSQL store at that URL,
+ *   over the file's `store`), `KEYCARD_ADMIN_TOKEN` (at least
  *   16 characters; returned as `adminToken`). Empty values count as unset.
  *
  * @param options The file, the environment and the working directory.
@@ -115,6 +117,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   if (dataDir !== undefined) input.dataDir = resolve(cwd, dataDir);
   const adminToken = _value(env.KEYCARD_ADMIN_TOKEN);
   if (adminToken !== undefined) _checkAdminToken(adminToken, shown);
+  const storeUrl = _value(env.KEYCARD_STORE_URL);
+  if (storeUrl !== undefined) input.store = { ...input.store, kind: "postgres", url: _checkStoreUrl(storeUrl, shown) };
 
   return {
     config: _resolve(input, dirname(absolute), shown),
@@ -145,6 +149,18 @@ function _checkPort(value: string, file: string): number {
     });
   }
   return port;
+}
+
+function _checkStoreUrl(value: string, file: string): string {
+  const result = storeUrl().safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues[0]?.message ?? "invalid", {
+      file,
+      variable: "KEYCARD_STORE_URL",
+      path: "store.url",
+    });
+  }
+  return value;
 }
 
 function _checkAdminToken(value: string, file: string): void {
@@ -218,8 +234,20 @@ function _resolve(input: ConfigFile, baseDir: string, file: string): KeycardConf
         plugins: [...group.plugins],
       })),
     },
+    store: input.store?.kind === "postgres" && input.store.url !== undefined
+      ? {
+        kind: "postgres",
+        url: input.store.url,
+        ...(input.store.replica === undefined ? {} : { replica: input.store.replica }),
+        auditRetentionDays: input.store.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,
+        timeoutMs: input.store.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
+      }
+      : { kind: "files" },
   };
 }
+
+const DEFAULT_AUDIT_RETENTION_DAYS = 30;
+const DEFAULT_STORE_TIMEOUT_MS = 5000;
 
 /**
  * The ceilings: the file's, else the default ceiling or the configured default limit, whichever is higher (an

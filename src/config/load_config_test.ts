@@ -83,6 +83,7 @@ Deno.test("loadConfig() returns the built-in defaults when the default keycard.y
         minLength: 4,
       },
       isolation: { groups: [] },
+      store: { kind: "files" },
     });
     assert.ok(Object.isFrozen(DEFAULT_CONFIG.server));
   });

@@ -39,12 +39,14 @@ export {
   type KeycardConfig,
   type PluginConfig,
   type PolicyEngineConfig,
+  type PostgresStoreConfig,
   type RedactConfig,
   type RegistryConfig,
   type RouteConfig,
   type RouteMatchConfig,
   type RouteTimeoutsConfig,
   type ServerConfig,
+  type StoreConfig,
   type TokenConfig,
 } from "./config.ts";
 export { ConfigError, type ConfigErrorOptions } from "./config_error.ts";

@@ -15,6 +15,6 @@
  * @module
  */
 export { StoreSchemaError, StoreUnavailableError } from "./errors.ts";
-export { connect, type ConnectOptions } from "./postgres/connect.ts";
+export { connect, type ConnectOptions, POSTGRES_ENV_VARS } from "./postgres/connect.ts";
 export { migrate, type MigrateOptions, type MigrateResult } from "./postgres/migrate.ts";
 export { type Migration, MIGRATIONS } from "./postgres/migrations.ts";

@@ -31,6 +31,7 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
     KEYCARD_PORT: "",
     KEYCARD_DATA_DIR: "",
     KEYCARD_ADMIN_TOKEN: "",
+    KEYCARD_STORE_URL: "",
     DENO_NO_PACKAGE_JSON: "1",
     NO_COLOR: "1",
     ...extra,

@@ -1,6 +1,39 @@
 import postgres, { type Notice, type Sql } from "postgres";
 import { StoreUnavailableError } from "../errors.ts";
 
+/**
+ * The environment variables the `postgres` client reads when it opens a pool (`PGHOST`, `PGPASSWORD` ... for what
+ * the URL leaves out; `USER` and its kin for a URL without a user), for the server's `--allow-env` list. Without
+ * permission for one, the client would fail under `--no-prompt`.
+ */
+export const POSTGRES_ENV_VARS: readonly string[] = Object.freeze([
+  "PGHOST",
+  "PGPORT",
+  "PGUSER",
+  "PGUSERNAME",
+  "PGPASSWORD",
+  "PGDATABASE",
+  "PGAPPNAME",
+  "PGTARGETSESSIONATTRS",
+  "PGMAX",
+  "PGSSL",
+  "PGSSLNEGOTIATION",
+  "PGIDLE_TIMEOUT",
+  "PGCONNECT_TIMEOUT",
+  "PGMAX_LIFETIME",
+  "PGMAX_PIPELINE",
+  "PGBACKOFF",
+  "PGKEEP_ALIVE",
+  "PGPREPARE",
+  "PGDEBUG",
+  "PGFETCH_TYPES",
+  "PGPUBLICATIONS",
+  "PGTARGET_SESSION_ATTRS",
+  "USERNAME",
+  "USER",
+  "LOGNAME",
+]);
+
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions {
   /** Connections the pool opens at most. @default {10} */
