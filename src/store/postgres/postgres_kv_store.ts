@@ -2,6 +2,7 @@ import type { PendingQuery, Row, Sql } from "postgres";
 import { HostCallError } from "../../runtime/mod.ts";
 import { type KvAction, KvRules, MAX_KV_VALUE_BYTES, quoteKvPart } from "../../host/kv_rules.ts";
 import type { PluginKv } from "../../host/plugin_kv.ts";
+import { checkTimeout, describe, sendBounded } from "./_errors.ts";
 
 /** Options of {@linkcode PostgresKvStore}. */
 export interface PostgresKvStoreOptions {
@@ -13,32 +14,6 @@ export interface PostgresKvStoreOptions {
    */
   timeoutMs?: number;
 }
-
-/**
- * Error codes of the `postgres` client and SQLSTATEs that mean the database
- * cannot be reached or is going away, as opposed to a statement that failed.
- */
-const UNREACHABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EPIPE",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "57P01", // admin_shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now (starting up or shutting down)
-]);
-
-/** Of those, the ones that mean the connection died under the statement (the server is likely up again). */
-const STALE = new Set(["ECONNRESET", "EPIPE", "CONNECTION_CLOSED", "57P01", "57P02"]);
-/** Re-sends of a get or set on stale connections: the pool's default size (connect()'s `max`). */
-const MAX_RESENDS = 10;
 
 /**
  * Plugin key-value entries in PostgreSQL's `kv` table (plugin, namespace,
@@ -85,12 +60,9 @@ export class PostgresKvStore implements PluginKv {
    */
   constructor(sql: Sql, options: PostgresKvStoreOptions = {}) {
     const { maxValueBytes = MAX_KV_VALUE_BYTES, timeoutMs = 5000 } = options;
-    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
-      throw new RangeError(`Timeout ${timeoutMs} is invalid: timeoutMs must be a positive integer of milliseconds`);
-    }
+    this.#timeoutMs = checkTimeout(timeoutMs);
     this.#rules = new KvRules(maxValueBytes);
     this.#sql = sql;
-    this.#timeoutMs = timeoutMs;
   }
 
   /**
@@ -221,49 +193,18 @@ export class PostgresKvStore implements PluginKv {
    * connection; a delete cannot without losing whether it found the value.
    */
   #run(action: KvAction, key: string, query: () => PendingQuery<Row[]>, again: boolean): Promise<Row[]> {
-    return this.#rules.run(action, key, async () => {
-      let pending: PendingQuery<Row[]> | undefined;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          // A query not yet handed to a connection is dropped, so it cannot run once the database is back. One sent
-          // is left to finish: the client cancels it over a new connection whose failure nobody could catch.
-          if ((pending as { state?: unknown } | undefined)?.state === undefined) pending?.cancel();
-          reject(
-            new HostCallError(
-              "io",
-              `Cannot ${action} key ${quoteKvPart(key)}: the database did not answer within ${this.#timeoutMs} ms`,
-            ),
-          );
-        }, this.#timeoutMs);
-      });
-      try {
-        for (let attempt = 1;; attempt++) {
-          pending = query();
-          try {
-            return await Promise.race([pending, timedOut]);
-          } catch (error) {
-            const code = (error as { code?: unknown })?.code;
-            if (typeof code !== "string" || !UNREACHABLE.has(code)) throw error;
-            if (again && STALE.has(code) && attempt <= MAX_RESENDS) continue;
-            throw new HostCallError(
-              "io",
-              `Cannot ${action} key ${quoteKvPart(key)}: the database is unreachable (${code})`,
-              { cause: error },
-            );
-          }
-        }
-      } finally {
-        clearTimeout(timer);
-      }
-    }, describe);
+    return this.#rules.run(
+      action,
+      key,
+      () =>
+        sendBounded(
+          query,
+          this.#timeoutMs,
+          again,
+          (reason, _code, cause) =>
+            new HostCallError("io", `Cannot ${action} key ${quoteKvPart(key)}: ${reason}`, { cause }),
+        ),
+      describe,
+    );
   }
-}
-
-/** The reason shown for a failed statement: its SQLSTATE or the error's name, never the message (it may quote values). */
-function describe(error: unknown): string {
-  const code = (error as { code?: unknown })?.code;
-  if (error instanceof Error && error.name === "PostgresError" && typeof code === "string") return `SQLSTATE ${code}`;
-  if (typeof code === "string") return code;
-  return error instanceof Error ? error.name : "unknown error";
 }
