@@ -11,9 +11,12 @@ import type { GatewayServices } from "./services.ts";
 export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     allow(c, "audit.read");
-    return c.json({ events: services.audit.query(auditQuery(c)).map(view) });
+    const query = auditQuery(c);
+    // With a shared store, every replica's events; else this process's ring.
+    const events = services.auditQuery ? await services.auditQuery(query) : services.audit.query(query);
+    return c.json({ events: events.map(view) });
   });
 
   app.get("/stream", (c) => {

@@ -9,7 +9,7 @@ import { policiesApi } from "./_policies_api.ts";
 import { Metrics } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
 import { problem, ProblemError, toProblem } from "./problem.ts";
-import type { GatewayServices } from "./services.ts";
+import type { GatewayServices, StoreView } from "./services.ts";
 
 /**
  * Builds keycard's HTTP API as a Hono app: health, metrics, OpenAPI, and the
@@ -51,17 +51,24 @@ export function createApp(
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get(
     "/readyz",
-    (c) =>
-      services.ready()
-        ? c.json({
-          // Degraded: serving, with the plugins that failed at start named.
-          status: services.startFailures?.().length ? "degraded" : "ready",
-          policyVersion: services.policies.version(),
-          ...(services.startFailures?.().length ? { failed: services.startFailures() } : {}),
-        })
-        : c.body(JSON.stringify(problem("not-ready", "Policies or plugins are still loading")), 503, {
+    (c) => {
+      if (!services.ready()) {
+        return c.body(JSON.stringify(problem("not-ready", "Policies or plugins are still loading")), 503, {
           "content-type": "application/problem+json",
-        }),
+        });
+      }
+      const failed = services.startFailures?.() ?? [];
+      const store = services.store?.();
+      // Degraded: serving, with the plugins that failed at start named, or from memory while the shared store is
+      // down (still 200: a load balancer that took every replica out would turn a store outage into a full one).
+      const degraded = failed.length > 0 || (store?.kind === "postgres" && store.state === "down");
+      return c.json({
+        status: degraded ? "degraded" : "ready",
+        policyVersion: services.policies.version(),
+        ...(failed.length ? { failed } : {}),
+        ...(store ? { store } : {}),
+      });
+    },
   );
   // Plugin names and counts are not for anyone who can connect, unless the operator says so.
   if (services.metricsAccess !== "open") {
@@ -85,6 +92,7 @@ export function createApp(
       ...(services.policies.stats ? { engine: services.policies.stats() } : {}),
       decisions: services.audit.counters(),
       audit: services.audit.stats(),
+      ...storeGauges(services.store?.()),
     });
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
@@ -150,4 +158,9 @@ function bearer(services: GatewayServices): MiddlewareHandler<ApiEnv> {
     c.set("client", client);
     await next();
   };
+}
+
+/** The shared store's gauges for /metrics, when there is one. */
+function storeGauges(store: StoreView | undefined): { store?: { up: boolean; spooled: number } } {
+  return store?.kind === "postgres" ? { store: { up: store.state === "up", spooled: store.spooled } } : {};
 }

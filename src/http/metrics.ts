@@ -12,6 +12,25 @@ interface Histogram {
   count: number;
 }
 
+function newHistogram(): Histogram {
+  return { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
+}
+
+function observe(histogram: Histogram, seconds: number): void {
+  for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) histogram.counts[i]!++;
+  histogram.sum += seconds;
+  histogram.count++;
+}
+
+/** The lines of one histogram series; `labels` without braces, maybe empty. */
+function renderHistogram(name: string, labels: string, h: Histogram, lines: string[]): void {
+  const withLabel = (extra: string) => `{${[labels, extra].filter(Boolean).join(",")}}`;
+  BUCKETS.forEach((le, i) => lines.push(`${name}_bucket${withLabel(`le="${le}"`)} ${h.counts[i]}`));
+  lines.push(`${name}_bucket${withLabel('le="+Inf"')} ${h.count}`);
+  const plain = labels ? `{${labels}}` : "";
+  lines.push(`${name}_sum${plain} ${h.sum}`, `${name}_count${plain} ${h.count}`);
+}
+
 /** Gauges read at scrape time. */
 export interface MetricsSnapshot {
   /** Calls waiting for a slot, over all plugins. */
@@ -42,6 +61,8 @@ export interface MetricsSnapshot {
   engine?: PolicyEngineStats;
   /** Decisions by plugin, action and decision. */
   decisions: { plugin: string; action: string; decision: string; count: number }[];
+  /** The shared store: whether it answers, audit events in the local spool. @default {undefined} (not rendered) */
+  store?: { up: boolean; spooled: number };
   /** The audit log's work: backlog, sums, folds, evictions, writes. @default {undefined} (not rendered) */
   audit?: Pick<
     AuditStats,
@@ -65,6 +86,28 @@ export interface MetricsSnapshot {
 export class Metrics {
   #calls = new Map<string, number>();
   #latency = new Map<string, Histogram>();
+  #store = new Map<string, Histogram>();
+  #lag: Histogram | undefined;
+
+  /**
+   * Records one operation on the shared store.
+   * @param op What it was, e.g. `plugins.get` or `kv.set`.
+   * @param seconds How long it took, failures included.
+   */
+  observeStore(op: string, seconds: number): void {
+    const labels = `op="${escape(op)}"`;
+    let histogram = this.#store.get(labels);
+    if (!histogram) this.#store.set(labels, histogram = newHistogram());
+    observe(histogram, seconds);
+  }
+
+  /**
+   * Records how long a change made on another replica (or this one) took to be in force here.
+   * @param seconds From the change's commit, by the database's clock, to its swap on this replica.
+   */
+  observePropagation(seconds: number): void {
+    observe(this.#lag ??= newHistogram(), Math.max(0, seconds));
+  }
 
   /**
    * Records one call.
@@ -78,10 +121,8 @@ export class Metrics {
     const key = `${labels},outcome="${escape(outcome)}"`;
     this.#calls.set(key, (this.#calls.get(key) ?? 0) + 1);
     let histogram = this.#latency.get(labels);
-    if (!histogram) this.#latency.set(labels, histogram = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 });
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) histogram.counts[i]!++;
-    histogram.sum += seconds;
-    histogram.count++;
+    if (!histogram) this.#latency.set(labels, histogram = newHistogram());
+    observe(histogram, seconds);
   }
 
   /**
@@ -96,14 +137,7 @@ export class Metrics {
     metric("keycard_calls_total", "counter", "Plugin calls by plugin, export and outcome.");
     for (const [labels, count] of this.#calls) lines.push(`keycard_calls_total{${labels}} ${count}`);
     metric("keycard_call_duration_seconds", "histogram", "Wall time of plugin calls, queue included.");
-    for (const [labels, h] of this.#latency) {
-      BUCKETS.forEach((le, i) =>
-        lines.push(`keycard_call_duration_seconds_bucket{${labels},le="${le}"} ${h.counts[i]}`)
-      );
-      lines.push(`keycard_call_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
-      lines.push(`keycard_call_duration_seconds_sum{${labels}} ${h.sum}`);
-      lines.push(`keycard_call_duration_seconds_count{${labels}} ${h.count}`);
-    }
+    for (const [labels, h] of this.#latency) renderHistogram("keycard_call_duration_seconds", labels, h, lines);
     metric("keycard_decisions_total", "counter", "Cedar decisions of host calls by plugin, action and decision.");
     for (const d of snapshot.decisions) {
       lines.push(
@@ -134,6 +168,20 @@ export class Metrics {
     metric("keycard_policy_version", "gauge", "Version of the policy set in force.");
     lines.push(`keycard_policy_version ${snapshot.policyVersion}`);
     if (snapshot.engine) renderEngine(snapshot.engine, metric, lines);
+    if (snapshot.store) {
+      metric("keycard_store_up", "gauge", "Whether the shared store (PostgreSQL) answers: 1 up, 0 down.");
+      lines.push(`keycard_store_up ${snapshot.store.up ? 1 : 0}`);
+      metric("keycard_audit_spool_events", "gauge", "Audit events in the local spool, waiting for the database.");
+      lines.push(`keycard_audit_spool_events ${snapshot.store.spooled}`);
+      metric("keycard_store_seconds", "histogram", "Time of operations on the shared store, by operation.");
+      for (const [labels, h] of this.#store) renderHistogram("keycard_store_seconds", labels, h, lines);
+      metric(
+        "keycard_propagation_lag_seconds",
+        "histogram",
+        "From a change's commit (database clock) to its swap on this replica.",
+      );
+      if (this.#lag) renderHistogram("keycard_propagation_lag_seconds", "", this.#lag, lines);
+    }
     return lines.join("\n") + "\n";
   }
 }

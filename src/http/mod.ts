@@ -10,4 +10,4 @@ export { createApp } from "./create_app.ts";
 export { Metrics, type MetricsSnapshot } from "./metrics.ts";
 export { OPENAPI } from "./openapi.ts";
 export { type Problem, problem, ProblemError, problemKind, PROBLEMS, type ProblemType, toProblem } from "./problem.ts";
-export type { Client, GatewayServices, PluginView, PolicySourceView, ReportLike } from "./services.ts";
+export type { Client, GatewayServices, PluginView, PolicySourceView, ReportLike, StoreView } from "./services.ts";

@@ -12,6 +12,7 @@ import {
   PluginTrapError,
   SaturatedError,
 } from "../runtime/mod.ts";
+import { StoreUnavailableError } from "../store/mod.ts";
 
 /**
  * The stable problem types of the API (RFC 9457 `type`, relative to the
@@ -39,6 +40,7 @@ export const PROBLEMS = {
   "upstream-failed": { status: 502, title: "Upstream failed" },
   "hook-failed": { status: 503, title: "Route hook failed" },
   "not-ready": { status: 503, title: "Not ready" },
+  "store-unavailable": { status: 503, title: "The shared store is unavailable" },
   "deadline-exceeded": { status: 504, title: "Deadline exceeded" },
 } as const;
 
@@ -145,6 +147,11 @@ function translate(error: unknown): { body: Problem; headers: Record<string, str
     return answer(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, where);
   }
   if (error instanceof PolicyEngineUnavailableError) return answer("not-ready", error.message);
+  // The database is down or did not answer in time: nothing was written; the client may retry. Reads and plugin
+  // calls served from memory go on.
+  if (error instanceof StoreUnavailableError) {
+    return { body: problem("store-unavailable", error.message), headers: { "retry-after": "5" } };
+  }
   if (error instanceof PolicyValidationError) {
     return answer("invalid-policy", error.message, {
       source: error.source,

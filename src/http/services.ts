@@ -1,4 +1,4 @@
-import type { AuditLog } from "../audit/mod.ts";
+import type { AuditEvent, AuditLog, AuditQuery } from "../audit/mod.ts";
 import type { AuditWindow, PlanReport } from "../lifecycle/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
 import type { HostStats, InvokeOptions, PluginStats, WorkerStats } from "../runtime/mod.ts";
@@ -55,6 +55,19 @@ export interface PolicySourceView {
   text: string;
 }
 
+/** The shared store as /readyz shows it. */
+export type StoreView = { kind: "files" } | {
+  kind: "postgres";
+  /** `up` while the database answers (the change feed's connection is open); `down` while it does not. */
+  state: "up" | "down";
+  /** This replica's name in the shared audit log. */
+  replica: string;
+  /** Audit events waiting in the local spool for the database. */
+  spooled: number;
+  /** Why it is down, or the most recent store error. */
+  error?: string;
+};
+
 /**
  * What the HTTP layer needs from the rest of keycard. The gateway provides
  * it; the HTTP layer knows nothing of Extism, registry storage or files.
@@ -97,6 +110,13 @@ export interface GatewayServices {
   /** Runs the conformance suite without installing; with `propose`, the report has the least grant (`proposal`). */
   conformance(wasm: Uint8Array, manifestText?: string, options?: { propose?: boolean }): Promise<ReportLike>;
   audit: AuditLog;
+  /**
+   * Queries the shared audit log (every replica's events, each with its `replica`), in place of this process's
+   * ring. @default {none} (`audit.query` answers)
+   */
+  auditQuery?(filters: AuditQuery): Promise<(AuditEvent & { replica?: string })[]>;
+  /** Where shared state lives and whether it answers, for /readyz and /metrics. @default {none} (files) */
+  store?(): StoreView;
   /** Runtime gauges for /metrics. */
   stats(): HostStats;
   /** Per-plugin instances, memory, calls and replacements, for /metrics. @default {none} (not rendered) */
