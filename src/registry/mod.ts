@@ -28,6 +28,8 @@ export { MemoryStore } from "./memory_store.ts";
 export { type InstallOptions, Registry, type RegistryOptions } from "./registry.ts";
 export { PluginIdError, RegistryError, type RegistryErrorCode } from "./errors.ts";
 export { checkPluginName, checkPluginVersion, PLUGIN_NAME_RULE, PLUGIN_VERSION_RULE } from "./plugin_id.ts";
+// The checks every store applies, for the stores kept outside this folder (src/store).
+export { checkRecord, compareNames, sha256Hex, sortVersions } from "./_checks.ts";
 // The manifest's field types, re-exported so that this module's documentation is complete.
 export type { Grant, GrantKinds } from "../policy/mod.ts";
 export type { PluginLimits } from "../runtime/mod.ts";

@@ -4,17 +4,38 @@ import { FileStore } from "./file_store.ts";
 import { MemoryStore } from "./memory_store.ts";
 import type { PluginStore } from "./plugin_store.ts";
 import { manifestOf, recordOf, tempDir } from "./_test_utils.ts";
+import { freshKvDatabase, testPostgres } from "../../tests/_postgres_kv.ts";
+import { PostgresPluginStore } from "../store/postgres/postgres_plugin_store.ts";
 
-const stores: [string, (dir: string) => PluginStore][] = [
-  ["MemoryStore", () => new MemoryStore()],
-  ["FileStore", (dir) => new FileStore(dir)],
+interface Opened {
+  store: PluginStore;
+  close?: () => Promise<void>;
+}
+
+const stores: [string, (dir: string) => Opened | Promise<Opened>, boolean][] = [
+  ["MemoryStore", () => ({ store: new MemoryStore() }), false],
+  ["FileStore", (dir) => ({ store: new FileStore(dir) }), false],
+  // A migrated database of its own per test; ignored by name on a machine without PostgreSQL.
+  ["PostgresPluginStore", async () => {
+    const db = await freshKvDatabase();
+    return { store: new PostgresPluginStore(await db.connect()), close: db.close };
+  }, testPostgres === undefined],
 ];
 
 function contract(label: string, name: string, body: (store: PluginStore) => Promise<void>): void {
-  for (const [kind, open] of stores) {
-    Deno.test(`${kind}.${name} ${label}`, async () => {
-      await using dir = await tempDir();
-      await body(open(dir.path));
+  for (const [kind, open, ignore] of stores) {
+    Deno.test({
+      name: `${kind}.${name} ${label}${ignore ? " (ignored: no PostgreSQL)" : ""}`,
+      ignore,
+      async fn() {
+        await using dir = await tempDir();
+        const opened = await open(dir.path);
+        try {
+          await body(opened.store);
+        } finally {
+          await opened.close?.();
+        }
+      },
     });
   }
 }
