@@ -163,6 +163,21 @@ export class ChangeFeed {
   }
 
   /**
+   * How many changes were heard and are not applied yet: those that arrived
+   * while `apply` ran or waits to be retried (a measure of lag).
+   *
+   * @returns The count; a pending catch-up is not counted.
+   *
+   * @example Export the lag as a gauge
+   * ```ts ignore
+   * gauge.set(feed.pending);
+   * ```
+   */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  /**
    * Stops listening: ends the feed's connection, drops what was not
    * applied yet, stops retrying, and waits for a running `apply` to finish.
    * Closing twice does nothing more.
