@@ -1,6 +1,7 @@
 // How the PostgreSQL stores send one statement: bounded in time, re-sent on connections found dead, failures told
 // apart (unreachable or not) and described without quoting values. Shared by every store in this folder.
 import type { PendingQuery, Row } from "postgres";
+import { StoreUnavailableError } from "../errors.ts";
 
 /**
  * Error codes of the `postgres` client and SQLSTATEs that mean the database
@@ -85,6 +86,31 @@ export async function sendBounded<T extends readonly Row[]>(
     }
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * {@linkcode sendBounded} for the stores whose callers catch {@linkcode StoreUnavailableError}: `what` is the
+ * operation as messages name it (`install plugin "x@1.0.0"`). An unreachable or silent database is a
+ * StoreUnavailableError ("Cannot install plugin "x@1.0.0": the database is unreachable (ECONNREFUSED)"); a statement
+ * the database refused is an Error naming its SQLSTATE, never the server's message.
+ */
+export async function sendForStore<T extends readonly Row[]>(
+  what: string,
+  query: () => PendingQuery<T>,
+  timeoutMs: number,
+  resend: boolean,
+): Promise<T> {
+  try {
+    return await sendBounded(
+      query,
+      timeoutMs,
+      resend,
+      (reason, code, cause) => new StoreUnavailableError(`Cannot ${what}: ${reason}`, { code, cause }),
+    );
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) throw error;
+    throw new Error(`Cannot ${what}: the database refused the statement (${describe(error)})`, { cause: error });
   }
 }
 

@@ -11,8 +11,7 @@ import {
   sortVersions,
   type StoredPlugin,
 } from "../../registry/mod.ts";
-import { StoreUnavailableError } from "../errors.ts";
-import { checkTimeout, describe, sendBounded } from "./_errors.ts";
+import { checkTimeout, sendForStore } from "./_errors.ts";
 import { CHANGES_CHANNEL } from "./change_feed.ts";
 
 /** Options of {@linkcode PostgresPluginStore}. */
@@ -293,18 +292,8 @@ export class PostgresPluginStore implements PluginStore {
   }
 
   /** Runs one statement within `timeoutMs`; `what` is the operation as messages name it ("install plugin "x@1.0.0""). */
-  async #run<T extends readonly Row[]>(what: string, resend: boolean, query: () => PendingQuery<T>): Promise<T> {
-    try {
-      return await sendBounded(
-        query,
-        this.#timeoutMs,
-        resend,
-        (reason, code, cause) => new StoreUnavailableError(`Cannot ${what}: ${reason}`, { code, cause }),
-      );
-    } catch (error) {
-      if (error instanceof StoreUnavailableError) throw error;
-      throw new Error(`Cannot ${what}: the database refused the statement (${describe(error)})`, { cause: error });
-    }
+  #run<T extends readonly Row[]>(what: string, resend: boolean, query: () => PendingQuery<T>): Promise<T> {
+    return sendForStore(what, query, this.#timeoutMs, resend);
   }
 }
 
