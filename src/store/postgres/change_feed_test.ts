@@ -5,6 +5,8 @@ import { recordOf } from "../../registry/_test_utils.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import { type Change, ChangeFeed, type ChangeFeedOptions } from "./change_feed.ts";
 import { PostgresPluginStore } from "./postgres_plugin_store.ts";
+import { connect } from "./connect.ts";
+import { startTcpProxy } from "../../../tests/_tcp_proxy.ts";
 
 const noDatabase = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
 const WAIT_MS = 15_000;
@@ -144,6 +146,42 @@ withDatabase(
       await recorder.until("the write after reconnecting", () => recorder.applied().some((c) => c.name === "after"));
     } finally {
       await feed.close();
+    }
+  },
+);
+
+withDatabase(
+  "ChangeFeed: while the database is away the feed is not connected and retries; when it is back it catches up",
+  async (db) => {
+    const direct = await db.connect();
+    await using proxy = await startTcpProxy({ hostname: direct.options.host[0]!, port: direct.options.port[0]! });
+    const viaProxy = await connect(`postgres://keycard@127.0.0.1:${proxy.port}/${direct.options.database}`);
+    const recorder = new Recorder();
+    const feed = await ChangeFeed.listen(viaProxy, recorder.options);
+    try {
+      await recorder.until("the first catch-up", () => recorder.calls.length >= 1);
+      proxy.cut();
+      // Each attempt to listen again is refused and reported; the client backs off between them.
+      await recorder.until("two refused attempts", () => recorder.errors.length >= 2);
+      assert.equal(feed.connected, false);
+      for (const error of recorder.errors) {
+        assert.ok(error instanceof StoreUnavailableError, String(error));
+        assert.match(error.message, /^Cannot listen for changes again: the database is unreachable \(\w+\)$/);
+      }
+      // A change made meanwhile is never heard; the catch-up after the outage stands for it.
+      await new PostgresPluginStore(direct).put(await recordOf("during", "1.0.0"));
+      const calls = recorder.calls.length;
+      proxy.restore();
+      await recorder.until(
+        "the catch-up after the outage",
+        () => recorder.calls.slice(calls).some((c) => c.length === 0),
+      );
+      assert.equal(feed.connected, true);
+      await new PostgresPluginStore(direct).put(await recordOf("after", "1.0.0"));
+      await recorder.until("the write after the outage", () => recorder.applied().some((c) => c.name === "after"));
+    } finally {
+      await feed.close();
+      await viaProxy.end({ timeout: 0 });
     }
   },
 );
