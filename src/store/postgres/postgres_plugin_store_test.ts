@@ -135,7 +135,7 @@ Deno.test({
       await blocker`ROLLBACK`;
       blocker.release();
       const outcome = await put;
-      // Terminated before COMMIT: the put was re-sent on a live connection (the whole record) or failed (nothing).
+      // Terminated before COMMIT once: the put was re-sent on a live connection (the whole record) or failed (nothing).
       const stored = await store.get("big", "1.0.0");
       if (outcome === "committed") assert.deepEqual(stored, record);
       else {
@@ -144,9 +144,34 @@ Deno.test({
       }
       const rows = await admin`SELECT count(*)::int AS n FROM plugins`;
       assert.equal(rows[0]!.n, stored === undefined ? 0 : 1);
-      // Announced only when committed, once.
-      await store.put(await recordOf("marker", "1.0.0"));
       if (stored !== undefined) assert.equal((await listener.next()).name, "big");
+
+      // Terminated on every attempt: the put gives up as unavailable, and nothing of it is stored or announced.
+      const blocked = await admin.reserve();
+      await blocked`BEGIN`;
+      await blocked`INSERT INTO plugins (name, version, sha256, wasm, manifest)
+        VALUES ('big', '2.0.0', ${"0".repeat(64)}, '', '{}')`;
+      const second = await recordOf("big", "2.0.0");
+      let settled = false;
+      const failing = store.put(second).then(() => "committed", (error) => error).finally(() => settled = true);
+      for (let polls = 0; !settled; polls++) {
+        assert.ok(polls < 20_000, "the put neither waited on the lock nor gave up");
+        const waiting = await admin`SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+          AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO plugins%'`;
+        for (const { pid } of waiting) await admin`SELECT pg_terminate_backend(${pid})`;
+      }
+      await blocked`ROLLBACK`;
+      blocked.release();
+      const gaveUp = await failing;
+      assert.ok(gaveUp instanceof StoreUnavailableError, String(gaveUp));
+      assert.match(
+        gaveUp.message,
+        /^Cannot install plugin "big@2\.0\.0": the database is unreachable \((57P01|CONNECTION_CLOSED)\)$/,
+      );
+      assert.equal(await store.get("big", "2.0.0"), undefined);
+      assert.equal((await store.get("big"))?.manifest.version, stored === undefined ? undefined : "1.0.0");
+      // Announced only when committed: the next notification is the marker's.
+      await store.put(await recordOf("marker", "1.0.0"));
       assert.equal((await listener.next()).name, "marker");
       await listener.stop();
     } finally {
