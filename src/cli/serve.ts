@@ -83,6 +83,14 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
       failedNames.length ? ` (not loaded: ${failedNames.join(", ")})` : ""
     }`,
   );
+  const store = gateway.services.store?.();
+  if (store?.kind === "postgres") {
+    log(
+      `store: postgres, replica ${store.replica} (${store.state}${
+        store.spooled ? `, ${store.spooled} audit events spooled` : ""
+      })`,
+    );
+  }
   if (gateway.startFailures().length > 0) {
     log(`degraded start: ${gateway.startFailures().length} failure(s), listed above and at /readyz`);
   }

@@ -1,9 +1,11 @@
 import { ConfigError } from "../config/mod.ts";
 import { PolicyValidationError } from "../policy/mod.ts";
+import { StoreSchemaError, StoreUnavailableError } from "../store/mod.ts";
 
 /**
  * The one line to print for an error a user can fix (a bad config file or
- * `KEYCARD_*` value, an invalid policy file, a file that is missing or unreadable), or
+ * `KEYCARD_*` value, an invalid policy file, a file that is missing or unreadable, a shared store that cannot be
+ * reached or was migrated by a newer keycard), or
  * `undefined` for anything else, which is a bug and keeps its stack trace.
  *
  * @param error What was thrown.
@@ -21,6 +23,8 @@ import { PolicyValidationError } from "../policy/mod.ts";
  */
 export function userError(error: unknown): string | undefined {
   if (error instanceof ConfigError || error instanceof PolicyValidationError) return error.message;
+  // The shared store cannot be reached or its schema does not fit: the message names the URL (no password).
+  if (error instanceof StoreUnavailableError || error instanceof StoreSchemaError) return error.message;
   if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
     return (error as Error).message;
   }

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { AuditLog } from "../audit/mod.ts";
 import { isolationGroupOf, type KeycardConfig, type RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
-import { conformAndPropose, planPolicyChange, readAuditEvents } from "../lifecycle/mod.ts";
-import { type CallerContext, createHostFunctions, FsCapability, KvStore } from "../host/mod.ts";
+import { conformAndPropose, planPolicyChange } from "../lifecycle/mod.ts";
+import { type CallerContext, createHostFunctions, FsCapability } from "../host/mod.ts";
 import {
   AuthThrottle,
   type Client,
@@ -26,20 +26,15 @@ import {
   type ShadowDisagreement,
   type ShadowOutcome,
 } from "../policy/mod.ts";
-import {
-  FileStore,
-  type Manifest,
-  parseManifest,
-  Registry,
-  RegistryError,
-  type StoredPlugin,
-} from "../registry/mod.ts";
+import { type Manifest, parseManifest, Registry, RegistryError, type StoredPlugin } from "../registry/mod.ts";
 import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { describeExceeded, exceededCeilings } from "./_ceilings.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
 import { createRedaction } from "./_redaction.ts";
 import { grantSource, readPolicyDir } from "../lifecycle/policies_in_force.ts";
+import { openStateStore } from "./_state_store.ts";
+import type { Change } from "../store/mod.ts";
 import type { Hono } from "hono";
 
 /** Options of {@linkcode createGateway}. */
@@ -128,8 +123,19 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     file: { path: config.audit.file, maxBytes: config.audit.maxBytes, maxFiles: config.audit.maxFiles },
     ...redaction.audit,
   });
-  const kv = await KvStore.open(join(config.dataDir, "kv.sqlite"));
-  const registry = new Registry(new FileStore(config.dataDir), config.registry);
+  const log = options.log ?? console.error;
+  const metrics = new Metrics();
+  // Files on this machine, or PostgreSQL shared by replicas (connected and migrated here; a clear error if not).
+  let store;
+  try {
+    store = await openStateStore(config, { observe: (op, seconds) => metrics.observeStore(op, seconds), log });
+  } catch (error) {
+    await audit.close();
+    throw error;
+  }
+  store.attachAudit(audit);
+  const kv = store.kv;
+  const registry = new Registry(store.plugins, config.registry);
   let ready = false;
 
   // Clients: configured tokens (stored hashed) and the admin token.
@@ -139,14 +145,13 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   // A plugin that fails at start is reported and skipped, unless the operator asked for a strict start.
   const failures: StartFailure[] = [];
-  const log = options.log ?? console.error;
   let started: PluginHost<CallerContext> | undefined;
   const failed = async (failure: StartFailure, cause: unknown) => {
     if (config.strictStart) {
       // The start is refused: release what is open so that the caller may exit or retry cleanly.
       await started?.close();
       await audit.close();
-      kv.close();
+      await store.close();
       throw cause instanceof StartError
         ? cause
         : new StartError(failure.error, { path: failure.path ?? "", ...failure, cause });
@@ -202,7 +207,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   // validates every grant form against it): under that schema they skip validation, under another they do not.
   const grantSources = (list: Map<string, Manifest>): PolicySource[] =>
     [...list.values()].map((m) => grantSource(m, trusted));
-  let files = operatorSources;
+  // With a shared store, the database's files (seeded from this directory by the first replica ever started).
+  let files = await store.policyFiles(operatorSources);
   // A plugin whose grants do not validate is skipped like one that fails to load, and the set is loaded again
   // without it; the operator's own files must be valid (PolicyValidationError).
   const createEngine = async (): Promise<PolicyEngine> => {
@@ -313,6 +319,12 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
   /** Makes the host and the engine follow the registry's latest version of `name`. */
   async function follow(name: string): Promise<void> {
     const latest = await registry.get(name);
+    const loaded = host.plugins().find((p) => p.name === name);
+    // Already in force (a replica hearing of its own write): nothing to swap.
+    if (
+      latest && loaded?.sha256 === latest.sha256 && manifests.has(name) &&
+      JSON.stringify(manifests.get(name)) === JSON.stringify(latest.manifest)
+    ) return;
     const next = new Map(manifests);
     if (latest) next.set(name, latest.manifest);
     else next.delete(name);
@@ -320,7 +332,6 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     manifests.clear();
     for (const [k, v] of next) manifests.set(k, v);
     redaction.track(manifests.values(), runner.routes());
-    const loaded = host.plugins().find((p) => p.name === name);
     if (loaded && loaded.sha256 !== latest?.sha256) await host.unload(name);
     if (latest && loaded?.sha256 !== latest.sha256) {
       await load(latest);
@@ -329,7 +340,6 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     }
   }
 
-  const metrics = new Metrics();
   const mutate = serial();
   /**
    * Where conformance runs: the configured schema and base policies (not the operator's permits, so an
@@ -467,7 +477,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         mutate(async () => {
           const next = [...files.filter((f) => f.name !== name), { name, text }];
           trial(next); // throws on an invalid set or a lock-out: nothing changed
-          await writeAtomically(join(config.policies, name), text);
+          await store.writePolicies({ put: [{ name, text }], remove: [] });
           const version = engine.load([...next, ...grantSources(manifests)]);
           files = next;
           return version;
@@ -477,7 +487,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           if (!files.some((f) => f.name === name)) return false;
           const next = files.filter((f) => f.name !== name);
           trial(next);
-          await Deno.remove(join(config.policies, name));
+          await store.writePolicies({ put: [], remove: [name] });
           engine.load([...next, ...grantSources(manifests)]);
           files = next;
           return true;
@@ -491,8 +501,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
             ...Object.entries(change.files).map(([name, text]) => ({ name, text })),
           ];
           trial(next);
-          await audit.flush();
-          const recorded = await readAuditEvents(config.audit.file, window);
+          // Every replica's events with a shared store; else this one's audit files.
+          const recorded = await store.auditEvents(audit, window);
           return planPolicyChange(recorded.events, {
             engine,
             candidate: [...next, ...grantSources(manifests)],
@@ -506,6 +516,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         ...sandbox(),
       }),
     audit,
+    ...(store.auditQuery ? { auditQuery: store.auditQuery } : {}),
+    ...(store.kind === "postgres" ? { store: () => store.view()! } : {}),
     stats: () => host.stats(),
     pluginStats: () => host.pluginStats(),
     workerStats: () => host.workerStats(),
@@ -571,6 +583,49 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     return runner.handle(request, remote);
   };
   const { app } = createApp(services, metrics);
+
+  /**
+   * What the plugins and operator policy files of this replica follow: each plugin's change number in the shared
+   * store, as of the last time this replica loaded (or failed to load) it.
+   */
+  const followed = new Map<string, number>();
+  for (const [name, head] of await store.pluginHeads()) followed.set(name, head.change);
+  /**
+   * Brings this replica to what the shared store holds, as a local write would: a plugin whose latest version
+   * changed is loaded (or unloaded) and its grants swapped in; changed operator files are swapped in at once.
+   * Runs after every change any replica makes, and after a reconnect (catching up on what was missed).
+   */
+  const catchUp = (changes: Change[]) =>
+    mutate(async () => {
+      const heads = await store.pluginHeads();
+      for (const name of new Set([...heads.keys(), ...followed.keys()])) {
+        const head = heads.get(name);
+        if (followed.get(name) === head?.change) continue;
+        try {
+          await follow(name);
+        } catch (error) {
+          const message = `Plugin "${name}" failed to load: ${(error as Error).message}`;
+          failures.push({ plugin: name, error: message });
+          log(`keycard: skipped: ${message}`);
+        }
+        if (head) followed.set(name, head.change);
+        else followed.delete(name);
+      }
+      const next = await store.policyChanges();
+      if (next) {
+        try {
+          engine.load([...next, ...grantSources(manifests)]);
+          files = next;
+        } catch (error) {
+          log(
+            `keycard: store: the operator policy files changed elsewhere do not load here: ${(error as Error).message}`,
+          );
+        }
+      }
+      const now = Date.now();
+      for (const change of changes) metrics.observePropagation((now - change.at) / 1000);
+    });
+  await store.follow(catchUp, (error) => log(`keycard: store: ${(error as Error).message ?? String(error)}`));
   ready = true;
   return {
     app,
@@ -584,7 +639,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       engine.close();
       await host.close();
       await audit.close();
-      kv.close();
+      await store.close();
     },
   };
 }
@@ -627,12 +682,6 @@ function preopensOf(manifest: Manifest): string[] {
     }
   }
   return [...dirs];
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = `${path}.tmp-${crypto.randomUUID()}`;
-  await Deno.writeTextFile(temp, text, { mode: 0o644 });
-  await Deno.rename(temp, path);
 }
 
 /** Installs a configured plugin into the registry unless that exact module and version is there already. */
