@@ -112,11 +112,37 @@ function percentile(samples: number[], p: number): number {
 async function lagHistogram(replica: Replica, cluster: Cluster): Promise<{ sum: number; count: number }> {
   const response = await replica.fetch("/metrics", { headers: bearer(cluster.tokens.admin) });
   const text = await response.text();
-  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+  // Absent until the replica has applied a change from another: 0 then.
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
   return {
     sum: value("keycard_propagation_lag_seconds_sum"),
     count: value("keycard_propagation_lag_seconds_count"),
   };
+}
+
+/** The replica's `keycard_calls_total` of hello/greet by outcome (what wrk's "non-2xx" were). */
+async function greetOutcomes(replica: Replica, cluster: Cluster): Promise<Map<string, number>> {
+  const response = await replica.fetch("/metrics", { headers: bearer(cluster.tokens.admin) });
+  const text = await response.text();
+  const out = new Map<string, number>();
+  for (
+    const match of text.matchAll(/^keycard_calls_total\{plugin="hello",export="greet",outcome="([^"]+)"\} (\d+)$/gm)
+  ) {
+    out.set(match[1]!, Number(match[2]));
+  }
+  return out;
+}
+
+/** Outcomes other than ok between two readings, over all replicas, e.g. `"overloaded 10"`; "none" when none. */
+function notOk(before: Map<string, number>[], after: Map<string, number>[]): string {
+  const sums = new Map<string, number>();
+  after.forEach((reading, i) => {
+    for (const [outcome, n] of reading) {
+      if (outcome !== "ok") sums.set(outcome, (sums.get(outcome) ?? 0) + n - (before[i]!.get(outcome) ?? 0));
+    }
+  });
+  const parts = [...sums].filter(([, n]) => n > 0).map(([outcome, n]) => `${outcome} ${n}`);
+  return parts.length ? parts.join(", ") : "none";
 }
 
 /** Policy writes on `writer`, each observed on every `reader`: the lags in ms per reader. */
@@ -202,7 +228,9 @@ async function main(): Promise<number> {
   try {
     const a = cluster.replicas[0]!;
     const one = targets(a, cluster);
+    const outcomesOne = [await greetOutcomes(a, cluster)];
     const invokeOne = await loadAll([one.invoke], flags, scratch);
+    const notOkOne = notOk(outcomesOne, [await greetOutcomes(a, cluster)]);
     const authorizeOne = await loadAll([one.authorize], flags, scratch);
 
     for (const name of ["b", "c"]) {
@@ -211,7 +239,9 @@ async function main(): Promise<number> {
       cluster.replicas.push(await startReplica(site, cluster.tokens));
     }
     const three = cluster.replicas.map((replica) => targets(replica, cluster));
+    const outcomesThree = await Promise.all(cluster.replicas.map((r) => greetOutcomes(r, cluster)));
     const invokeThree = await loadAll(three.map((t) => t.invoke), flags, scratch);
+    const notOkThree = notOk(outcomesThree, await Promise.all(cluster.replicas.map((r) => greetOutcomes(r, cluster))));
     const authorizeThree = await loadAll(three.map((t) => t.authorize), flags, scratch);
 
     const [, b, c] = cluster.replicas as [Replica, Replica, Replica];
@@ -228,6 +258,7 @@ async function main(): Promise<number> {
         { label: "POST /v1/authorize", results: authorizeThree },
       ])
     ) log(line);
+    log(`invoke outcomes other than ok (server side, warm-up included): 1 replica: ${notOkOne}; 3: ${notOkThree}`);
     log("");
     log(`propagation of ${flags.writes} policy writes on A (PUT response -> listed by GET /v1/policies):`);
     log("| replica | p50 | p99 | max | metric mean (keycard_propagation_lag_seconds) |");
