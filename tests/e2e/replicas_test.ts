@@ -9,11 +9,13 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { watFixture } from "../_test_utils.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
-import { bearer, BOUND, echoManifest, exists, expectProblem, pluginForm, within } from "./_server.ts";
+import { bearer, BOUND, echoManifest, exists, expectProblem, pluginForm, Run, within } from "./_server.ts";
 import {
   armKiller,
   auditCounts,
   invoke,
+  makeReplicaSite,
+  makeTokens,
   metric,
   readyz,
   type Replica,
@@ -512,5 +514,31 @@ Deno.test({
       assert.match(text, /^keycard_store_seconds_bucket\{op="[^"]+",le="[^"]+"\} \d+$/m, text);
       assert.equal(metric(text, "keycard_audit_spool_events"), 0);
     });
+  },
+});
+
+Deno.test({
+  name: "a replica whose database refuses connections exits non-zero at start with one line, no password " +
+    "(needs PostgreSQL)",
+  ignore,
+  async fn() {
+    // A port nothing listens on: taken, then freed.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    const tokens = makeTokens();
+    await using site = await makeReplicaSite("lonely", {
+      storeUrl: `postgres://keycard:not-this-secret@127.0.0.1:${port}/keycard`,
+      tokens,
+      storeLines: ["  timeoutMs: 1000"],
+    });
+    await using run = new Run(["task", "start", site.configPath], { KEYCARD_ADMIN_TOKEN: tokens.admin });
+    const status = await run.exit(BOUND.start);
+    assert.notEqual(status.code, 0, run.output());
+    assert.equal(run.stdout.lines.some((line) => line.startsWith("keycard serving on")), false, run.output());
+    const errors = run.stderr.lines.filter((line) => line.trim() !== "" && !line.startsWith("Task start"));
+    assert.equal(errors.length, 1, run.output());
+    assert.match(errors[0]!, new RegExp(`127\\.0\\.0\\.1:${port}`), run.output());
+    assert.doesNotMatch(run.output(), /not-this-secret/);
   },
 });
