@@ -289,8 +289,8 @@ function streamedBody(bytes: Uint8Array, chunk = 65_536) {
 }
 
 Deno.test({
-  name: "a replica SIGKILLed mid-install leaves the plugin whole or absent on the others, and restarts fine " +
-    "(needs PostgreSQL)",
+  name: "a replica SIGKILLed mid-install leaves the plugin whole or absent on the others, restarts fine and seeds " +
+    "no policy again (needs PostgreSQL)",
   ignore,
   async fn(t) {
     await using cluster = await startCluster(["a", "b"], { maxBodyBytes: 64 * 1024 * 1024 });
@@ -387,6 +387,21 @@ Deno.test({
         assert.deepEqual(rows.map((r) => r.sha256), [sha]);
       });
     }
+
+    await t.step("a restart seeds no policy file: one added to A's policies dir is not taken", async () => {
+      await a.stop();
+      await Deno.writeTextFile(join(cluster.sites[0]!.policiesDir, "late.cedar"), forbidCalls("hello"));
+      a = await startReplica(cluster.sites[0]!, tokens);
+      cluster.replicas[0] = a;
+      for (const replica of [a, b]) {
+        assert.equal((await invoke(replica, tokens.caller, "hello", "greet", "x")).text, "Hello, x!");
+        const response = await replica.fetch("/v1/policies", { headers: admin });
+        const { sources } = await response.json() as { sources: { name: string }[] };
+        assert.ok(!sources.some((source) => source.name === "late.cedar"), JSON.stringify(sources));
+        assert.ok(sources.some((source) => source.name === "api.cedar"), JSON.stringify(sources));
+      }
+      assert.equal((await sql`SELECT 1 FROM policies WHERE name = 'late.cedar'`).length, 0);
+    });
   },
 });
 
