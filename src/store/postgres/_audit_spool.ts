@@ -167,17 +167,13 @@ async function scan(path: string): Promise<{ lines: number; torn: boolean }> {
   let lines = 0;
   let last = 0x0a;
   let previous = 0x0a;
-  try {
-    for await (const chunk of file.readable) {
-      for (const byte of chunk) {
-        if (byte === 0x0a && previous !== 0x0a) lines++;
-        previous = byte;
-      }
-      if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+  // Reading `readable` to its end (or to an error) closes the file.
+  for await (const chunk of file.readable) {
+    for (const byte of chunk) {
+      if (byte === 0x0a && previous !== 0x0a) lines++;
+      previous = byte;
     }
-  } catch (error) {
-    file.close();
-    throw error;
+    if (chunk.length > 0) last = chunk[chunk.length - 1]!;
   }
   const torn = last !== 0x0a;
   return { lines: lines + (torn ? 1 : 0), torn };

@@ -108,8 +108,9 @@ export class PostgresAuditWriter {
   /** First sequence number of each batch in flight (to the database or the spool), with its size. */
   readonly #inflight = new Map<number, number>();
   #inflightEvents = 0;
-  #pumping: Promise<void> | undefined;
-  #spilling: Promise<void> | undefined;
+  #pumping = false;
+  /** A spill to the spool is running. */
+  #spilling = false;
   #draining: Promise<void> = Promise.resolve();
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -210,9 +211,10 @@ export class PostgresAuditWriter {
       }
       const seq = ++this.#seq;
       this.#queue.push({ seq, line: this.#record(event, seq) });
-      if (held + 1 >= this.#maxQueued && this.#pumping !== undefined) this.#spill();
+      // A slow batch holds the pump: spill the queue, a batch or more at a time, rather than hold it all.
+      if (held + 1 >= this.#maxQueued && this.#pumping && this.#queue.length >= this.#batchSize) this.#spill();
       if (this.#queue.length >= this.#batchSize) this.#kick();
-      else if (this.#pumping === undefined && this.#flushTimer === undefined) {
+      else if (!this.#pumping && this.#flushTimer === undefined) {
         this.#flushTimer = setTimeout(() => {
           this.#flushTimer = undefined;
           this.#kick();
@@ -364,25 +366,39 @@ export class PostgresAuditWriter {
   #kick(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    if (this.#pumping !== undefined) return;
-    this.#pumping = this.#pump().finally(() => {
-      this.#pumping = undefined;
+    if (this.#pumping) return;
+    this.#pumping = true;
+    this.#pump().then((stalled) => {
+      this.#pumping = false;
+      // Events queued between the pump's last look and now would otherwise wait for the next write.
+      if (!stalled && this.#queue.length > 0) this.#kick();
     });
   }
 
-  async #pump(): Promise<void> {
+  /** Sends batches until the queue is empty. @returns True when it stopped because the spool failed too. */
+  async #pump(): Promise<boolean> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#batchSize);
-      if (!(await this.#settle(batch))) return;
+      // Behind the spool, one append (and fsync) takes as much as memory may hold, not a database batch.
+      const toSpool = this.#spool.count > 0 || this.#spilling;
+      const batch = this.#queue.splice(0, toSpool ? this.#maxQueued : this.#batchSize);
+      if (!(await this.#settle(batch, toSpool))) return true;
     }
+    return false;
   }
 
-  /** Moves what is queued to the spool while a slow batch holds the pump, so memory stays bounded. */
+  /**
+   * Moves what is queued to the spool, all of it in each append, for as long as a slow batch holds the pump, so
+   * that memory stays bounded.
+   */
   #spill(): void {
-    if (this.#spilling !== undefined) return;
-    const batch = this.#queue.splice(0);
-    this.#spilling = this.#settle(batch, true).then(() => {
-      this.#spilling = undefined;
+    if (this.#spilling) return;
+    this.#spilling = true;
+    (async () => {
+      while (this.#pumping && this.#queue.length >= this.#batchSize) {
+        if (!(await this.#settle(this.#queue.splice(0), true))) return;
+      }
+    })().finally(() => {
+      this.#spilling = false;
     });
   }
 
@@ -397,7 +413,7 @@ export class PostgresAuditWriter {
     this.#inflightEvents += batch.length;
     const lines = batch.map((entry) => entry.line);
     try {
-      if (!toSpool && this.#spool.count === 0 && this.#spilling === undefined) {
+      if (!toSpool && this.#spool.count === 0 && !this.#spilling) {
         try {
           this.#written += await this.#insertAll(lines);
           return true;
