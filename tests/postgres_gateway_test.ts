@@ -93,6 +93,11 @@ Deno.test({
         );
         await expectProblem(await invoke(b, "echo", "echo"), 403, "forbidden");
         await eventually("deny on A", async () => expectProblem(await invoke(a, "echo", "echo"), 403, "forbidden"));
+        // A counted how long the change took to reach it.
+        const lag = /^keycard_propagation_lag_seconds_count (\d+)$/m.exec(
+          await (await a.request("/metrics", admin(a))).text(),
+        );
+        assert.ok(Number(lag?.[1]) >= 1, `propagation lag observed on A: ${lag?.[0]}`);
         const sources = await (await a.request("/v1/policies", admin(a))).json() as { sources: { name: string }[] };
         assert.ok(sources.sources.some((s) => s.name === "no-echo.cedar"));
         // The policy went to the database, not to A's or B's policy directory.
