@@ -607,3 +607,52 @@ Deno.test("PostgresAuditWriter.open() refuses bad options with a clear error and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** `promise`, or a failure after `ms`: a test that would hang fails instead. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test({
+  name:
+    `PostgresAuditWriter: write and flush one at a time, each flush resolves; the server ending every connection spools nothing${noDatabase}`,
+  ignore,
+  async fn() {
+    const db = await freshAuditDatabase();
+    const dir = await Deno.makeTempDir();
+    try {
+      const sql = await db.pool();
+      const admin = await db.pool();
+      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+      // A write made as a flush resolves, while the pump is finishing, is sent all the same.
+      for (let i = 0; i < 50; i++) {
+        writer.write(event(i));
+        await within(5000, writer.flush(), `flush ${i}`);
+      }
+      assert.equal((await counts(admin)).rows, 50);
+      // A restart in effect: every pooled connection of the writer dies; the next batch goes out on new ones.
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = ${db.db.name} AND pid <> pg_backend_pid()`;
+      for (let i = 50; i < 60; i++) writer.write(event(i));
+      await within(5000, writer.flush(), "flush after the connections ended");
+      const stats = writer.stats();
+      assert.equal(stats.spooled, 0, stats.lastError);
+      assert.equal(stats.written, 60);
+      assert.equal((await counts(await db.pool())).rows, 60);
+      await writer.close();
+    } finally {
+      await db.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
