@@ -188,9 +188,23 @@ Deno.test({
   },
 });
 
+/**
+ * Lines in a replica's spool: `<dataDir>/audit-spool.jsonl`, and `audit-spool.jsonl.draining`, where a drain moves
+ * them while it sends them (and where they stay while the database does not take them).
+ */
+async function spoolLines(replica: Replica): Promise<number> {
+  let lines = 0;
+  for (const name of ["audit-spool.jsonl", "audit-spool.jsonl.draining"]) {
+    const path = join(replica.site.dataDir, name);
+    if (await exists(path)) lines += (await Deno.readTextFile(path)).split("\n").filter((line) => line !== "").length;
+  }
+  return lines;
+}
+
 /** Calls running one after another on each replica until stopped, counted, their failures kept. */
 function startTraffic(replicas: Replica[], token: string) {
   let calls = 0;
+  const perReplica = new Map<string, number>();
   let stopped = false;
   const failures: string[] = [];
   let waiters: { n: number; resolve: () => void }[] = [];
@@ -208,6 +222,7 @@ function startTraffic(replicas: Replica[], token: string) {
         failures.push(`${replica.name}: ${error}`);
       }
       calls++;
+      perReplica.set(replica.name, (perReplica.get(replica.name) ?? 0) + 1);
       waiters = waiters.filter((w) => calls < w.n || void w.resolve());
       await paced;
     }
@@ -223,6 +238,8 @@ function startTraffic(replicas: Replica[], token: string) {
       return calls;
     },
     failures,
+    /** Calls made on each replica, by name. */
+    perReplica,
     /** Resolves once `n` calls have been made in all. */
     reach(n: number): Promise<void> {
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -406,8 +423,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a database outage mid-traffic: plugins answer, writes 503, /readyz degraded, the spooled audit lands " +
-    "exactly once (needs PostgreSQL)",
+  name: "a database outage mid-traffic: plugins answer, writes 503, /readyz degraded, the spooled audit (of a " +
+    "replica killed meanwhile too) lands exactly once (needs PostgreSQL)",
   ignore,
   async fn(t) {
     const server = new URL(testPostgres?.url ?? "postgres://127.0.0.1/");
@@ -422,9 +439,10 @@ Deno.test({
     await using cluster = await startCluster(["a", "b"], { storeUrlOf: viaProxy, storeLines: ["  timeoutMs: 1000"] });
     const { tokens, sql } = cluster;
     const admin = bearer(tokens.admin);
-    const [a, b] = cluster.replicas as [Replica, Replica];
+    const a = cluster.replicas[0]!;
+    let b = cluster.replicas[1]!;
     // Stamp calls (clock.now, random.get and log.write each, all allowed) from the `load` client, one after another
-    // on each replica, from before the cut until after the restore.
+    // on each replica, from before the cut until B is killed, and again after the restore.
     await using traffic = startTraffic([a, b], tokens.load);
     const more = (n: number, what: string) =>
       within(
@@ -481,47 +499,72 @@ Deno.test({
         await until(`replica ${replica.name} spooling`, async () => {
           return (metric(await scrape(replica, tokens), "keycard_audit_spool_events") ?? 0) > 0;
         }, { boundMs: 30_000, everyMs: 50 });
-        assert.ok(await exists(join(replica.site.dataDir, "audit-spool.jsonl")));
+        assert.ok(await spoolLines(replica) > 0, `${replica.name}'s spool files hold its events`);
       }
     });
 
-    await t.step("restore: ready again, the spool drains, the database holds each decision exactly once", async () => {
-      proxy.restore();
-      for (const replica of [a, b]) {
-        await until(`replica ${replica.name} ready again`, async () => {
-          const body = await readyz(replica);
-          return body.status === "ready" && body.store?.state === "up";
-        }, { boundMs: 30_000, everyMs: 50 });
-      }
-      await more(20, "after the restore");
-      const calls = await traffic.stop();
+    let calls = 0;
+    await t.step("during the outage: B SIGKILLed with events in its spool keeps them on disk", async () => {
+      calls = await traffic.stop();
       assert.deepEqual(traffic.failures, [], "every call of the traffic answered 200 with no host error");
-      const expected = { "clock.now": calls, "log.write": calls, "random.get": calls };
-      let last: Record<string, number> = {};
-      await until("the database's audit of the traffic to be complete", async () => {
-        last = await auditCounts(sql, { plugin: "stamp", caller: "load" });
-        return Object.values(last).reduce((sum: number, n) => sum + n, 0) >= 3 * calls;
-      }, { boundMs: 30_000, everyMs: 100 }).catch((error) => {
-        throw new Error(`${error.message}: ${JSON.stringify(last)}, expected ${JSON.stringify(expected)}`);
-      });
-      for (const replica of [a, b]) {
-        await until(`replica ${replica.name}'s spool empty`, async () => {
-          return metric(await scrape(replica, tokens), "keycard_audit_spool_events") === 0;
-        }, { boundMs: 30_000, everyMs: 50 });
-      }
-      // Counted again once nothing is left to send: none lost, none stored twice.
-      const counts = await auditCounts(sql, { plugin: "stamp", caller: "load" });
-      const perReplica = await sql<{ replica: string; rows: number; decisions: number }[]>`
+      const decisionsOfB = 3 * traffic.perReplica.get("b")!;
+      // Every event of B is in the database (from before the cut) or in its spool; none only in memory any more.
+      // (Rows are decisions here: the traffic's pace stays under the audit budget, so nothing is folded.)
+      await until("all of B's events stored or spooled", async () => {
+        const rows = await sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM audit WHERE replica = 'b' AND event->>'caller' = 'load'`;
+        return rows[0]!.n + (metric(await scrape(b, tokens), "keycard_audit_spool_events") ?? 0) >= decisionsOfB;
+      }, { boundMs: 30_000, everyMs: 50 });
+      const killer = await armKiller(await b.serverPid());
+      await killer.fire();
+      assert.notEqual((await b.run.exit()).code, 0);
+      assert.ok(await spoolLines(b) > 0, "the spool outlives the process");
+    });
+
+    await t.step(
+      "restore: A ready again, B restarted, both spools drain, each decision stored exactly once",
+      async () => {
+        proxy.restore();
+        b = await startReplica(cluster.sites[1]!, tokens);
+        cluster.replicas[1] = b;
+        for (const replica of [a, b]) {
+          await until(`replica ${replica.name} ready`, async () => {
+            const body = await readyz(replica);
+            return body.status === "ready" && body.store?.state === "up";
+          }, { boundMs: 30_000, everyMs: 50 });
+        }
+        await using after = startTraffic([a, b], tokens.load);
+        await within(30_000, "20 stamp calls after the restore", after.reach(20), () => after.failures.join("\n"));
+        calls += await after.stop();
+        assert.deepEqual(after.failures, [], "every call after the restore answered 200 with no host error");
+        const expected = { "clock.now": calls, "log.write": calls, "random.get": calls };
+        let last: Record<string, number> = {};
+        await until("the database's audit of the traffic to be complete", async () => {
+          last = await auditCounts(sql, { plugin: "stamp", caller: "load" });
+          return Object.values(last).reduce((sum: number, n) => sum + n, 0) >= 3 * calls;
+        }, { boundMs: 30_000, everyMs: 100 }).catch((error) => {
+          throw new Error(`${error.message}: ${JSON.stringify(last)}, expected ${JSON.stringify(expected)}`);
+        });
+        for (const replica of [a, b]) {
+          await until(`replica ${replica.name}'s spool empty`, async () => {
+            return metric(await scrape(replica, tokens), "keycard_audit_spool_events") === 0;
+          }, { boundMs: 30_000, everyMs: 50 });
+          assert.equal(await spoolLines(replica), 0, `${replica.name}'s spool files are empty`);
+        }
+        // Counted again once nothing is left to send: none lost, none stored twice.
+        const counts = await auditCounts(sql, { plugin: "stamp", caller: "load" });
+        const perReplica = await sql<{ replica: string; rows: number; decisions: number }[]>`
         SELECT replica, count(*)::int AS rows, sum(coalesce((event->>'count')::int, 1))::int AS decisions
         FROM audit WHERE event->>'caller' = 'load' GROUP BY 1 ORDER BY 1`;
-      console.log(
-        `${calls} calls; decisions in the database: ${JSON.stringify(counts)}; ${JSON.stringify(perReplica)}`,
-      );
-      assert.deepEqual(counts, expected);
-      assert.deepEqual(perReplica.map((row) => row.replica), ["a", "b"]);
-      const policies = await sql`SELECT name FROM policies WHERE name LIKE 'outage%'`;
-      assert.equal(policies.length, 0, "the refused policy write is nowhere");
-    });
+        console.log(
+          `${calls} calls; decisions in the database: ${JSON.stringify(counts)}; ${JSON.stringify(perReplica)}`,
+        );
+        assert.deepEqual(counts, expected);
+        assert.deepEqual(perReplica.map((row) => row.replica), ["a", "b"]);
+        const policies = await sql`SELECT name FROM policies WHERE name LIKE 'outage%'`;
+        assert.equal(policies.length, 0, "the refused policy write is nowhere");
+      },
+    );
 
     await t.step("/metrics: the store up, its operations timed by op, the spool empty", async () => {
       const text = await scrape(a, tokens);
