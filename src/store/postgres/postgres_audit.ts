@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import type { Sql } from "postgres";
 import type { AuditEvent } from "../../audit/mod.ts";
 import { StoreUnavailableError } from "../errors.ts";
@@ -502,6 +503,7 @@ export class PostgresAuditWriter {
         const half = lines.length >>> 1;
         return await this.#insertAll(lines.slice(0, half)) + await this.#insertAll(lines.slice(half));
       }
+      await Deno.mkdir(dirname(this.#spool.path), { recursive: true, mode: 0o700 });
       await Deno.writeTextFile(`${this.#spool.path}.rejected`, lines.join("\n") + "\n", {
         append: true,
         create: true,

@@ -400,7 +400,8 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     try {
       const sql = await db.pool();
-      const spoolPath = `${dir}/audit-spool.jsonl`;
+      // In a directory that does not exist yet: nothing was ever spooled.
+      const spoolPath = `${dir}/data/audit-spool.jsonl`;
       const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath });
       for (let i = 0; i < 10; i++) {
         if (i === 6) {
