@@ -90,7 +90,7 @@ CREATE TABLE keycard_meta (
 );
 ALTER TABLE audit ADD COLUMN uid text NOT NULL DEFAULT gen_random_uuid()::text;
 CREATE UNIQUE INDEX audit_uid ON audit (uid);
-CREATE INDEX audit_plugin ON audit ((event->>'plugin'), id);
+CREATE INDEX audit_plugin ON audit ((event->>'plugin'), at, id);
 `,
   },
 ];
