@@ -4,6 +4,7 @@
  * often the suite ran before), migrated as keycard migrates, and drops it after.
  */
 import type { Sql } from "postgres";
+import { CHANGES_CHANNEL } from "../src/store/postgres/change_feed.ts";
 import { connect } from "../src/store/postgres/connect.ts";
 import { migrate } from "../src/store/postgres/migrate.ts";
 import { createTestDatabase, startTestPostgres } from "./_postgres.ts";
@@ -44,4 +45,68 @@ export async function freshKvDatabase(): Promise<KvDatabase> {
     await database[Symbol.asyncDispose]();
   }
   return { connect: open, close };
+}
+
+/**
+ * Registers a test that runs on a fresh migrated database (dropped after), ignored by name on a machine without
+ * PostgreSQL.
+ *
+ * @param name The test's name.
+ * @param body The test, given the database.
+ */
+export function testOnDatabase(name: string, body: (db: KvDatabase) => Promise<void>): void {
+  Deno.test({
+    name: `${name}${testPostgres === undefined ? " (ignored: no PostgreSQL)" : ""}`,
+    ignore: testPostgres === undefined,
+    async fn() {
+      const db = await freshKvDatabase();
+      try {
+        await body(db);
+      } finally {
+        await db.close();
+      }
+    },
+  });
+}
+
+/** What {@linkcode hearChanges} returns. */
+export interface ChangeListener {
+  /** The next payload (parsed), waiting at most 10 s for it. */
+  next(): Promise<Record<string, unknown>>;
+  /** Stops listening. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Listens on the channel replicas announce changes on, keeping every payload in order.
+ *
+ * @param sql A pool on the database.
+ * @returns The listener.
+ */
+export async function hearChanges(sql: Sql): Promise<ChangeListener> {
+  const heard: string[] = [];
+  let wake: (() => void) | undefined;
+  const { unlisten } = await sql.listen(CHANGES_CHANNEL, (payload) => {
+    heard.push(payload);
+    wake?.();
+  });
+  return {
+    async next() {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        while (heard.length === 0) {
+          await new Promise<void>((resolve, reject) => {
+            wake = resolve;
+            timer = setTimeout(() => reject(new Error("No notification within 10 s")), 10_000);
+          });
+          clearTimeout(timer);
+        }
+      } finally {
+        clearTimeout(timer);
+        wake = undefined;
+      }
+      return JSON.parse(heard.shift()!);
+    },
+    stop: unlisten,
+  };
 }

@@ -107,3 +107,27 @@ export async function assertRefused(promise: Promise<unknown>, code: string, mes
     return true;
   });
 }
+
+/**
+ * Waits until `check` holds: it resolves to anything but `false` (a throw or `false` means not yet), polled every
+ * 10 ms and bounded by `ms`. The condition is the event waited on (a replica following another, a writer's timer).
+ *
+ * @param what Named in the failure, with the last reason.
+ * @param check The condition.
+ * @param ms The bound.
+ * @returns What `check` resolved to when it held.
+ */
+export async function eventually<T>(what: string, check: () => Promise<T>, ms = 5000): Promise<Exclude<T, false>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let reason = "still false";
+    try {
+      const value = await check();
+      if (value !== false) return value as Exclude<T, false>;
+    } catch (error) {
+      reason = (error as Error).message ?? String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${reason}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -16,7 +16,7 @@ import {
 import { createTestDatabase } from "./_postgres.ts";
 import { testPostgres } from "./_postgres_kv.ts";
 import { startTcpProxy } from "./_tcp_proxy.ts";
-import { watFixture } from "./_test_utils.ts";
+import { eventually, watFixture } from "./_test_utils.ts";
 
 const ignored = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
 const ignore = testPostgres === undefined;
@@ -24,17 +24,9 @@ const ignore = testPostgres === undefined;
 /** Bound of every wait for a replica to follow another: the issue's 1 s, with room for a loaded CI machine. */
 const FOLLOW_MS = 5000;
 
-/** Waits until `check` passes (it throws until then), bounded: the condition is the event waited on. */
-async function eventually<T>(what: string, check: () => Promise<T>, ms = FOLLOW_MS): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
+/** Waits (bounded) until a replica has followed another: the issue's 1 s, with room for a loaded CI machine. */
+function follows<T>(what: string, check: () => Promise<T>, ms = FOLLOW_MS) {
+  return eventually(what, check, ms);
 }
 
 function storeYaml(url: string, replica: string): string[] {
@@ -81,7 +73,7 @@ Deno.test({
         );
         await expectOk(installed, "install on A");
         assert.equal(await expectOk(await invoke(a, "echo", "echo", "hi"), "echo on A"), "hi");
-        await eventually(
+        await follows(
           "echo on B",
           async () => assert.equal(await expectOk(await invoke(b, "echo", "echo", "b"), "B"), "b"),
         );
@@ -94,7 +86,7 @@ Deno.test({
           "policy on B",
         );
         await expectProblem(await invoke(b, "echo", "echo"), 403, "forbidden");
-        await eventually("deny on A", async () => expectProblem(await invoke(a, "echo", "echo"), 403, "forbidden"));
+        await follows("deny on A", async () => expectProblem(await invoke(a, "echo", "echo"), 403, "forbidden"));
         // A counted how long the change took to reach it.
         const lag = /^keycard_propagation_lag_seconds_count (\d+)$/m.exec(
           await (await a.request("/metrics", admin(a))).text(),
@@ -108,11 +100,11 @@ Deno.test({
           (await a.request("/v1/policies/no-echo.cedar", admin(a, { method: "DELETE" }))).status,
           204,
         );
-        await eventually("allow on B", async () => expectOk(await invoke(b, "echo", "echo"), "B"));
+        await follows("allow on B", async () => expectOk(await invoke(b, "echo", "echo"), "B"));
 
         // A removal on B unloads on A.
         assert.equal((await b.request("/v1/plugins/echo", admin(b, { method: "DELETE" }))).status, 204);
-        await eventually(
+        await follows(
           "echo gone on A",
           async () => expectProblem(await invoke(a, "echo", "echo"), 404, "not-found"),
         );
@@ -120,7 +112,7 @@ Deno.test({
         // The audit log is shared: A's query shows B's events, each with its replica.
         await expectOk(await invoke(b, "stamp", "stamp", "b"), "stamp on B");
         await expectOk(await invoke(a, "stamp", "stamp", "a"), "stamp on A");
-        await eventually("events of both replicas on A and on B", async () => {
+        await follows("events of both replicas on A and on B", async () => {
           for (const fx of [a, b]) {
             const response = await fx.request("/v1/audit?plugin=stamp&limit=1000", admin(fx));
             const { events } = await response.json() as { events: { replica?: string }[] };
@@ -200,7 +192,7 @@ Deno.test({
       for (let i = 0; i < 5; i++) await expectOk(await invoke(fx, "stamp", "stamp", `before ${i}`), "stamp before");
 
       proxy.cut();
-      await eventually("readyz shows the store down", async () => {
+      await follows("readyz shows the store down", async () => {
         const ready = await readyz(fx);
         assert.equal(ready.status, "degraded");
         assert.equal(ready.store?.state, "down");
@@ -221,13 +213,13 @@ Deno.test({
       );
       await expectProblem(install, 503, "store-unavailable");
       assert.deepEqual(await (await fx.request("/v1/policies", admin(fx))).json(), before);
-      await eventually("events spooled", async () => assert.ok(((await readyz(fx)).store?.spooled ?? 0) > 0));
+      await follows("events spooled", async () => assert.ok(((await readyz(fx)).store?.spooled ?? 0) > 0));
       const metrics = await (await fx.request("/metrics", admin(fx))).text();
       assert.match(metrics, /^keycard_store_up 0$/m);
       assert.match(metrics, /^keycard_audit_spool_events [1-9]\d*$/m);
 
       proxy.restore();
-      await eventually("the store up again and the spool drained", async () => {
+      await follows("the store up again and the spool drained", async () => {
         const ready = await readyz(fx);
         assert.equal(ready.status, "ready");
         assert.deepEqual(ready.store, { kind: "postgres", state: "up", replica: "solo", spooled: 0 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
-import { freshKvDatabase, type KvDatabase, testPostgres } from "../../../tests/_postgres_kv.ts";
+import { testOnDatabase } from "../../../tests/_postgres_kv.ts";
 import { recordOf } from "../../registry/_test_utils.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import { type Change, ChangeFeed, type ChangeFeedOptions } from "./change_feed.ts";
@@ -8,7 +8,6 @@ import { PostgresPluginStore } from "./postgres_plugin_store.ts";
 import { connect } from "./connect.ts";
 import { startTcpProxy } from "../../../tests/_tcp_proxy.ts";
 
-const noDatabase = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
 const WAIT_MS = 15_000;
 
 /** What a feed's `apply` and `onError` received, with bounded waits for what has not arrived yet. */
@@ -78,22 +77,7 @@ async function listenerPid(admin: Sql): Promise<number | undefined> {
   return rows[0]?.pid;
 }
 
-function withDatabase(name: string, body: (db: KvDatabase) => Promise<void>): void {
-  Deno.test({
-    name: `${name}${noDatabase}`,
-    ignore: testPostgres === undefined,
-    async fn() {
-      const db = await freshKvDatabase();
-      try {
-        await body(db);
-      } finally {
-        await db.close();
-      }
-    },
-  });
-}
-
-withDatabase("ChangeFeed: a put on one replica reaches the feed of another, after a first catch-up", async (db) => {
+testOnDatabase("ChangeFeed: a put on one replica reaches the feed of another, after a first catch-up", async (db) => {
   const recorder = new Recorder();
   const feed = await ChangeFeed.listen(await db.connect(), recorder.options);
   try {
@@ -115,7 +99,7 @@ withDatabase("ChangeFeed: a put on one replica reaches the feed of another, afte
   }
 });
 
-withDatabase(
+testOnDatabase(
   "ChangeFeed: after its connection is terminated the feed listens again and catches up with apply([])",
   async (db) => {
     const recorder = new Recorder();
@@ -150,7 +134,7 @@ withDatabase(
   },
 );
 
-withDatabase(
+testOnDatabase(
   "ChangeFeed: while the database is away the feed is not connected and retries; when it is back it catches up",
   async (db) => {
     const direct = await db.connect();
@@ -186,7 +170,7 @@ withDatabase(
   },
 );
 
-withDatabase(
+testOnDatabase(
   "ChangeFeed: changes heard while apply runs are applied together in a later call, none lost",
   async (db) => {
     const recorder = new Recorder();
@@ -217,7 +201,7 @@ withDatabase(
   },
 );
 
-withDatabase("ChangeFeed: an apply that throws is reported and retried until it succeeds", async (db) => {
+testOnDatabase("ChangeFeed: an apply that throws is reported and retried until it succeeds", async (db) => {
   const recorder = new Recorder();
   recorder.failures = 2;
   const feed = await ChangeFeed.listen(await db.connect(), { ...recorder.options, maxRetryDelayMs: 200 });
@@ -237,7 +221,7 @@ withDatabase("ChangeFeed: an apply that throws is reported and retried until it 
   }
 });
 
-withDatabase("ChangeFeed: a notification it cannot read is reported and followed by a catch-up", async (db) => {
+testOnDatabase("ChangeFeed: a notification it cannot read is reported and followed by a catch-up", async (db) => {
   const recorder = new Recorder();
   const sql = await db.connect();
   const feed = await ChangeFeed.listen(sql, recorder.options);
@@ -268,7 +252,7 @@ withDatabase("ChangeFeed: a notification it cannot read is reported and followed
   }
 });
 
-withDatabase("ChangeFeed.close() stops listening and retrying, and waits for a running apply", async (db) => {
+testOnDatabase("ChangeFeed.close() stops listening and retrying, and waits for a running apply", async (db) => {
   const recorder = new Recorder();
   recorder.failures = 1_000;
   const admin = await db.connect();

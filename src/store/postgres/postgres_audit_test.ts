@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
+import { eventually } from "../../../tests/_test_utils.ts";
 import { AuditLog, type AuditQuery } from "../../audit/mod.ts";
 import type { AuditEvent } from "../../audit/mod.ts";
 import { createTestDatabase, type TestDatabase } from "../../../tests/_postgres.ts";
@@ -83,15 +84,6 @@ async function spoolLines(path: string): Promise<string[]> {
   }
 }
 
-/** Polls `check` until it holds, at most `ms`: for what happens on the writer's own timer. */
-async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 function targetOf(url: string): { hostname: string; port: number } {
   const parsed = new URL(url);
   return { hostname: parsed.hostname, port: Number(parsed.port || 5432) };
@@ -117,7 +109,7 @@ Deno.test({
       assert.equal(stats.lastError, undefined);
       // A partial batch goes out by itself after flushMs, without flush().
       for (let i = 0; i < 3; i++) writer.write(event(2000 + i));
-      await eventually(async () => (await counts(sql)).rows === 1053);
+      await eventually("the partial batch inserted after flushMs", async () => (await counts(sql)).rows === 1053);
       await writer.close();
       assert.deepEqual(await spoolLines(`${dir}/spool.jsonl`), []);
       // Written after close: counted as dropped, never thrown.

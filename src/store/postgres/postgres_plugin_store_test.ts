@@ -1,42 +1,12 @@
 import assert from "node:assert/strict";
-import postgres, { type Sql } from "postgres";
-import { freshKvDatabase, testPostgres } from "../../../tests/_postgres_kv.ts";
+import postgres from "postgres";
+import { freshKvDatabase, hearChanges, testPostgres } from "../../../tests/_postgres_kv.ts";
 import { sha256Hex } from "../../registry/mod.ts";
 import { recordOf } from "../../registry/_test_utils.ts";
 import { StoreUnavailableError } from "../errors.ts";
-import { CHANGES_CHANNEL } from "./change_feed.ts";
 import { PostgresPluginStore } from "./postgres_plugin_store.ts";
 
 const noDatabase = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
-
-/** Every payload on the changes channel, in order, and a way to wait for the next one (bounded). */
-async function hear(sql: Sql): Promise<{ next(): Promise<Record<string, unknown>>; stop(): Promise<void> }> {
-  const heard: string[] = [];
-  let wake: (() => void) | undefined;
-  const { unlisten } = await sql.listen(CHANGES_CHANNEL, (payload) => {
-    heard.push(payload);
-    wake?.();
-  });
-  return {
-    async next() {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        while (heard.length === 0) {
-          await new Promise<void>((resolve, reject) => {
-            wake = resolve;
-            timer = setTimeout(() => reject(new Error("No notification within 10 s")), 10_000);
-          });
-          clearTimeout(timer);
-        }
-      } finally {
-        clearTimeout(timer);
-        wake = undefined;
-      }
-      return JSON.parse(heard.shift()!);
-    },
-    stop: unlisten,
-  };
-}
 
 async function assertUnavailable(promise: Promise<unknown>, message: RegExp): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -55,7 +25,7 @@ Deno.test({
     try {
       const a = new PostgresPluginStore(await db.connect());
       const b = new PostgresPluginStore(await db.connect());
-      const listener = await hear(await db.connect());
+      const listener = await hearChanges(await db.connect());
       const before = Date.now();
       const first = await recordOf("hello", "1.0.0");
       await a.put(first);
@@ -113,7 +83,7 @@ Deno.test({
       const sql = await db.connect();
       const store = new PostgresPluginStore(sql, { timeoutMs: 20_000 });
       const admin = await db.connect();
-      const listener = await hear(await db.connect());
+      const listener = await hearChanges(await db.connect());
       const record = await recordOf("big", "1.0.0", { tag: "x".repeat(100) });
       record.wasm = new Uint8Array([...record.wasm, ...new Uint8Array(1 << 20).fill(7)]);
       record.sha256 = await sha256Hex(record.wasm);

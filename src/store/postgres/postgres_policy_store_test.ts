@@ -1,63 +1,17 @@
 import assert from "node:assert/strict";
-import postgres, { type Sql } from "postgres";
-import { freshKvDatabase, type KvDatabase, testPostgres } from "../../../tests/_postgres_kv.ts";
+import postgres from "postgres";
+import { hearChanges, testOnDatabase } from "../../../tests/_postgres_kv.ts";
 import { StoreUnavailableError } from "../errors.ts";
-import { CHANGES_CHANNEL } from "./change_feed.ts";
 import { PostgresPolicyStore } from "./postgres_policy_store.ts";
 
-const noDatabase = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
 const PERMIT = "permit (principal, action, resource);";
 
-/** Every payload on the changes channel, in order, with a bounded wait for the next one. */
-async function hear(sql: Sql): Promise<{ next(): Promise<Record<string, unknown>>; stop(): Promise<void> }> {
-  const heard: string[] = [];
-  let wake: (() => void) | undefined;
-  const { unlisten } = await sql.listen(CHANGES_CHANNEL, (payload) => {
-    heard.push(payload);
-    wake?.();
-  });
-  return {
-    async next() {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        while (heard.length === 0) {
-          await new Promise<void>((resolve, reject) => {
-            wake = resolve;
-            timer = setTimeout(() => reject(new Error("No notification within 10 s")), 10_000);
-          });
-          clearTimeout(timer);
-        }
-      } finally {
-        clearTimeout(timer);
-        wake = undefined;
-      }
-      return JSON.parse(heard.shift()!);
-    },
-    stop: unlisten,
-  };
-}
-
-function withDatabase(name: string, body: (db: KvDatabase) => Promise<void>): void {
-  Deno.test({
-    name: `${name}${noDatabase}`,
-    ignore: testPostgres === undefined,
-    async fn() {
-      const db = await freshKvDatabase();
-      try {
-        await body(db);
-      } finally {
-        await db.close();
-      }
-    },
-  });
-}
-
-withDatabase(
+testOnDatabase(
   "PostgresPolicyStore: a file put on one replica is listed on another, versioned and announced",
   async (db) => {
     const a = new PostgresPolicyStore(await db.connect());
     const b = new PostgresPolicyStore(await db.connect());
-    const listener = await hear(await db.connect());
+    const listener = await hearChanges(await db.connect());
     assert.deepEqual(await a.list(), []);
     const v1 = await a.put("zeta.cedar", PERMIT);
     const v2 = await b.put("alpha.cedar", "forbid (principal, action, resource);");
@@ -87,7 +41,7 @@ withDatabase(
   },
 );
 
-withDatabase(
+testOnDatabase(
   "PostgresPolicyStore refuses names with a path or without .cedar, NUL text, and changes nothing",
   async (db) => {
     const store = new PostgresPolicyStore(await db.connect());
@@ -134,11 +88,11 @@ withDatabase(
   },
 );
 
-withDatabase(
+testOnDatabase(
   "PostgresPolicyStore.apply() writes and removes several files in one transaction, announced once",
   async (db) => {
     const store = new PostgresPolicyStore(await db.connect());
-    const listener = await hear(await db.connect());
+    const listener = await hearChanges(await db.connect());
     const old = await store.put("v1.cedar", PERMIT);
     await listener.next();
     const version = await store.apply({
@@ -166,10 +120,10 @@ withDatabase(
   },
 );
 
-withDatabase(
+testOnDatabase(
   "PostgresPolicyStore.seedOnce(): of 5 replicas starting together exactly one seeds, and never again",
   async (db) => {
-    const listener = await hear(await db.connect());
+    const listener = await hearChanges(await db.connect());
     const replicas = await Promise.all(
       Array.from({ length: 5 }, async () => new PostgresPolicyStore(await db.connect())),
     );
