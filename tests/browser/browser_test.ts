@@ -1,0 +1,54 @@
+// The harness itself: Chromium starts headless with a profile of its own that dispose removes, and what the console
+// suite counts as a page's problems (console errors, uncaught exceptions, CSP violations) is really collected.
+import assert from "node:assert/strict";
+import { browserAvailability, Chromium, waitUntil } from "./_browser.ts";
+
+const { ignore, suffix } = await browserAvailability();
+
+Deno.test({
+  name: `Chromium collects a page's console errors, uncaught exceptions and CSP violations${suffix}`,
+  ignore,
+  // puppeteer keeps its pipe and websocket open across awaits of its own; the browser is closed in finally.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/clean") return html("<h1>clean</h1>", "default-src 'self'");
+      return html(
+        `<h1>dirty</h1><script>console.error("logged on purpose"); throw new Error("thrown on purpose")</script>`,
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; img-src 'none'",
+        `<img src="/blocked.png">`,
+      );
+    });
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    let profile = "";
+    try {
+      await using chromium = await Chromium.launch();
+      profile = chromium.browser.process()?.spawnargs.find((arg) => arg.startsWith("--user-data-dir="))?.slice(16) ??
+        "";
+      assert.ok(profile, "Chromium was started with a --user-data-dir");
+      const clean = await chromium.newPage();
+      await clean.page.goto(`${base}/clean`);
+      assert.equal(await clean.page.$eval("h1", (h1) => h1.textContent), "clean");
+      assert.deepEqual(clean.problems.lines, []);
+
+      const dirty = await chromium.newPage();
+      await dirty.page.goto(`${base}/dirty`, { waitUntil: "load" });
+      await waitUntil(() => dirty.problems.lines.length >= 3, `three problems (seen: ${dirty.problems.lines})`);
+      const lines = dirty.problems.lines.join("\n");
+      assert.match(lines, /console\.error: logged on purpose/);
+      assert.match(lines, /pageerror: .*thrown on purpose/);
+      assert.match(lines, /csp: img-src blocked http:\/\/127\.0\.0\.1:\d+\/blocked\.png/);
+    } finally {
+      await server.shutdown();
+    }
+    await assert.rejects(Deno.lstat(profile), Deno.errors.NotFound, "the profile dir is removed on dispose");
+  },
+});
+
+function html(body: string, csp: string, extra = ""): Response {
+  return new Response(`<!doctype html><html><body>${body}${extra}</body></html>`, {
+    headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": csp },
+  });
+}
