@@ -205,3 +205,48 @@ async function startCluster(bin: string, runner: Runner): Promise<TestPostgres> 
     throw error;
   }
 }
+
+/** A pool on a server that takes connections and never answers, as a stalled or half-dead database does. */
+export interface SilentDatabase extends AsyncDisposable {
+  /** The pool (`postgres` client) on it. */
+  readonly sql: postgres.Sql;
+}
+
+/**
+ * Starts a server on 127.0.0.1 that accepts connections and says nothing, and a pool on it whose connect timeout
+ * (30 s) is longer than any store timeout under test; dispose ends the pool, the server and every held connection.
+ *
+ * @param options The pool's size.
+ * @returns The pool.
+ */
+export function silentDatabase(options: { max?: number } = {}): SilentDatabase {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) held.push(conn);
+    } catch {
+      // Closed.
+    }
+  })();
+  const sql = postgres(`postgres://keycard@127.0.0.1:${listener.addr.port}/keycard`, {
+    ...(options.max === undefined ? {} : { max: options.max }),
+    connect_timeout: 30,
+    onnotice: () => {},
+  });
+  return {
+    sql,
+    async [Symbol.asyncDispose]() {
+      await sql.end({ timeout: 0 });
+      listener.close();
+      for (const conn of held) {
+        try {
+          conn.close();
+        } catch {
+          // Closed by the client.
+        }
+      }
+      await accepting;
+    },
+  };
+}

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import postgres, { type Sql } from "postgres";
+import type { Sql } from "postgres";
 import { eventually } from "../../../tests/_test_utils.ts";
 import { AuditLog, type AuditQuery } from "../../audit/mod.ts";
 import type { AuditEvent } from "../../audit/mod.ts";
-import { createTestDatabase, type TestDatabase } from "../../../tests/_postgres.ts";
+import { createTestDatabase, silentDatabase, type TestDatabase } from "../../../tests/_postgres.ts";
 import { testPostgres } from "../../../tests/_postgres_kv.ts";
 import { startTcpProxy, type TcpProxy } from "../../../tests/_tcp_proxy.ts";
 import { StoreUnavailableError } from "../errors.ts";
@@ -455,40 +455,10 @@ Deno.test({
   },
 });
 
-/** A server that accepts connections and never answers: a stalled database. */
-function startSilentServer(): { port: number; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  (async () => {
-    try {
-      for await (const conn of listener) held.push(conn);
-    } catch {
-      // Closed.
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    close() {
-      listener.close();
-      for (const conn of held) {
-        try {
-          conn.close();
-        } catch {
-          // Closed by the client.
-        }
-      }
-    },
-  };
-}
-
 Deno.test("PostgresAuditWriter on a database that never answers: flush() spools within timeoutMs; memory stays bounded", async () => {
-  const silent = startSilentServer();
+  await using silent = silentDatabase({ max: 2 });
+  const { sql } = silent;
   const dir = await Deno.makeTempDir();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${silent.port}/keycard`, {
-    max: 2,
-    connect_timeout: 30,
-    onnotice: () => {},
-  });
   try {
     const spoolPath = `${dir}/audit-spool.jsonl`;
     const writer = await PostgresAuditWriter.open(sql, {
@@ -520,41 +490,30 @@ Deno.test("PostgresAuditWriter on a database that never answers: flush() spools 
     assert.match(stats.lastError ?? "", /did not answer within 300 ms|dropped/);
     await writer.close();
   } finally {
-    await sql.end({ timeout: 0 });
-    silent.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("queryAudit(), readAuditWindow() and pruneAudit() throw StoreUnavailableError on a database that never answers", async () => {
-  const silent = startSilentServer();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${silent.port}/keycard`, {
-    max: 1,
-    connect_timeout: 30,
-    onnotice: () => {},
-  });
-  try {
-    for (
-      const [name, call] of [
-        ["query", () => queryAudit(sql, {}, { timeoutMs: 200 })],
-        ["read", () => readAuditWindow(sql, {}, { timeoutMs: 200 })],
-        ["prune", () => pruneAudit(sql, 30, { timeoutMs: 200 })],
-      ] as const
-    ) {
-      const started = performance.now();
-      await assert.rejects(call(), (error: unknown) => {
-        assert.ok(error instanceof StoreUnavailableError, `${name}: ${error}`);
-        assert.match(
-          error.message,
-          /^Cannot (query|read|prune) the audit trail: the database did not answer within 200 ms$/,
-        );
-        return true;
-      });
-      assert.ok(performance.now() - started < 2000, name);
-    }
-  } finally {
-    await sql.end({ timeout: 0 });
-    silent.close();
+  await using silent = silentDatabase({ max: 1 });
+  const { sql } = silent;
+  for (
+    const [name, call] of [
+      ["query", () => queryAudit(sql, {}, { timeoutMs: 200 })],
+      ["read", () => readAuditWindow(sql, {}, { timeoutMs: 200 })],
+      ["prune", () => pruneAudit(sql, 30, { timeoutMs: 200 })],
+    ] as const
+  ) {
+    const started = performance.now();
+    await assert.rejects(call(), (error: unknown) => {
+      assert.ok(error instanceof StoreUnavailableError, `${name}: ${error}`);
+      assert.match(
+        error.message,
+        /^Cannot (query|read|prune) the audit trail: the database did not answer within 200 ms$/,
+      );
+      return true;
+    });
+    assert.ok(performance.now() - started < 2000, name);
   }
 });
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { silentDatabase } from "../../../tests/_postgres.ts";
 import { HostCallError } from "../../runtime/mod.ts";
 import { freshKvDatabase, testPostgres } from "../../../tests/_postgres_kv.ts";
 import { PostgresKvStore } from "./postgres_kv_store.ts";
@@ -154,31 +155,17 @@ Deno.test("PostgresKvStore fails with io at once when nothing listens at the dat
 
 Deno.test("PostgresKvStore fails with io within timeoutMs when the database accepts but never answers", async () => {
   // A server that takes the connection and says nothing, as a stalled or half-dead database does.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of listener) held.push(conn);
-  })();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${listener.addr.port}/keycard`, {
-    onnotice: () => {},
-    connect_timeout: 30,
-  });
-  try {
-    using store = new PostgresKvStore(sql, { timeoutMs: 300 });
-    const started = performance.now();
-    await assertIo(
-      store.set("p", "n", "k", new Uint8Array([1])),
-      /^Cannot write key "k": the database did not answer within 300 ms$/,
-    );
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed >= 290 && elapsed < 2000, `took ${elapsed} ms`);
-    await assertIo(store.get("p", "n", "k"), /did not answer within 300 ms/);
-  } finally {
-    await sql.end({ timeout: 0 });
-    listener.close();
-    for (const conn of held) conn.close();
-    await accepting;
-  }
+  await using silent = silentDatabase();
+  const { sql } = silent;
+  using store = new PostgresKvStore(sql, { timeoutMs: 300 });
+  const started = performance.now();
+  await assertIo(
+    store.set("p", "n", "k", new Uint8Array([1])),
+    /^Cannot write key "k": the database did not answer within 300 ms$/,
+  );
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 290 && elapsed < 2000, `took ${elapsed} ms`);
+  await assertIo(store.get("p", "n", "k"), /did not answer within 300 ms/);
 });
 
 Deno.test("new PostgresKvStore() refuses a timeout that is not a positive integer and a value limit over 65536", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { silentDatabase } from "../../../tests/_postgres.ts";
 import { freshKvDatabase, hearChanges, testPostgres } from "../../../tests/_postgres_kv.ts";
 import { sha256Hex } from "../../registry/mod.ts";
 import { recordOf } from "../../registry/_test_utils.ts";
@@ -241,27 +242,14 @@ Deno.test("PostgresPluginStore fails as unavailable at once when nothing listens
 });
 
 Deno.test("PostgresPluginStore fails as unavailable within timeoutMs when the database accepts but never answers", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const held: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const conn of listener) held.push(conn);
-  })();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${listener.addr.port}/keycard`, {
-    onnotice: () => {},
-    connect_timeout: 30,
-  });
-  try {
-    const store = new PostgresPluginStore(sql, { timeoutMs: 300 });
-    const started = performance.now();
-    await assertUnavailable(store.list(), /^Cannot list plugins: the database did not answer within 300 ms$/);
-    const elapsed = performance.now() - started;
-    assert.ok(elapsed >= 290 && elapsed < 2000, `took ${elapsed} ms`);
-  } finally {
-    await sql.end({ timeout: 0 });
-    listener.close();
-    for (const conn of held) conn.close();
-    await accepting;
-  }
+  // A server that takes the connection and says nothing, as a stalled or half-dead database does.
+  await using silent = silentDatabase();
+  const { sql } = silent;
+  const store = new PostgresPluginStore(sql, { timeoutMs: 300 });
+  const started = performance.now();
+  await assertUnavailable(store.list(), /^Cannot list plugins: the database did not answer within 300 ms$/);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 290 && elapsed < 2000, `took ${elapsed} ms`);
 });
 
 Deno.test("new PostgresPluginStore() refuses a timeout that is not a positive integer", () => {
