@@ -84,184 +84,159 @@ async function spoolLines(path: string): Promise<string[]> {
   }
 }
 
+/** A test on a fresh audit database and a temp dir, both removed after; ignored by name without PostgreSQL. */
+function auditTest(name: string, body: (db: AuditDatabase, dir: string) => Promise<void>): void {
+  Deno.test({
+    name: `${name}${noDatabase}`,
+    ignore,
+    async fn() {
+      const db = await freshAuditDatabase();
+      const dir = await Deno.makeTempDir();
+      try {
+        await body(db, dir);
+      } finally {
+        await db.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
 function targetOf(url: string): { hostname: string; port: number } {
   const parsed = new URL(url);
   return { hostname: parsed.hostname, port: Number(parsed.port || 5432) };
 }
 
-Deno.test({
-  name:
-    `PostgresAuditWriter: 1,050 events in batches of 500 are 3 insert transactions and exactly 1,050 rows${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
-      for (let i = 0; i < 1050; i++) writer.write(event(i));
-      await writer.flush();
-      assert.deepEqual(await counts(sql), { rows: 1050, uids: 1050, transactions: 3 });
-      const stats = writer.stats();
-      assert.equal(stats.written, 1050);
-      assert.equal(stats.spooled, 0);
-      assert.equal(stats.queued, 0);
-      assert.equal(stats.lastError, undefined);
-      // A partial batch goes out by itself after flushMs, without flush().
-      for (let i = 0; i < 3; i++) writer.write(event(2000 + i));
-      await eventually("the partial batch inserted after flushMs", async () => (await counts(sql)).rows === 1053);
-      await writer.close();
-      assert.deepEqual(await spoolLines(`${dir}/spool.jsonl`), []);
-      // Written after close: counted as dropped, never thrown.
-      writer.write(event(1));
-      assert.equal(writer.stats().dropped, 1);
-      assert.equal((await counts(sql)).rows, 1053);
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+auditTest(
+  `PostgresAuditWriter: 1,050 events in batches of 500 are 3 insert transactions and exactly 1,050 rows`,
+  async (db, dir) => {
+    const sql = await db.pool();
+    const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+    for (let i = 0; i < 1050; i++) writer.write(event(i));
+    await writer.flush();
+    assert.deepEqual(await counts(sql), { rows: 1050, uids: 1050, transactions: 3 });
+    const stats = writer.stats();
+    assert.equal(stats.written, 1050);
+    assert.equal(stats.spooled, 0);
+    assert.equal(stats.queued, 0);
+    assert.equal(stats.lastError, undefined);
+    // A partial batch goes out by itself after flushMs, without flush().
+    for (let i = 0; i < 3; i++) writer.write(event(2000 + i));
+    await eventually("the partial batch inserted after flushMs", async () => (await counts(sql)).rows === 1053);
+    await writer.close();
+    assert.deepEqual(await spoolLines(`${dir}/spool.jsonl`), []);
+    // Written after close: counted as dropped, never thrown.
+    writer.write(event(1));
+    assert.equal(writer.stats().dropped, 1);
+    assert.equal((await counts(sql)).rows, 1053);
   },
+);
+
+auditTest(
+  `PostgresAuditWriter: three replicas writing at once, queryAudit returns every event with its replica`,
+  async (db, dir) => {
+    const replicas = ["a", "b", "c"];
+    const writers = await Promise.all(
+      replicas.map(async (replica) =>
+        PostgresAuditWriter.open(await db.pool(), {
+          replica,
+          spoolPath: `${dir}/${replica}/spool.jsonl`,
+          batchSize: 50,
+        })
+      ),
+    );
+    // Interleaved, across event-loop turns, so that the three pools insert concurrently.
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 30; i++) {
+        writers.forEach((writer, w) => writer.write(event(round * 30 + i, { callId: `${replicas[w]}-${round}-${i}` })));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    await Promise.all(writers.map((writer) => writer.flush()));
+    const sql = await db.pool();
+    assert.deepEqual(await counts(sql).then(({ rows, uids }) => ({ rows, uids })), { rows: 900, uids: 900 });
+    const events = await queryAudit(sql, { limit: Infinity });
+    assert.equal(events.length, 900);
+    for (const replica of replicas) {
+      const own = events.filter((e) => e.replica === replica);
+      assert.equal(own.length, 300, replica);
+      assert.ok(own.every((e) => e.callId.startsWith(`${replica}-`)));
+    }
+    await Promise.all(writers.map((writer) => writer.close()));
+  },
+);
+
+auditTest(`queryAudit() finds what AuditLog.query() finds, in the same order, for the same events`, async (db, dir) => {
+  const sql = await db.pool();
+  const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+  const log = new AuditLog({ aggregate: false });
+  log.subscribe((e) => writer.write(e));
+  for (let i = 0; i < 60; i++) {
+    // Every seventh is a sum: first decision half a second before, last at its slot, as AuditLog emits them.
+    const sum = i % 7 === 3
+      ? { count: 3, time: new Date(BASE + i * 1000 - 500).toISOString(), lastTime: event(i).time }
+      : {};
+    log.record(event(i, sum));
+  }
+  await writer.flush();
+  const at = (i: number) => event(i).time;
+  const filters: AuditQuery[] = [
+    {},
+    { limit: Infinity },
+    { limit: 0 },
+    { limit: 7 },
+    { plugin: "relay" },
+    { action: "http.fetch", decision: "deny" },
+    { decision: "allow", limit: 5 },
+    { since: at(45) },
+    // A sum whose first decision is before since and last at it matches, as in AuditLog.
+    { since: new Date(Date.parse(at(52)) - 1) },
+    { since: at(10), plugin: "enrich", action: "fs.read", limit: 4 },
+    { plugin: "nobody" },
+  ];
+  for (const filter of filters) {
+    const expected = log.query(filter);
+    const found = await queryAudit(sql, filter);
+    assert.deepEqual(
+      found.map(({ replica, ...rest }) => (assert.equal(replica, "r-1"), rest)),
+      expected,
+      JSON.stringify(filter),
+    );
+  }
+  // Bad input: the same errors as AuditLog.query, nothing read.
+  await assert.rejects(queryAudit(sql, { limit: -1 }), RangeError);
+  await assert.rejects(queryAudit(sql, { limit: 1.5 }), RangeError);
+  await assert.rejects(queryAudit(sql, { since: "yesterday" }), /since "yesterday": it is not a valid date/);
+  // A SQL-looking filter is a value, not SQL.
+  assert.deepEqual(await queryAudit(sql, { plugin: "x' OR '1'='1" }), []);
+  await log.close();
+  await writer.close();
 });
 
-Deno.test({
-  name:
-    `PostgresAuditWriter: three replicas writing at once, queryAudit returns every event with its replica${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const replicas = ["a", "b", "c"];
-      const writers = await Promise.all(
-        replicas.map(async (replica) =>
-          PostgresAuditWriter.open(await db.pool(), {
-            replica,
-            spoolPath: `${dir}/${replica}/spool.jsonl`,
-            batchSize: 50,
-          })
-        ),
-      );
-      // Interleaved, across event-loop turns, so that the three pools insert concurrently.
-      for (let round = 0; round < 10; round++) {
-        for (let i = 0; i < 30; i++) {
-          writers.forEach((writer, w) =>
-            writer.write(event(round * 30 + i, { callId: `${replicas[w]}-${round}-${i}` }))
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 0));
-      }
-      await Promise.all(writers.map((writer) => writer.flush()));
-      const sql = await db.pool();
-      assert.deepEqual(await counts(sql).then(({ rows, uids }) => ({ rows, uids })), { rows: 900, uids: 900 });
-      const events = await queryAudit(sql, { limit: Infinity });
-      assert.equal(events.length, 900);
-      for (const replica of replicas) {
-        const own = events.filter((e) => e.replica === replica);
-        assert.equal(own.length, 300, replica);
-        assert.ok(own.every((e) => e.callId.startsWith(`${replica}-`)));
-      }
-      await Promise.all(writers.map((writer) => writer.close()));
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+auditTest(
+  `readAuditWindow() reads the last N events since a time, oldest first, as readAuditEvents does`,
+  async (db, dir) => {
+    const sql = await db.pool();
+    const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+    // Written out of time order (as replicas and the spool do): the window follows decision time.
+    const order = [5, 1, 9, 3, 7, 0, 8, 2, 6, 4];
+    for (const i of order) writer.write(event(i));
+    await writer.flush();
+    const ids = (events: AuditEvent[]) => events.map((e) => e.callId);
+    assert.deepEqual(ids(await readAuditWindow(sql, {})), order.toSorted((a, b) => a - b).map((i) => `c-${i}`));
+    assert.deepEqual(ids(await readAuditWindow(sql, { last: 3 })), ["c-7", "c-8", "c-9"]);
+    assert.deepEqual(ids(await readAuditWindow(sql, { since: event(6).time })), ["c-6", "c-7", "c-8", "c-9"]);
+    assert.deepEqual(ids(await readAuditWindow(sql, { since: event(2).time, last: 2 })), ["c-8", "c-9"]);
+    assert.deepEqual(ids(await readAuditWindow(sql, { last: 100 })).length, 10);
+    await assert.rejects(readAuditWindow(sql, { last: 0 }), RangeError);
+    await assert.rejects(readAuditWindow(sql, { since: "soon" }), RangeError);
+    await writer.close();
   },
-});
+);
 
-Deno.test({
-  name: `queryAudit() finds what AuditLog.query() finds, in the same order, for the same events${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
-      const log = new AuditLog({ aggregate: false });
-      log.subscribe((e) => writer.write(e));
-      for (let i = 0; i < 60; i++) {
-        // Every seventh is a sum: first decision half a second before, last at its slot, as AuditLog emits them.
-        const sum = i % 7 === 3
-          ? { count: 3, time: new Date(BASE + i * 1000 - 500).toISOString(), lastTime: event(i).time }
-          : {};
-        log.record(event(i, sum));
-      }
-      await writer.flush();
-      const at = (i: number) => event(i).time;
-      const filters: AuditQuery[] = [
-        {},
-        { limit: Infinity },
-        { limit: 0 },
-        { limit: 7 },
-        { plugin: "relay" },
-        { action: "http.fetch", decision: "deny" },
-        { decision: "allow", limit: 5 },
-        { since: at(45) },
-        // A sum whose first decision is before since and last at it matches, as in AuditLog.
-        { since: new Date(Date.parse(at(52)) - 1) },
-        { since: at(10), plugin: "enrich", action: "fs.read", limit: 4 },
-        { plugin: "nobody" },
-      ];
-      for (const filter of filters) {
-        const expected = log.query(filter);
-        const found = await queryAudit(sql, filter);
-        assert.deepEqual(
-          found.map(({ replica, ...rest }) => (assert.equal(replica, "r-1"), rest)),
-          expected,
-          JSON.stringify(filter),
-        );
-      }
-      // Bad input: the same errors as AuditLog.query, nothing read.
-      await assert.rejects(queryAudit(sql, { limit: -1 }), RangeError);
-      await assert.rejects(queryAudit(sql, { limit: 1.5 }), RangeError);
-      await assert.rejects(queryAudit(sql, { since: "yesterday" }), /since "yesterday": it is not a valid date/);
-      // A SQL-looking filter is a value, not SQL.
-      assert.deepEqual(await queryAudit(sql, { plugin: "x' OR '1'='1" }), []);
-      await log.close();
-      await writer.close();
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name: `readAuditWindow() reads the last N events since a time, oldest first, as readAuditEvents does${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
-      // Written out of time order (as replicas and the spool do): the window follows decision time.
-      const order = [5, 1, 9, 3, 7, 0, 8, 2, 6, 4];
-      for (const i of order) writer.write(event(i));
-      await writer.flush();
-      const ids = (events: AuditEvent[]) => events.map((e) => e.callId);
-      assert.deepEqual(ids(await readAuditWindow(sql, {})), order.toSorted((a, b) => a - b).map((i) => `c-${i}`));
-      assert.deepEqual(ids(await readAuditWindow(sql, { last: 3 })), ["c-7", "c-8", "c-9"]);
-      assert.deepEqual(ids(await readAuditWindow(sql, { since: event(6).time })), ["c-6", "c-7", "c-8", "c-9"]);
-      assert.deepEqual(ids(await readAuditWindow(sql, { since: event(2).time, last: 2 })), ["c-8", "c-9"]);
-      assert.deepEqual(ids(await readAuditWindow(sql, { last: 100 })).length, 10);
-      await assert.rejects(readAuditWindow(sql, { last: 0 }), RangeError);
-      await assert.rejects(readAuditWindow(sql, { since: "soon" }), RangeError);
-      await writer.close();
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name:
-    `PostgresAuditWriter: events written while the database is cut are spooled, then drained once: none lost, none doubled${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
+auditTest(
+  `PostgresAuditWriter: events written while the database is cut are spooled, then drained once: none lost, none doubled`,
+  async (db, dir) => {
     let proxy: TcpProxy | undefined;
     try {
       const direct = await db.pool();
@@ -313,19 +288,13 @@ Deno.test({
       await writer.close();
     } finally {
       await proxy?.close();
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    `PostgresAuditWriter: a spool partly inserted before a crash, with a torn last line, drains to exact counts${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
+auditTest(
+  `PostgresAuditWriter: a spool partly inserted before a crash, with a torn last line, drains to exact counts`,
+  async (db, dir) => {
     let proxy: TcpProxy | undefined;
     try {
       const direct = await db.pool();
@@ -346,8 +315,8 @@ Deno.test({
       assert.equal(lines.length, 300);
       // A drain had inserted the first 120 when the process died, before it could remove them from the spool.
       await direct`INSERT INTO audit (uid, replica, at, event)
-        SELECT r->>'uid', r->>'replica', (r->>'at')::timestamptz, r->'event'
-        FROM jsonb_array_elements(${`[${lines.slice(0, 120).join(",")}]`}::text::jsonb) AS r`;
+      SELECT r->>'uid', r->>'replica', (r->>'at')::timestamptz, r->'event'
+      FROM jsonb_array_elements(${`[${lines.slice(0, 120).join(",")}]`}::text::jsonb) AS r`;
       // And an append was cut short mid-line.
       await Deno.writeTextFile(spoolPath, lines[200]!.slice(0, 40), { append: true });
 
@@ -377,83 +346,64 @@ Deno.test({
       await third.close();
     } finally {
       await proxy?.close();
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    `PostgresAuditWriter: an event PostgreSQL refuses is set aside, the rest of its batch is stored; NUL is stored as U+FFFD${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      // In a directory that does not exist yet: nothing was ever spooled.
-      const spoolPath = `${dir}/data/audit-spool.jsonl`;
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath });
-      for (let i = 0; i < 10; i++) {
-        if (i === 6) {
-          // A lone surrogate in a key (values are made well-formed): jsonb refuses it.
-          const request = { context: { "\ud800": 1 } } as unknown as AuditEvent["request"];
-          writer.write(event(i, { request }));
-        } else writer.write(event(i, i === 2 ? { resource: 'File::"/a\u0000b\ud800"' } : {}));
-      }
-      await writer.flush();
-      const stats = writer.stats();
-      assert.equal(stats.written, 9);
-      assert.equal(stats.rejected, 1);
-      assert.equal(stats.spooled, 0);
-      assert.match(stats.lastError ?? "", /refused an audit event \(SQLSTATE 22P02\)/);
-      const rejected = await spoolLines(`${spoolPath}.rejected`);
-      assert.equal(rejected.length, 1);
-      assert.equal(JSON.parse(rejected[0]!).event.callId, "c-6");
-      const [row] = await sql`SELECT event->>'resource' AS resource FROM audit WHERE event->>'callId' = 'c-2'`;
-      assert.equal(row!.resource, 'File::"/a\uFFFDb\uFFFD"');
-      await writer.close();
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
+auditTest(
+  `PostgresAuditWriter: an event PostgreSQL refuses is set aside, the rest of its batch is stored; NUL is stored as U+FFFD`,
+  async (db, dir) => {
+    const sql = await db.pool();
+    // In a directory that does not exist yet: nothing was ever spooled.
+    const spoolPath = `${dir}/data/audit-spool.jsonl`;
+    const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath });
+    for (let i = 0; i < 10; i++) {
+      if (i === 6) {
+        // A lone surrogate in a key (values are made well-formed): jsonb refuses it.
+        const request = { context: { "\ud800": 1 } } as unknown as AuditEvent["request"];
+        writer.write(event(i, { request }));
+      } else writer.write(event(i, i === 2 ? { resource: 'File::"/a\u0000b\ud800"' } : {}));
     }
+    await writer.flush();
+    const stats = writer.stats();
+    assert.equal(stats.written, 9);
+    assert.equal(stats.rejected, 1);
+    assert.equal(stats.spooled, 0);
+    assert.match(stats.lastError ?? "", /refused an audit event \(SQLSTATE 22P02\)/);
+    const rejected = await spoolLines(`${spoolPath}.rejected`);
+    assert.equal(rejected.length, 1);
+    assert.equal(JSON.parse(rejected[0]!).event.callId, "c-6");
+    const [row] = await sql`SELECT event->>'resource' AS resource FROM audit WHERE event->>'callId' = 'c-2'`;
+    assert.equal(row!.resource, 'File::"/a\uFFFDb\uFFFD"');
+    await writer.close();
   },
-});
+);
 
-Deno.test({
-  name: `pruneAudit() deletes events older than the retention, by decision time, and returns how many${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
-      const day = 86_400_000;
-      const ago = (days: number) => new Date(Date.now() - days * day).toISOString();
-      for (let i = 0; i < 7; i++) writer.write(event(i, { time: ago(40 + i) }));
-      // A sum that began before the cutoff and ended after it is kept (its last decision counts).
-      writer.write(event(7, { time: ago(31), lastTime: ago(29), count: 2 }));
-      for (let i = 8; i < 12; i++) writer.write(event(i, { time: ago(1) }));
-      await writer.flush();
-      await assert.rejects(pruneAudit(sql, 0), RangeError);
-      await assert.rejects(pruneAudit(sql, -1), RangeError);
-      await assert.rejects(pruneAudit(sql, NaN), RangeError);
-      await assert.rejects(pruneAudit(sql, 30, { chunk: 0 }), RangeError);
-      assert.equal((await counts(sql)).rows, 12);
-      assert.equal(await pruneAudit(sql, 30, { chunk: 3 }), 7);
-      assert.equal(await pruneAudit(sql, 30), 0);
-      const left = await queryAudit(sql, { limit: Infinity });
-      assert.deepEqual(left.map((e) => e.callId).toSorted(), ["c-10", "c-11", "c-7", "c-8", "c-9"]);
-      assert.equal(await pruneAudit(sql, 0.5), 5);
-      await writer.close();
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
-    }
+auditTest(
+  `pruneAudit() deletes events older than the retention, by decision time, and returns how many`,
+  async (db, dir) => {
+    const sql = await db.pool();
+    const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+    const day = 86_400_000;
+    const ago = (days: number) => new Date(Date.now() - days * day).toISOString();
+    for (let i = 0; i < 7; i++) writer.write(event(i, { time: ago(40 + i) }));
+    // A sum that began before the cutoff and ended after it is kept (its last decision counts).
+    writer.write(event(7, { time: ago(31), lastTime: ago(29), count: 2 }));
+    for (let i = 8; i < 12; i++) writer.write(event(i, { time: ago(1) }));
+    await writer.flush();
+    await assert.rejects(pruneAudit(sql, 0), RangeError);
+    await assert.rejects(pruneAudit(sql, -1), RangeError);
+    await assert.rejects(pruneAudit(sql, NaN), RangeError);
+    await assert.rejects(pruneAudit(sql, 30, { chunk: 0 }), RangeError);
+    assert.equal((await counts(sql)).rows, 12);
+    assert.equal(await pruneAudit(sql, 30, { chunk: 3 }), 7);
+    assert.equal(await pruneAudit(sql, 30), 0);
+    const left = await queryAudit(sql, { limit: Infinity });
+    assert.deepEqual(left.map((e) => e.callId).toSorted(), ["c-10", "c-11", "c-7", "c-8", "c-9"]);
+    assert.equal(await pruneAudit(sql, 0.5), 5);
+    await writer.close();
   },
-});
+);
 
 Deno.test("PostgresAuditWriter on a database that never answers: flush() spools within timeoutMs; memory stays bounded", async () => {
   await using silent = silentDatabase({ max: 2 });
@@ -575,36 +525,27 @@ async function within<T>(ms: number, promise: Promise<T>, what: string): Promise
   }
 }
 
-Deno.test({
-  name:
-    `PostgresAuditWriter: write and flush one at a time, each flush resolves; the server ending every connection spools nothing${noDatabase}`,
-  ignore,
-  async fn() {
-    const db = await freshAuditDatabase();
-    const dir = await Deno.makeTempDir();
-    try {
-      const sql = await db.pool();
-      const admin = await db.pool();
-      const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
-      // A write made as a flush resolves, while the pump is finishing, is sent all the same.
-      for (let i = 0; i < 50; i++) {
-        writer.write(event(i));
-        await within(5000, writer.flush(), `flush ${i}`);
-      }
-      assert.equal((await counts(admin)).rows, 50);
-      // A restart in effect: every pooled connection of the writer dies; the next batch goes out on new ones.
-      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = ${db.db.name} AND pid <> pg_backend_pid()`;
-      for (let i = 50; i < 60; i++) writer.write(event(i));
-      await within(5000, writer.flush(), "flush after the connections ended");
-      const stats = writer.stats();
-      assert.equal(stats.spooled, 0, stats.lastError);
-      assert.equal(stats.written, 60);
-      assert.equal((await counts(await db.pool())).rows, 60);
-      await writer.close();
-    } finally {
-      await db.close();
-      await Deno.remove(dir, { recursive: true });
+auditTest(
+  `PostgresAuditWriter: write and flush one at a time, each flush resolves; the server ending every connection spools nothing`,
+  async (db, dir) => {
+    const sql = await db.pool();
+    const admin = await db.pool();
+    const writer = await PostgresAuditWriter.open(sql, { replica: "r-1", spoolPath: `${dir}/spool.jsonl` });
+    // A write made as a flush resolves, while the pump is finishing, is sent all the same.
+    for (let i = 0; i < 50; i++) {
+      writer.write(event(i));
+      await within(5000, writer.flush(), `flush ${i}`);
     }
+    assert.equal((await counts(admin)).rows, 50);
+    // A restart in effect: every pooled connection of the writer dies; the next batch goes out on new ones.
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE datname = ${db.db.name} AND pid <> pg_backend_pid()`;
+    for (let i = 50; i < 60; i++) writer.write(event(i));
+    await within(5000, writer.flush(), "flush after the connections ended");
+    const stats = writer.stats();
+    assert.equal(stats.spooled, 0, stats.lastError);
+    assert.equal(stats.written, 60);
+    assert.equal((await counts(await db.pool())).rows, 60);
+    await writer.close();
   },
-});
+);
