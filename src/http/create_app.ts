@@ -1,5 +1,6 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { consoleApp } from "../console/mod.ts";
 import { type ApiEnv, authorizer } from "./_api.ts";
 import { auditApi } from "./_audit_api.ts";
 import { authorizeApi } from "./_authorize_api.ts";
@@ -116,6 +117,8 @@ export function createApp(
   app.route("/v1/policies", policiesApi(services, allow));
   app.route("/v1/authorize", authorizeApi(services, allow));
   app.route("/v1/audit", auditApi(services, allow));
+
+  app.route("/console", consoleApp(services, { metrics }));
 
   // Everything else: the configured routes (plugin hook chains in front of upstreams).
   app.all("*", async (c) => {

@@ -1,0 +1,60 @@
+// What every console page shares: its Hono env (the session), its dependencies, and Cedar checks for the session's client.
+import type { Context } from "hono";
+import { clientEntity, type Entity } from "../policy/mod.ts";
+import type { Metrics } from "../http/metrics.ts";
+import { ProblemError } from "../http/problem.ts";
+import type { GatewayServices } from "../http/services.ts";
+import type { ConsoleSession, SessionStore } from "./session_store.ts";
+
+/** The Hono env of the console: the signed-in session, once the session middleware found one. */
+export type ConsoleEnv = { Variables: { session: ConsoleSession | undefined } };
+
+/** What the console pages are built from. */
+export interface ConsoleDeps {
+  services: GatewayServices;
+  sessions: SessionStore;
+  metrics: Metrics | undefined;
+}
+
+/** The resource of API actions that concern no plugin (as the /v1 API decides them). */
+export const API: Entity = { uid: { type: "Api", id: "keycard" }, attrs: {}, parents: [] };
+
+/** The name of the session cookie. */
+export const COOKIE = "keycard_console";
+
+/** The session of a signed-in request; pages run behind the session guard, so there is one. */
+export function sessionOf(c: Context<ConsoleEnv>): ConsoleSession {
+  const session = c.get("session");
+  if (session === undefined) throw new ProblemError("unauthenticated", "Sign in to use the console");
+  return session;
+}
+
+/** Whether Cedar permits the session's client an API action, decided as the /v1 API decides it. */
+export function can(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, resource: Entity = API): boolean {
+  return decide(deps, c, action, resource).decision === "allow";
+}
+
+/** Throws a 403 problem when Cedar denies the session's client an API action (the /v1 API's message). */
+export function allow(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, resource: Entity = API): void {
+  const decision = decide(deps, c, action, resource);
+  if (decision.decision === "deny") {
+    const client = sessionOf(c).client;
+    throw new ProblemError(
+      "forbidden",
+      `Client "${client.id}" may not ${action} ${resource.uid.type}::${
+        JSON.stringify(resource.uid.id)
+      }: ${decision.reason}`,
+      { action, policies: decision.policies },
+    );
+  }
+}
+
+function decide(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, resource: Entity) {
+  const { client } = sessionOf(c);
+  return deps.services.authorize({
+    principal: clientEntity({ id: client.id, roles: client.roles }),
+    action,
+    resource,
+    context: {},
+  });
+}

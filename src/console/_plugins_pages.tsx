@@ -1,0 +1,437 @@
+/** @jsxImportSource hono/jsx */
+// Plugins: the list, one plugin's detail with its compiled Cedar, invoke with the host calls it made, install by upload.
+import type { Context, Hono } from "hono";
+import { parse as parseYaml } from "yaml";
+import type { AuditEvent } from "../audit/mod.ts";
+import { ProblemError, toProblem } from "../http/problem.ts";
+import type { PluginView } from "../http/services.ts";
+import { checkPluginName, checkPluginVersion } from "../registry/mod.ts";
+import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
+import { Csrf, Json, page, type Section } from "./_layout.tsx";
+
+/** A conformance report as the console reads it (the gateway's, see src/conformance). */
+interface Report {
+  passed: boolean;
+  plugin?: string;
+  version?: string;
+  sha256?: string;
+  durationMs?: number;
+  checks?: { id: string; name: string; passed: boolean; skipped?: boolean; detail: string }[];
+  footprint?: { action: string; resource: string; count: number; allowed: number; declared: boolean }[];
+}
+
+/** What one invocation from the console did. */
+interface InvokeResult {
+  exportName: string;
+  callId: string;
+  ms: number;
+  output?: string;
+  error?: string;
+  hostCalls: AuditEvent[];
+}
+
+/** Most reports of console installs kept for the detail pages (the newest per plugin). */
+const MAX_REPORTS = 256;
+
+/** Registers the plugin pages on the console app. */
+export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
+  const { services } = deps;
+  const reports = new Map<string, Report>();
+
+  app.get("/plugins", async (c) => {
+    if (!can(deps, c, "plugin.read")) return notPermitted(c, "plugins", "plugin.read");
+    return await listPage(c, await services.plugins.list());
+  });
+
+  app.post("/plugins/install", async (c) => {
+    const form = await c.req.parseBody();
+    const wasmFile = form.wasm;
+    const manifestFile = form.manifestFile;
+    let manifest = typeof form.manifest === "string" ? form.manifest : "";
+    if (manifestFile instanceof File && manifestFile.size > 0) manifest = await manifestFile.text();
+    let name = typeof form.name === "string" ? form.name.trim() : "";
+    if (name === "" && manifest.trim() !== "") name = manifestName(manifest);
+    if (name === "") throw new ProblemError("bad-request", "Give the plugin's name, or a manifest that names it");
+    name = checkPluginName(name);
+    allow(deps, c, "plugin.install", services.pluginResource(name));
+    if (!(wasmFile instanceof File) || wasmFile.size === 0) {
+      throw new ProblemError("bad-request", 'Choose the plugin\'s .wasm file (form field "wasm")');
+    }
+    const wasm = new Uint8Array(await wasmFile.arrayBuffer());
+    if (manifest.trim() === "") {
+      manifest = `name: ${JSON.stringify(name)}\nversion: ${JSON.stringify(checkPluginVersion("0.0.0", name))}\n`;
+    }
+    try {
+      const { plugin, report } = await services.plugins.install(name, wasm, manifest);
+      remember(name, report as Report);
+      return await installPage(c, 201, report as Report, `Installed ${plugin.name} ${plugin.version}`, plugin.name);
+    } catch (error) {
+      if (error instanceof ProblemError && error.kind === "not-conformant" && isReport(error.extensions.report)) {
+        return await installPage(c, 422, error.extensions.report, `Not installed: ${error.message}`, name);
+      }
+      throw error;
+    }
+  });
+
+  app.get("/plugins/:name", async (c) => {
+    const name = checkPluginName(c.req.param("name"));
+    if (!can(deps, c, "plugin.read", services.pluginResource(name))) {
+      return notPermitted(c, "plugins", "plugin.read");
+    }
+    const plugin = await services.plugins.get(name);
+    if (!plugin) throw new ProblemError("not-found", `Plugin "${name}" is not installed`);
+    return await detailPage(c, plugin, undefined, 200);
+  });
+
+  app.post("/plugins/:name/invoke", async (c) => {
+    const name = checkPluginName(c.req.param("name"));
+    allow(deps, c, "plugin.call", services.pluginResource(name));
+    const form = await c.req.parseBody();
+    const exportName = typeof form.export === "string" ? form.export : "";
+    if (exportName === "") throw new ProblemError("bad-request", 'Choose an export (form field "export")');
+    const input = new TextEncoder().encode(typeof form.input === "string" ? form.input : "");
+    const callId = crypto.randomUUID();
+    const hostCalls: AuditEvent[] = [];
+    // Host calls are recorded synchronously during the call: listening first catches every one of this call id.
+    const unsubscribe = services.audit.subscribe((event) => {
+      if (event.callId === callId && hostCalls.length < 1000) hostCalls.push(event);
+    });
+    const started = performance.now();
+    const result: InvokeResult = { exportName, callId, ms: 0, hostCalls };
+    let status = 200;
+    try {
+      const output = await services.invoke(name, exportName, input, {
+        callId,
+        hostContext: { caller: sessionOf(c).client.id },
+      });
+      result.ms = performance.now() - started;
+      deps.metrics?.observeCall(name, exportName, "ok", result.ms / 1000);
+      result.output = new TextDecoder().decode(output);
+    } catch (error) {
+      result.ms = performance.now() - started;
+      const { body } = toProblem(error);
+      if (body.type !== "/problems/not-found") deps.metrics?.observeCall(name, exportName, body.type, result.ms / 1000);
+      result.error = body.detail;
+      status = body.status;
+    } finally {
+      unsubscribe();
+    }
+    const plugin = await services.plugins.get(name);
+    if (!plugin) throw new ProblemError("not-found", `Plugin "${name}" is not installed`);
+    return await detailPage(c, plugin, result, status);
+  });
+
+  function remember(name: string, report: Report): void {
+    reports.delete(name);
+    if (reports.size >= MAX_REPORTS) reports.delete(reports.keys().next().value as string);
+    reports.set(name, report);
+  }
+
+  function listPage(c: Context<ConsoleEnv>, plugins: PluginView[]) {
+    const session = sessionOf(c);
+    return page(
+      c,
+      { title: "Plugins", section: "plugins" },
+      <>
+        <h1>Plugins</h1>
+        <div class="scroll">
+          <table id="plugins">
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Version</th>
+                <th>Versions</th>
+                <th>State</th>
+                <th>Exports</th>
+                <th>Isolation</th>
+              </tr>
+            </thead>
+            <tbody>
+              {plugins.map((plugin) => (
+                <tr data-testid="plugin-row" data-plugin={plugin.name}>
+                  <td class="plugin-name">
+                    <a href={`/console/plugins/${encodeURIComponent(plugin.name)}`}>{plugin.name}</a>
+                  </td>
+                  <td class="plugin-version">{plugin.version}</td>
+                  <td class="plugin-versions">{plugin.versions.join(", ")}</td>
+                  <td class={`plugin-state state-${plugin.state}`}>{plugin.state}</td>
+                  <td class="plugin-exports">{plugin.exports.join(", ")}</td>
+                  <td>{plugin.isolation === "plugin" ? "own workers" : `group ${plugin.isolation.group}`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        {plugins.filter((plugin) => plugin.state === "failed").map((plugin) => (
+          <p class="plugin-error error" data-plugin={plugin.name}>{plugin.name}: {plugin.error ?? "failed"}</p>
+        ))}
+        {can(deps, c, "plugin.install") ? <InstallForm session={session} /> : null}
+      </>,
+    );
+  }
+
+  function installPage(c: Context<ConsoleEnv>, status: number, report: Report, outcome: string, name: string) {
+    return page(
+      c,
+      { title: `Install ${name}`, section: "plugins", status },
+      <>
+        <h1>Install {name}</h1>
+        <ReportView report={report} outcome={outcome} />
+        <p>
+          <a href="/console/plugins">Back to plugins</a>
+          {status === 201
+            ? <a id="installed-link" href={`/console/plugins/${encodeURIComponent(name)}`}>Open {name}</a>
+            : null}
+        </p>
+        <InstallForm session={sessionOf(c)} />
+      </>,
+    );
+  }
+
+  function detailPage(c: Context<ConsoleEnv>, plugin: PluginView, result: InvokeResult | undefined, status: number) {
+    const session = sessionOf(c);
+    const grantSource = services.policies.sources().find((source) =>
+      source.kind === "grant" && source.name === `grants/${plugin.name}`
+    );
+    const stats = services.pluginStats?.().find((entry) => entry.plugin === plugin.name);
+    const report = reports.get(plugin.name);
+    return page(
+      c,
+      { title: plugin.name, section: "plugins", status },
+      <>
+        <h1 id="plugin-name">{plugin.name}</h1>
+        <dl class="facts">
+          <dt>Version</dt>
+          <dd id="plugin-version">{plugin.version} (installed: {plugin.versions.join(", ")})</dd>
+          <dt>State</dt>
+          <dd id="plugin-state" class={`state-${plugin.state}`}>{plugin.state}</dd>
+          {plugin.state === "failed" ? <dt>Error</dt> : null}
+          {plugin.state === "failed" ? <dd id="plugin-error" class="error">{plugin.error ?? ""}</dd> : null}
+          <dt>sha256</dt>
+          <dd class="mono">{plugin.sha256}</dd>
+          {plugin.description ? <dt>Description</dt> : null}
+          {plugin.description ? <dd>{plugin.description}</dd> : null}
+          <dt>Capabilities</dt>
+          <dd id="plugin-capabilities">{plugin.capabilities.join(", ") || "none"}</dd>
+          <dt>Installed</dt>
+          <dd>{plugin.installedAt}</dd>
+          {stats ? <dt>Runtime</dt> : null}
+          {stats
+            ? (
+              <dd id="plugin-runtime">
+                {stats.instances} instance(s), {stats.calls} call(s), {stats.replacements} replacement(s),{" "}
+                {Math.round(stats.memoryBytes / 1024)} KiB memory
+              </dd>
+            )
+            : null}
+        </dl>
+        {can(deps, c, "plugin.call", services.pluginResource(plugin.name))
+          ? <InvokeForm plugin={plugin} session={session} selected={result?.exportName} />
+          : null}
+        {result ? <InvokeResultView result={result} /> : null}
+        <h2>Grants</h2>
+        <Json id="plugin-grants" value={plugin.grants} />
+        <section id="plugin-cedar">
+          <h2>Compiled Cedar ({grantSource?.name ?? `grants/${plugin.name}`})</h2>
+          <pre>{grantSource?.text ?? "(no grants: nothing is permitted)"}</pre>
+        </section>
+        {report ? <h2>Last conformance report (installed through this console)</h2> : null}
+        {report ? <ReportView report={report} outcome={report.passed ? "Passed" : "Failed"} /> : null}
+      </>,
+    );
+  }
+}
+
+function InstallForm(props: { session: ReturnType<typeof sessionOf> }) {
+  return (
+    <section class="card">
+      <h2>Install a plugin</h2>
+      <form id="install-form" method="post" action="/console/plugins/install" enctype="multipart/form-data">
+        <Csrf session={props.session} />
+        <label>
+          Name (empty: the manifest's)
+          <input id="install-name" name="name" type="text" autocomplete="off" />
+        </label>
+        <label>
+          Module (.wasm)
+          <input id="install-wasm" name="wasm" type="file" accept=".wasm,application/wasm" required />
+        </label>
+        <label>
+          Manifest file (plugin.yaml)
+          <input id="install-manifest-file" name="manifestFile" type="file" accept=".yaml,.yml,text/yaml" />
+        </label>
+        <label>
+          or manifest text
+          <textarea id="install-manifest" name="manifest" rows={6} spellcheck={false}></textarea>
+        </label>
+        <button id="install-submit" type="submit">Run conformance and install</button>
+      </form>
+    </section>
+  );
+}
+
+function ReportView(props: { report: Report; outcome: string }) {
+  const { report } = props;
+  return (
+    <section id="install-report" class="card" data-passed={String(report.passed)}>
+      <p id="install-outcome" class={report.passed ? "ok" : "error"}>{props.outcome}</p>
+      <p>
+        Conformance {report.passed ? "passed" : "failed"}
+        {report.durationMs !== undefined ? ` in ${Math.round(report.durationMs)} ms` : ""}
+        {report.sha256 ? `, sha256 ${report.sha256.slice(0, 16)}…` : ""}
+      </p>
+      <div class="scroll">
+        <table id="report-checks">
+          <thead>
+            <tr>
+              <th>Check</th>
+              <th>Result</th>
+              <th>Detail</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(report.checks ?? []).map((check) => {
+              const result = check.skipped ? "skipped" : String(check.passed);
+              return (
+                <tr data-testid="check-row" data-check={check.id} data-passed={result}>
+                  <td>
+                    {check.name} <span class="mono">({check.id})</span>
+                  </td>
+                  <td class={check.skipped ? "" : check.passed ? "ok" : "error"}>
+                    {check.skipped ? "skipped" : check.passed ? "passed" : "failed"}
+                  </td>
+                  <td>{check.detail}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+      <h3>Footprint</h3>
+      <div class="scroll">
+        <table id="report-footprint">
+          <thead>
+            <tr>
+              <th>Action</th>
+              <th>Resource</th>
+              <th>Attempts</th>
+              <th>Allowed</th>
+              <th>Declared</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(report.footprint ?? []).map((entry) => (
+              <tr data-testid="footprint-row" data-action={entry.action}>
+                <td>{entry.action}</td>
+                <td class="mono">{entry.resource}</td>
+                <td>{entry.count}</td>
+                <td>{entry.allowed}</td>
+                <td>{entry.declared ? "yes" : "no"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+function InvokeForm(
+  props: { plugin: PluginView; session: ReturnType<typeof sessionOf>; selected?: string | undefined },
+) {
+  return (
+    <section class="card">
+      <h2>Invoke</h2>
+      <form
+        id="invoke-form"
+        method="post"
+        action={`/console/plugins/${encodeURIComponent(props.plugin.name)}/invoke`}
+      >
+        <Csrf session={props.session} />
+        <label>
+          Export
+          <select id="invoke-export" name="export">
+            {props.plugin.exports.map((name) => (
+              <option key={name} value={name} selected={name === props.selected}>{name}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Input
+          <textarea id="invoke-input" name="input" rows={4} spellcheck={false}></textarea>
+        </label>
+        <button id="invoke-submit" type="submit">Invoke</button>
+      </form>
+    </section>
+  );
+}
+
+function InvokeResultView(props: { result: InvokeResult }) {
+  const { result } = props;
+  return (
+    <section id="invoke-result" class="card" data-outcome={result.error === undefined ? "ok" : "error"}>
+      <h2>Result of {result.exportName}</h2>
+      <p>
+        <span id="invoke-timing">{result.ms.toFixed(1)} ms</span> · call id{" "}
+        <span id="invoke-call-id" class="mono">{result.callId}</span>
+      </p>
+      {result.error !== undefined
+        ? <p id="invoke-error" class="error">{result.error}</p>
+        : <pre id="invoke-output">{result.output}</pre>}
+      <h3>Host calls ({result.hostCalls.length})</h3>
+      <div class="scroll">
+        <table id="host-calls">
+          <thead>
+            <tr>
+              <th>Action</th>
+              <th>Resource</th>
+              <th>Decision</th>
+              <th>Policies / reason</th>
+              <th>µs</th>
+            </tr>
+          </thead>
+          <tbody>
+            {result.hostCalls.map((event) => (
+              <tr data-testid="host-call" data-action={event.action} data-decision={event.decision}>
+                <td>{event.action}</td>
+                <td class="mono">{event.resource}</td>
+                <td class={event.decision === "allow" ? "ok" : "error"}>{event.decision}</td>
+                <td>
+                  {event.decision === "allow" ? event.policies.join(", ") : event.reason ?? event.policies.join(", ")}
+                </td>
+                <td>{event.durationUs}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+/** A page that says what the client may not do, in place of content it may not read. */
+export function notPermitted(c: Context<ConsoleEnv>, section: Section, action: string) {
+  return page(
+    c,
+    { title: "Not permitted", section },
+    <p id="not-permitted" class="notice">
+      Client "{sessionOf(c).client.id}" may not {action}: Cedar's policies grant it nothing here.
+    </p>,
+  );
+}
+
+function manifestName(text: string): string {
+  let value: unknown;
+  try {
+    value = parseYaml(text, { maxAliasCount: 0 });
+  } catch (error) {
+    throw new ProblemError("invalid-manifest", `The manifest is not YAML: ${(error as Error).message}`);
+  }
+  const name = (value as { name?: unknown } | null)?.name;
+  if (typeof name !== "string") throw new ProblemError("invalid-manifest", 'The manifest has no "name"');
+  return name;
+}
+
+function isReport(value: unknown): value is Report {
+  return typeof value === "object" && value !== null && typeof (value as Report).passed === "boolean";
+}

@@ -1,0 +1,174 @@
+import { timingSafeEqual } from "node:crypto";
+
+/** A signed-in console session: who it is, its CSRF token and when it ends. */
+export interface ConsoleSession {
+  /** The session id (the cookie's value): 32 random bytes, base64url. */
+  readonly id: string;
+  /** The client the API token named at sign-in. */
+  readonly client: { readonly id: string; readonly roles: readonly string[] };
+  /** The per-session CSRF token every mutation must carry. */
+  readonly csrf: string;
+  /** When the session ends, in ms since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** Options of {@linkcode SessionStore}. */
+export interface SessionStoreOptions {
+  /** How long a session lasts from sign-in, in milliseconds. @default {28800000} (8 hours) */
+  ttlMs?: number;
+  /** Most sessions held; signing in past it ends the session closest to expiry. @default {256} */
+  maxSessions?: number;
+  /** The clock, in ms since the epoch. @default {Date.now} */
+  now?: () => number;
+}
+
+/**
+ * The console's server-side sessions, in memory and bounded: a session is only
+ * created after a token was authenticated, so unauthenticated requests never
+ * grow it, and past `maxSessions` the session closest to expiry is dropped.
+ *
+ * @example Sign in, look up, sign out
+ * ```ts
+ * import { SessionStore } from "./session_store.ts";
+ * import assert from "node:assert/strict";
+ * const store = new SessionStore({ maxSessions: 2 });
+ * const session = store.create({ id: "admin", roles: ["admin"] });
+ * assert.equal(store.get(session.id)?.client.id, "admin");
+ * assert.ok(store.checkCsrf(session, session.csrf));
+ * store.delete(session.id);
+ * assert.equal(store.get(session.id), undefined);
+ * ```
+ */
+export class SessionStore {
+  #sessions = new Map<string, ConsoleSession>();
+  #ttlMs: number;
+  #max: number;
+  #now: () => number;
+
+  /**
+   * Creates an empty store.
+   * @param options Lifetime, bound and clock.
+   * @throws {RangeError} When `ttlMs` or `maxSessions` is not a positive integer.
+   */
+  constructor(options: SessionStoreOptions = {}) {
+    const { ttlMs = 8 * 3_600_000, maxSessions = 256, now = Date.now } = options;
+    if (!Number.isInteger(ttlMs) || ttlMs < 1) {
+      throw new RangeError(`Cannot keep console sessions for ${ttlMs} ms: "ttlMs" must be a positive integer`);
+    }
+    if (!Number.isInteger(maxSessions) || maxSessions < 1) {
+      throw new RangeError(`Cannot hold ${maxSessions} console sessions: "maxSessions" must be a positive integer`);
+    }
+    this.#ttlMs = ttlMs;
+    this.#max = maxSessions;
+    this.#now = now;
+  }
+
+  /** Sessions held now (expired ones included until they are next swept). */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Starts a session for an authenticated client, with a fresh random id and CSRF token.
+   *
+   * @param client The client the token named.
+   * @returns The new session.
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { SessionStore } from "./session_store.ts";
+   * const session = new SessionStore().create({ id: "app", roles: ["caller"] });
+   * session.id.length; // 43
+   * ```
+   */
+  create(client: { id: string; roles: readonly string[] }): ConsoleSession {
+    this.#sweep();
+    while (this.#sessions.size >= this.#max) {
+      // Insertion order is expiry order (one ttl for all): the first is the closest to its end.
+      const oldest = this.#sessions.keys().next().value as string;
+      this.#sessions.delete(oldest);
+    }
+    const session: ConsoleSession = Object.freeze({
+      id: randomId(),
+      client: Object.freeze({ id: client.id, roles: Object.freeze([...client.roles]) }),
+      csrf: randomId(),
+      expiresAt: this.#now() + this.#ttlMs,
+    });
+    this.#sessions.set(session.id, session);
+    return session;
+  }
+
+  /**
+   * The live session of an id, or undefined (unknown, malformed or expired; an expired one is dropped).
+   *
+   * @param id The cookie's value.
+   * @returns The session.
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { SessionStore } from "./session_store.ts";
+   * new SessionStore().get("no-such-session"); // undefined
+   * ```
+   */
+  get(id: string | undefined): ConsoleSession | undefined {
+    if (id === undefined || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const session = this.#sessions.get(id);
+    if (session === undefined) return undefined;
+    if (session.expiresAt <= this.#now()) {
+      this.#sessions.delete(id);
+      return undefined;
+    }
+    return session;
+  }
+
+  /**
+   * Ends a session; nothing happens for an unknown id.
+   *
+   * @param id The session id.
+   * @returns Whether a session ended.
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { SessionStore } from "./session_store.ts";
+   * new SessionStore().delete("x"); // false
+   * ```
+   */
+  delete(id: string): boolean {
+    return this.#sessions.delete(id);
+  }
+
+  /**
+   * Compares a presented CSRF token with the session's in constant time.
+   *
+   * @param session The session.
+   * @param presented The token from the form field or header.
+   * @returns Whether they are equal.
+   * @throws {never}
+   * @example
+   * ```ts
+   * import { SessionStore } from "./session_store.ts";
+   * const store = new SessionStore();
+   * store.checkCsrf(store.create({ id: "a", roles: [] }), "wrong"); // false
+   * ```
+   */
+  checkCsrf(session: ConsoleSession, presented: string | undefined): boolean {
+    if (presented === undefined) return false;
+    const a = new TextEncoder().encode(session.csrf);
+    const b = new TextEncoder().encode(presented);
+    // Lengths are not secret (every token has 43 characters); only equal lengths can be compared in constant time.
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  #sweep(): void {
+    const now = this.#now();
+    for (const [id, session] of this.#sessions) {
+      if (session.expiresAt > now) break;
+      this.#sessions.delete(id);
+    }
+  }
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
