@@ -1,0 +1,440 @@
+// The console in-process against a real gateway (real plugins, real Cedar): sessions, CSRF, origin checks,
+// Cedar-decided actions, CSP, HTML escaping, install, invoke, policies, the live audit stream.
+import assert from "node:assert/strict";
+import { echoManifest, type GatewayFixture, startGateway, within } from "../../tests/_gateway_fixture.ts";
+import { watFixture } from "../../tests/_test_utils.ts";
+import { CONSOLE_CSP } from "./console_app.tsx";
+
+const ORIGIN = "http://keycard.test";
+
+/** A signed-in browser: its cookie and CSRF token. */
+interface Browser {
+  cookie: string;
+  csrf: string;
+}
+
+async function signIn(fx: GatewayFixture, token: string, cookie?: string): Promise<Browser & { setCookie: string }> {
+  const response = await fx.request("/console/session", {
+    method: "POST",
+    headers: { origin: ORIGIN, ...(cookie ? { cookie } : {}) },
+    body: new URLSearchParams({ token }),
+  });
+  await response.body?.cancel();
+  assert.equal(response.status, 303);
+  const setCookie = response.headers.get("set-cookie") ?? "";
+  const pair = setCookie.split(";")[0]!;
+  const page = await (await fx.request("/console/plugins", { headers: { cookie: pair } })).text();
+  const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page)?.[1];
+  assert.ok(csrf, "the page carries the CSRF token");
+  return { cookie: pair, csrf, setCookie };
+}
+
+function post(fx: GatewayFixture, path: string, browser: Browser, fields: Record<string, string>, headers = {}) {
+  return fx.request(path, {
+    method: "POST",
+    headers: { origin: ORIGIN, cookie: browser.cookie, ...headers },
+    body: new URLSearchParams({ _csrf: browser.csrf, ...fields }),
+  });
+}
+
+async function withGateway(fn: (fx: GatewayFixture) => Promise<void>): Promise<void> {
+  const fx = await startGateway();
+  try {
+    await fn(fx);
+  } finally {
+    await fx.close();
+  }
+}
+
+Deno.test("console sign-in sets an HttpOnly, SameSite=Strict cookie at /console and never shows the token", async () => {
+  await withGateway(async (fx) => {
+    const bad = await fx.request("/console/session", {
+      method: "POST",
+      headers: { origin: ORIGIN },
+      body: new URLSearchParams({ token: "not-a-token" }),
+    });
+    const badText = await bad.text();
+    assert.equal(bad.status, 401);
+    assert.equal(bad.headers.get("set-cookie"), null);
+    assert.match(badText, /id="sign-in-error"[^>]*>The token is not valid/);
+
+    const { setCookie, cookie } = await signIn(fx, fx.adminToken);
+    assert.match(setCookie, /^keycard_console=[A-Za-z0-9_-]{43};/);
+    assert.match(setCookie, /; HttpOnly/);
+    assert.match(setCookie, /; SameSite=Strict/);
+    assert.match(setCookie, /; Path=\/console(;|$)/);
+    assert.ok(!setCookie.includes(fx.adminToken));
+    const page = await (await fx.request("/console/plugins", { headers: { cookie } })).text();
+    assert.ok(!page.includes(fx.adminToken), "the token is not in the page");
+    assert.match(page, /id="whoami"[^>]*>admin</);
+  });
+});
+
+Deno.test("console pages without a session send a browser to sign in and refuse mutations with 401", async () => {
+  await withGateway(async (fx) => {
+    for (
+      const path of [
+        "/console/plugins",
+        "/console/audit",
+        "/console/policies",
+        "/console/health",
+        "/console/playground",
+      ]
+    ) {
+      const response = await fx.request(path);
+      await response.body?.cancel();
+      assert.equal(response.status, 303, path);
+      assert.equal(response.headers.get("location"), "/console/sign-in");
+    }
+    const stream = await fx.request("/console/audit/stream");
+    await stream.body?.cancel();
+    assert.equal(stream.status, 401);
+    const forged = await fx.request("/console/policies/apply", {
+      method: "POST",
+      headers: { origin: ORIGIN, cookie: "keycard_console=" + "A".repeat(43) },
+      body: new URLSearchParams({ name: "x.cedar", text: "permit(principal, action, resource);" }),
+    });
+    await forged.body?.cancel();
+    assert.equal(forged.status, 401);
+    assert.ok(!fx.gateway.services.policies.sources().some((s) => s.name === "x.cedar"));
+  });
+});
+
+Deno.test("console mutations need the session's CSRF token and a same-origin request", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const fields = { name: "csrf.cedar", text: 'permit(principal, action == Action::"clock.now", resource);' };
+    const attempts: [string, RequestInit][] = [
+      ["no CSRF token", { headers: { origin: ORIGIN, cookie: browser.cookie }, body: new URLSearchParams(fields) }],
+      ["a wrong CSRF token", {
+        headers: { origin: ORIGIN, cookie: browser.cookie },
+        body: new URLSearchParams({ ...fields, _csrf: browser.csrf.replace(/^./, (ch) => (ch === "A" ? "B" : "A")) }),
+      }],
+      ["a cross-site Origin", {
+        headers: { origin: "https://evil.example", cookie: browser.cookie },
+        body: new URLSearchParams({ ...fields, _csrf: browser.csrf }),
+      }],
+      ["Sec-Fetch-Site cross-site", {
+        headers: { origin: ORIGIN, "sec-fetch-site": "cross-site", cookie: browser.cookie },
+        body: new URLSearchParams({ ...fields, _csrf: browser.csrf }),
+      }],
+      ["no Origin and no Sec-Fetch-Site", {
+        headers: { cookie: browser.cookie },
+        body: new URLSearchParams({ ...fields, _csrf: browser.csrf }),
+      }],
+      ['Origin "null"', {
+        headers: { origin: "null", cookie: browser.cookie },
+        body: new URLSearchParams({ ...fields, _csrf: browser.csrf }),
+      }],
+    ];
+    for (const [what, init] of attempts) {
+      const response = await fx.request("/console/policies/apply", { method: "POST", ...init });
+      const text = await response.text();
+      assert.equal(response.status, 403, what);
+      assert.match(text, /id="error-message"/, what);
+      assert.equal(response.headers.get("content-security-policy"), CONSOLE_CSP, what);
+    }
+    assert.ok(!fx.gateway.services.policies.sources().some((s) => s.name === "csrf.cedar"), "nothing applied");
+
+    // Sign-in itself is refused cross-site (no login CSRF).
+    const crossSignIn = await fx.request("/console/session", {
+      method: "POST",
+      headers: { origin: "https://evil.example" },
+      body: new URLSearchParams({ token: fx.adminToken }),
+    });
+    await crossSignIn.body?.cancel();
+    assert.equal(crossSignIn.status, 403);
+    assert.equal(crossSignIn.headers.get("set-cookie"), null);
+
+    // The same request, from this origin with the token, goes through; so does the header form of the token.
+    const ok = await post(fx, "/console/policies/apply", browser, fields, { "sec-fetch-site": "same-origin" });
+    await ok.body?.cancel();
+    assert.equal(ok.status, 303);
+    assert.ok(fx.gateway.services.policies.sources().some((s) => s.name === "csrf.cedar"));
+  });
+});
+
+Deno.test("console sign-in starts a fresh session and ends the one the request came with (no fixation)", async () => {
+  await withGateway(async (fx) => {
+    const planted = await signIn(fx, fx.viewerToken);
+    const admin = await signIn(fx, fx.adminToken, planted.cookie);
+    assert.notEqual(admin.cookie, planted.cookie);
+    const old = await fx.request("/console/plugins", { headers: { cookie: planted.cookie } });
+    await old.body?.cancel();
+    assert.equal(old.status, 303, "the planted session is gone");
+    const page = await (await fx.request("/console/plugins", { headers: { cookie: admin.cookie } })).text();
+    assert.match(page, /id="whoami"[^>]*>admin</);
+  });
+});
+
+Deno.test("console sign-out ends the session: its cookie no longer opens a page or mutates", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const out = await post(fx, "/console/sign-out", browser, {});
+    await out.body?.cancel();
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get("set-cookie") ?? "", /keycard_console=;.*Max-Age=0/);
+    const page = await fx.request("/console/plugins", { headers: { cookie: browser.cookie } });
+    await page.body?.cancel();
+    assert.equal(page.status, 303);
+    const again = await post(fx, "/console/policies/apply", browser, { name: "late.cedar", text: "" });
+    await again.body?.cancel();
+    assert.equal(again.status, 401);
+  });
+});
+
+Deno.test("console failed sign-ins count against the auth throttle like the API's", async () => {
+  await withGateway(async (fx) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 40 && !statuses.includes(429); i++) {
+      const response = await fx.requestFrom("203.0.113.9", "/console/session", {
+        method: "POST",
+        headers: { origin: ORIGIN },
+        body: new URLSearchParams({ token: `wrong-${i}` }),
+      });
+      await response.body?.cancel();
+      statuses.push(response.status);
+      if (response.status === 429) assert.ok(Number(response.headers.get("retry-after")) > 0);
+    }
+    assert.ok(statuses.includes(429), `throttled within 40 failures: ${statuses.join(",")}`);
+  });
+});
+
+Deno.test("console viewer sees no install, invoke or apply form, and posting anyway is refused with 403", async () => {
+  await withGateway(async (fx) => {
+    const viewer = await signIn(fx, fx.viewerToken);
+    for (const path of ["/console/plugins", "/console/plugins/hello", "/console/policies"]) {
+      const text = await (await fx.request(path, { headers: { cookie: viewer.cookie } })).text();
+      assert.ok(!text.includes('id="install-form"'), path);
+      assert.ok(!text.includes('id="invoke-form"'), path);
+      assert.ok(!text.includes('id="policy-form"'), path);
+      assert.match(text, /id="not-permitted"/, path);
+    }
+    const apply = await post(fx, "/console/policies/apply", viewer, { name: "viewer.cedar", text: "" });
+    assert.equal(apply.status, 403);
+    assert.match(await apply.text(), /may not policy\.write/);
+    assert.ok(!fx.gateway.services.policies.sources().some((s) => s.name === "viewer.cedar"));
+    const invoke = await post(fx, "/console/plugins/hello/invoke", viewer, { export: "greet", input: "x" });
+    await invoke.body?.cancel();
+    assert.equal(invoke.status, 403);
+
+    const form = new FormData();
+    form.append("_csrf", viewer.csrf);
+    form.append("name", "viewerplug");
+    form.append("wasm", new Blob([await watFixture("http_echo") as Uint8Array<ArrayBuffer>]), "echo.wasm");
+    form.append("manifest", echoManifest("viewerplug"));
+    const install = await fx.request("/console/plugins/install", {
+      method: "POST",
+      headers: { origin: ORIGIN, cookie: viewer.cookie },
+      body: form,
+    });
+    await install.body?.cancel();
+    assert.equal(install.status, 403);
+    assert.equal(await fx.gateway.services.plugins.get("viewerplug"), undefined);
+
+    // The caller role may invoke (Cedar's api.caller) but not install: the page follows.
+    const caller = await signIn(fx, fx.callerToken);
+    const detail = await (await fx.request("/console/plugins/hello", { headers: { cookie: caller.cookie } })).text();
+    assert.match(detail, /id="not-permitted"/, "caller may not plugin.read");
+  });
+});
+
+Deno.test("console answers every page, error and asset with the strict CSP and no inline script or style", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const paths = [
+      "/console/sign-in",
+      "/console/plugins",
+      "/console/plugins/stamp",
+      "/console/plugins/nosuch",
+      "/console/audit",
+      "/console/policies",
+      "/console/health",
+      "/console/playground",
+      "/console/nowhere",
+      "/console/assets/console.js",
+      "/console/assets/console.css",
+    ];
+    for (const path of paths) {
+      const response = await fx.request(path, { headers: { cookie: browser.cookie } });
+      const text = await response.text();
+      assert.equal(response.headers.get("content-security-policy"), CONSOLE_CSP, path);
+      assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
+      if (response.headers.get("content-type")?.startsWith("text/html")) {
+        assert.ok(!/<script(?![^>]*\bsrc=)/.test(text), `${path}: no inline script`);
+        assert.ok(!/<style|\sstyle=/.test(text), `${path}: no inline style`);
+        assert.ok(!/\son[a-z]+=/.test(text), `${path}: no inline handlers`);
+      }
+    }
+    const missing = await fx.request("/console/assets/../../deno.json", { headers: { cookie: browser.cookie } });
+    assert.notEqual(missing.status, 200);
+    await missing.body?.cancel();
+  });
+});
+
+Deno.test("console escapes plugin output, audit fields and policy text that contain <script>", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const evil = "<script>alert(1)</script>";
+    const invoke = await post(fx, "/console/plugins/hello/invoke", browser, { export: "echo", input: evil });
+    const invoked = await invoke.text();
+    assert.equal(invoke.status, 200);
+    assert.ok(!invoked.includes(evil));
+    assert.match(invoked, /id="invoke-output">&lt;script&gt;alert\(1\)&lt;\/script&gt;</);
+
+    fx.gateway.services.audit.record({
+      time: new Date().toISOString(),
+      callId: `"><script>x</script>`,
+      plugin: evil,
+      version: "1.0.0",
+      action: `fs.read${evil}`,
+      resource: `File::"${evil}"`,
+      decision: "deny",
+      policies: [],
+      errors: [],
+      caller: evil,
+      durationUs: 1,
+      reason: evil,
+    });
+    const audit = await (await fx.request("/console/audit", { headers: { cookie: browser.cookie } })).text();
+    assert.ok(!audit.includes("<script>"), "no raw script tag in the audit page");
+    assert.ok(audit.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
+
+    const applied = await post(fx, "/console/policies/apply", browser, {
+      name: "escaped.cedar",
+      text: `// ${evil}\npermit(principal, action == Action::"clock.now", resource);\n`,
+    });
+    await applied.body?.cancel();
+    assert.equal(applied.status, 303);
+    const policies = await (await fx.request("/console/policies", { headers: { cookie: browser.cookie } })).text();
+    assert.ok(!policies.includes(evil));
+    assert.ok(policies.includes("// &lt;script&gt;alert(1)&lt;/script&gt;"));
+  });
+});
+
+Deno.test("console invoke shows the output, the timing and the host calls of that call with their decisions", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const response = await post(fx, "/console/plugins/stamp/invoke", browser, { export: "stamp", input: "hi" });
+    const text = await response.text();
+    assert.equal(response.status, 200);
+    assert.match(text, /id="invoke-result" class="card" data-outcome="ok"/);
+    assert.match(text, /id="invoke-timing">\d+\.\d ms</);
+    for (const action of ["log.write", "clock.now", "random.get"]) {
+      assert.match(
+        text,
+        new RegExp(`data-testid="host-call" data-action="${action.replace(".", "\\.")}" data-decision="allow"`),
+      );
+    }
+    const failed = await post(fx, "/console/plugins/trap/invoke", browser, { export: "unreachable", input: "" });
+    const failedText = await failed.text();
+    assert.equal(failed.status, 502);
+    assert.match(failedText, /data-outcome="error"/);
+    assert.match(failedText, /id="invoke-error"/);
+  });
+});
+
+Deno.test("console install runs conformance: a failing report is shown and nothing installed; a passing one goes live", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const upload = async (name: string, wasm: Uint8Array, manifest: string) => {
+      const form = new FormData();
+      form.append("_csrf", browser.csrf);
+      form.append("name", "");
+      form.append("wasm", new Blob([wasm as Uint8Array<ArrayBuffer>]), `${name}.wasm`);
+      form.append("manifestFile", new Blob([manifest]), "plugin.yaml");
+      return await fx.request("/console/plugins/install", {
+        method: "POST",
+        headers: { origin: ORIGIN, cookie: browser.cookie },
+        body: form,
+      });
+    };
+    const bad = await upload(
+      "trap2",
+      await watFixture("trap"),
+      "name: trap2\nversion: 1.0.0\nexports:\n  - name: unreachable\ncapabilities: []\n",
+    );
+    const badText = await bad.text();
+    assert.equal(bad.status, 422, badText.slice(0, 500));
+    assert.match(badText, /id="install-report" class="card" data-passed="false"/);
+    assert.match(badText, /data-testid="check-row" data-check="[^"]+" data-passed="false"/);
+    assert.equal(await fx.gateway.services.plugins.get("trap2"), undefined);
+
+    const good = await upload("echoer", await watFixture("http_echo"), echoManifest("echoer"));
+    const goodText = await good.text();
+    assert.equal(good.status, 201, goodText.slice(0, 500));
+    assert.match(goodText, /data-passed="true"/);
+    assert.match(goodText, /id="install-outcome"[^>]*>Installed echoer 1\.0\.0</);
+    assert.equal((await fx.gateway.services.plugins.get("echoer"))?.state, "loaded");
+    const list = await (await fx.request("/console/plugins", { headers: { cookie: browser.cookie } })).text();
+    assert.match(list, /data-testid="plugin-row" data-plugin="echoer"/);
+  });
+});
+
+Deno.test("console policy editor: invalid text gets line and column and applies nothing; valid text plans and applies", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const before = fx.gateway.services.policies.version();
+    const validate = (text: string) =>
+      fx.request("/console/policies/validate", {
+        method: "POST",
+        headers: {
+          origin: ORIGIN,
+          cookie: browser.cookie,
+          "x-csrf-token": browser.csrf,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ name: "edit.cedar", text }),
+      });
+    const invalid = await (await validate("permit(principal, action, resource)\nwhen { nope };")).json();
+    assert.equal(invalid.valid, false);
+    assert.equal(typeof invalid.line, "number");
+    assert.equal(typeof invalid.column, "number");
+    assert.equal(fx.gateway.services.policies.version(), before, "validating changes nothing");
+    const valid = await (await validate('permit(principal, action == Action::"clock.now", resource);')).json();
+    assert.equal(valid.valid, true);
+    assert.equal(typeof valid.plan.totals.decisions, "number");
+
+    const refused = await post(fx, "/console/policies/apply", browser, { name: "edit.cedar", text: "permit(" });
+    const refusedText = await refused.text();
+    assert.equal(refused.status, 400);
+    assert.match(refusedText, /id="policy-error"[^>]*data-state="invalid"[^>]*>line \d+/);
+    assert.ok(!fx.gateway.services.policies.sources().some((s) => s.name === "edit.cedar"));
+    assert.equal(fx.gateway.services.policies.version(), before);
+
+    const badName = await post(fx, "/console/policies/apply", browser, { name: "../x", text: "" });
+    await badName.body?.cancel();
+    assert.equal(badName.status, 400);
+  });
+});
+
+Deno.test("console audit stream, authenticated by the session cookie, delivers a new decision live", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const controller = new AbortController();
+    const response = await fx.request("/console/audit/stream?plugin=stamp", {
+      headers: { cookie: browser.cookie },
+      signal: controller.signal,
+    });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(buffer)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`Stream ended before ${pattern}: ${buffer}`);
+        buffer += value;
+      }
+    };
+    try {
+      await within(10_000, "ready event", until(/event: ready/));
+      const invoke = await post(fx, "/console/plugins/stamp/invoke", browser, { export: "stamp", input: "x" });
+      await invoke.body?.cancel();
+      await within(10_000, "decision event", until(/event: decision\ndata: .*"plugin":"stamp"/));
+    } finally {
+      controller.abort();
+      await reader.cancel().catch(() => {});
+    }
+  });
+});
