@@ -69,7 +69,7 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
           <button id="filter-apply" type="submit">Filter</button>
           <a href="/console/audit">Clear</a>
         </form>
-        <h2>Allow vs deny per plugin, last {BUCKETS} minutes</h2>
+        <h2>Allow vs deny per plugin and action, last {BUCKETS} minutes</h2>
         <Chart events={events} now={Date.now()} filters={filters} />
         <h2>
           Events <span id="audit-status" class="status">connecting…</span>
@@ -154,8 +154,9 @@ function Chart(props: { events: AuditEvent[]; now: number; filters: Filters }) {
     const at = Date.parse(event.time);
     if (!(at >= start && at < end)) continue;
     const bucket = Math.floor((at - start) / BUCKET_MS);
-    let row = rows.get(event.plugin);
-    if (!row) rows.set(event.plugin, row = { allow: Array(BUCKETS).fill(0), deny: Array(BUCKETS).fill(0) });
+    const key = JSON.stringify([event.plugin, event.action]);
+    let row = rows.get(key);
+    if (!row) rows.set(key, row = { allow: Array(BUCKETS).fill(0), deny: Array(BUCKETS).fill(0) });
     row[event.decision][bucket]! += event.count ?? 1;
   }
   if (rows.size === 0) return <p id="audit-chart-empty" class="hint">No decisions in the last {BUCKETS} minutes.</p>;
@@ -163,25 +164,27 @@ function Chart(props: { events: AuditEvent[]; now: number; filters: Filters }) {
   const width = 600;
   const left = 110;
   const barWidth = (width - left) / BUCKETS;
-  const plugins = [...rows.keys()].sort().slice(0, 20);
-  const height = plugins.length * rowHeight;
+  const keys = [...rows.keys()].sort().slice(0, 20);
+  const height = keys.length * rowHeight;
   return (
     <svg
       id="audit-chart"
       class="chart"
       viewBox={`0 0 ${width} ${height}`}
       role="img"
-      aria-label="Allow and deny per plugin"
+      aria-label="Allow and deny per plugin and action"
     >
-      {plugins.map((plugin, index) => {
-        const row = rows.get(plugin)!;
+      {keys.map((key, index) => {
+        const row = rows.get(key)!;
+        const [plugin, action] = JSON.parse(key) as [string, string];
         const top = index * rowHeight;
         const mid = top + rowHeight / 2;
         const most = Math.max(1, ...row.allow, ...row.deny);
         const scale = (rowHeight / 2 - 4) / most;
         return (
-          <g data-testid="chart-row" data-plugin={plugin}>
-            <text x="0" y={mid + 4} class="label">{plugin.slice(0, 16)}</text>
+          <g data-testid="chart-row" data-plugin={plugin} data-action={action}>
+            <text x="0" y={mid - 4} class="label">{plugin.slice(0, 16)}</text>
+            <text x="0" y={mid + 12} class="label action">{action.slice(0, 16)}</text>
             <line x1={left} x2={width} y1={mid} y2={mid} class="axis" />
             {(["allow", "deny"] as const).flatMap((decision) =>
               row[decision].map((count, bucket) => {
@@ -189,7 +192,9 @@ function Chart(props: { events: AuditEvent[]; now: number; filters: Filters }) {
                 const h = Math.max(1, count * scale);
                 const since = new Date(start + bucket * BUCKET_MS).toISOString();
                 const until = new Date(start + (bucket + 1) * BUCKET_MS).toISOString();
-                const href = `/console/audit${queryString({ ...props.filters, plugin, decision, since, until })}`;
+                const href = `/console/audit${
+                  queryString({ ...props.filters, plugin, action, decision, since, until })
+                }`;
                 return (
                   <a href={href} data-testid="chart-bar" data-decision={decision} data-count={String(count)}>
                     <rect
@@ -199,7 +204,7 @@ function Chart(props: { events: AuditEvent[]; now: number; filters: Filters }) {
                       height={h}
                       class={decision}
                     >
-                      <title>{`${plugin} ${decision} ×${count} from ${since}`}</title>
+                      <title>{`${plugin} ${action} ${decision} ×${count} from ${since}`}</title>
                     </rect>
                   </a>
                 );

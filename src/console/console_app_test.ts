@@ -326,6 +326,17 @@ Deno.test("console invoke shows the output, the timing and the host calls of tha
         new RegExp(`data-testid="host-call" data-action="${action.replace(".", "\\.")}" data-decision="allow"`),
       );
     }
+    const audit = await (await fx.request("/console/audit", { headers: { cookie: browser.cookie } })).text();
+    assert.match(audit, /<g data-testid="chart-row" data-plugin="stamp" data-action="clock\.now">/);
+    const bar =
+      /<a href="(\/console\/audit\?plugin=stamp&amp;action=clock\.now&amp;decision=allow[^"]*)" data-testid="chart-bar"/
+        .exec(audit);
+    assert.ok(bar, "a bar links to its events");
+    const drill = await (await fx.request(bar[1]!.replaceAll("&amp;", "&"), { headers: { cookie: browser.cookie } }))
+      .text();
+    const items = [...drill.matchAll(/data-testid="audit-event" data-plugin="([^"]*)" data-action="([^"]*)"/g)];
+    assert.ok(items.length >= 1);
+    assert.ok(items.every(([, plugin, action]) => plugin === "stamp" && action === "clock.now"));
     const failed = await post(fx, "/console/plugins/trap/invoke", browser, { export: "unreachable", input: "" });
     const failedText = await failed.text();
     assert.equal(failed.status, 502);
