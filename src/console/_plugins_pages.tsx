@@ -18,6 +18,17 @@ interface Report {
   durationMs?: number;
   checks?: { id: string; name: string; passed: boolean; skipped?: boolean; detail: string }[];
   footprint?: { action: string; resource: string; count: number; allowed: number; declared: boolean }[];
+  /** With a check-only run: the least grant the plugin needed (see src/lifecycle/propose.ts). */
+  proposal?: Proposal;
+}
+
+/** A proposed least grant as the console shows it. */
+interface Proposal {
+  yaml: string;
+  cedar: string;
+  runs?: number;
+  cannotGrant?: unknown[];
+  warnings?: unknown[];
 }
 
 /** What one invocation from the console did. */
@@ -53,11 +64,19 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     if (name === "" && manifest.trim() !== "") name = manifestName(manifest);
     if (name === "") throw new ProblemError("bad-request", "Give the plugin's name, or a manifest that names it");
     name = checkPluginName(name);
-    allow(deps, c, "plugin.install", services.pluginResource(name));
+    const checkOnly = form.mode === "check";
+    if (checkOnly) allow(deps, c, "conformance.run");
+    else allow(deps, c, "plugin.install", services.pluginResource(name));
     if (!(wasmFile instanceof File) || wasmFile.size === 0) {
       throw new ProblemError("bad-request", 'Choose the plugin\'s .wasm file (form field "wasm")');
     }
     const wasm = new Uint8Array(await wasmFile.arrayBuffer());
+    if (checkOnly) {
+      // Conformance and the least grant the run needed, as POST /v1/conformance?propose=true: nothing is installed.
+      const report = await services.conformance(wasm, manifest.trim() === "" ? undefined : manifest, { propose: true });
+      const outcome = `Checked only, not installed: conformance ${report.passed ? "passed" : "failed"}`;
+      return await installPage(c, 200, report as Report, outcome, name);
+    }
     if (manifest.trim() === "") {
       manifest = `name: ${JSON.stringify(name)}\nversion: ${JSON.stringify(checkPluginVersion("0.0.0", name))}\n`;
     }
@@ -177,6 +196,7 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       <>
         <h1>Install {name}</h1>
         <ReportView report={report} outcome={outcome} />
+        {report.proposal ? <ProposalView proposal={report.proposal} /> : null}
         <p>
           <a href="/console/plugins">Back to plugins</a>
           {status === 201
@@ -264,7 +284,10 @@ function InstallForm(props: { session: ReturnType<typeof sessionOf> }) {
           or manifest text
           <textarea id="install-manifest" name="manifest" rows={6} spellcheck={false}></textarea>
         </label>
-        <button id="install-submit" type="submit">Run conformance and install</button>
+        <button id="install-submit" type="submit">Run conformance and install</button>{" "}
+        <button id="check-submit" type="submit" name="mode" value="check" class="secondary">
+          Check only (conformance and least grant)
+        </button>
       </form>
     </section>
   );
@@ -332,6 +355,22 @@ function ReportView(props: { report: Report; outcome: string }) {
           </tbody>
         </table>
       </div>
+    </section>
+  );
+}
+
+function ProposalView(props: { proposal: Proposal }) {
+  const { proposal } = props;
+  return (
+    <section id="proposal" class="card">
+      <h2>Proposed least grant{proposal.runs ? ` (from ${proposal.runs} run(s))` : ""}</h2>
+      <pre id="proposal-yaml">{proposal.yaml}</pre>
+      <h3>Compiles to</h3>
+      <pre id="proposal-cedar">{proposal.cedar || "(nothing to grant)"}</pre>
+      {proposal.cannotGrant?.length ? <h3>Cannot be granted</h3> : null}
+      {proposal.cannotGrant?.length ? <Json id="proposal-cannot-grant" value={proposal.cannotGrant} /> : null}
+      {proposal.warnings?.length ? <h3>Manifest grants wider than used</h3> : null}
+      {proposal.warnings?.length ? <Json id="proposal-warnings" value={proposal.warnings} /> : null}
     </section>
   );
 }

@@ -2,7 +2,7 @@
 // Cedar-decided actions, CSP, HTML escaping, install, invoke, policies, the live audit stream.
 import assert from "node:assert/strict";
 import { echoManifest, type GatewayFixture, startGateway, within } from "../../tests/_gateway_fixture.ts";
-import { watFixture } from "../../tests/_test_utils.ts";
+import { examplePlugin, watFixture } from "../../tests/_test_utils.ts";
 import { CONSOLE_CSP } from "./console_app.tsx";
 
 const ORIGIN = "http://keycard.test";
@@ -370,6 +370,22 @@ Deno.test("console install runs conformance: a failing report is shown and nothi
     assert.match(badText, /id="install-report" class="card" data-passed="false"/);
     assert.match(badText, /data-testid="check-row" data-check="[^"]+" data-passed="false"/);
     assert.equal(await fx.gateway.services.plugins.get("trap2"), undefined);
+
+    const check = new FormData();
+    check.append("_csrf", browser.csrf);
+    check.append("name", "stampcheck");
+    check.append("mode", "check");
+    check.append("wasm", new Blob([await examplePlugin("stamp") as Uint8Array<ArrayBuffer>]), "stamp.wasm");
+    const checked = await fx.request("/console/plugins/install", {
+      method: "POST",
+      headers: { origin: ORIGIN, cookie: browser.cookie },
+      body: check,
+    });
+    const checkedText = await checked.text();
+    assert.equal(checked.status, 200, checkedText.slice(0, 500));
+    assert.match(checkedText, /id="install-outcome"[^>]*>Checked only, not installed/);
+    assert.match(checkedText, /<pre id="proposal-yaml">grants:/);
+    assert.equal(await fx.gateway.services.plugins.get("stampcheck"), undefined);
 
     const good = await upload("echoer", await watFixture("http_echo"), echoManifest("echoer"));
     const goodText = await good.text();
