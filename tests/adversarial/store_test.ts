@@ -294,6 +294,20 @@ Deno.test({
         },
       );
 
+      await t.attack("values of any bytes (NUL, invalid UTF-8, 0xFF runs, empty) round-trip exactly", async () => {
+        const values = [
+          new Uint8Array([0]),
+          new Uint8Array([0, 0, 0x27, 0x5c, 0]),
+          new Uint8Array([0xc3, 0x28, 0xa0, 0xa1, 0xff, 0xfe]),
+          new Uint8Array(4096).fill(0xff),
+          new Uint8Array(0),
+        ];
+        for (const [i, value] of values.entries()) {
+          await pg.set("alice", "shared", `bytes-${i}`, value);
+          assert.deepEqual(await pg.get("alice", "shared", `bytes-${i}`), value, `value ${i}`);
+        }
+      });
+
       await t.attack(
         "a flood of 1,000 concurrent kv.set from one plugin delays another's kv.get by at most the timeout",
         async () => {
@@ -478,6 +492,8 @@ Deno.test({
       await t.attack(
         "a policy that locks out admins is refused with 409 and written neither to the database nor to B",
         async () => {
+          // B first follows the writes before this attack, so that its version only moves for this one.
+          await eventually("B follows x.cedar.cedar", async () => assert.ok((await filesOf(B)).has("x.cedar.cedar")));
           const before = await policyRows();
           const version = B.gateway.services.policies.version();
           await expectProblem(
@@ -883,6 +899,32 @@ Deno.test({
         const one = await (await a.request("/v1/audit?limit=1", admin(a))).json();
         assert.equal(one.events.length, 1);
       });
+
+      await t.attack(
+        "a NUL or an extreme date in an audit filter answers 400 or an empty list, never a 500",
+        async () => {
+          const wrong: string[] = [];
+          for (
+            const query of [
+              "plugin=%00",
+              "action=a%00b",
+              "plugin=%EF%BF%BF",
+              "since=-271821-04-20T00:00:00Z",
+              "since=%2B275760-09-13T00:00:00Z",
+              "since=0000-01-01T00:00:00Z",
+              "since=1969-12-31T23:59:59.999999999Z",
+            ]
+          ) {
+            const response = await a.request(`/v1/audit?${query}`, admin(a));
+            const text = await response.text();
+            if (![200, 400].includes(response.status)) wrong.push(`${query}: ${response.status} ${text.slice(0, 120)}`);
+            else if (response.status === 200 && /^(plugin|action)=/.test(query) && JSON.parse(text).events.length > 0) {
+              wrong.push(`${query}: events of other plugins`);
+            }
+          }
+          assert.deepEqual(wrong, []);
+        },
+      );
     } finally {
       await b?.close();
       await a.close();
