@@ -58,10 +58,35 @@ export async function browserAvailability(): Promise<BrowserAvailability> {
   return { ignore: true, suffix: " (ignored: no Chromium)" };
 }
 
-/** What a page logged that a console page must never log: errors, uncaught exceptions, CSP violations. */
-export interface PageProblems {
-  /** One line per problem, e.g. `console.error: Refused to load the script ...`. */
-  readonly lines: string[];
+/**
+ * What a page logged that a console page must never log: errors, uncaught exceptions, CSP violations.
+ *
+ * Two kinds of console error are left out, as they are not faults of the page: Chromium's "Failed to load resource"
+ * for a page navigated to that answered an error status on purpose (a 401 sign-in page, a 422 report: the tests
+ * assert those statuses), and for `/favicon.ico` (Chromium asks for it at a time of its own choosing; the suite
+ * checks the icon once, deterministically).
+ */
+export class PageProblems {
+  readonly #entries: { text: string; url: string }[] = [];
+  readonly #errorPages = new Set<string>();
+
+  /** Records a problem; `url` is where it happened, when known. */
+  add(text: string, url = ""): void {
+    this.#entries.push({ text, url });
+  }
+
+  /** Records a navigation that answered an error status. */
+  errorPage(url: string): void {
+    this.#errorPages.add(url);
+  }
+
+  /** The problems so far, left out the two kinds above; the list is emptied. */
+  take(): string[] {
+    return this.#entries.splice(0).filter(({ text, url }) => {
+      if (!text.startsWith("console.error: Failed to load resource")) return true;
+      return !this.#errorPages.has(url) && !url.endsWith("/favicon.ico");
+    }).map(({ text, url }) => url ? `${text} (${url})` : text);
+  }
 }
 
 /** A page of a {@linkcode Chromium}, with what it logged wrongly. */
@@ -155,16 +180,16 @@ export class Chromium implements AsyncDisposable {
     page.setDefaultTimeout(BROWSER_BOUND.wait);
     page.setDefaultNavigationTimeout(BROWSER_BOUND.wait);
     await page.setViewport(this.#viewport);
-    const problems: PageProblems = { lines: [] };
+    const problems = new PageProblems();
     page.on("console", (message) => {
-      if (message.type() === "error") {
-        const where = message.location().url ? ` (${message.location().url})` : "";
-        problems.lines.push(`console.error: ${message.text()}${where}`);
-      }
+      if (message.type() === "error") problems.add(`console.error: ${message.text()}`, message.location().url);
     });
-    page.on("pageerror", (error) => problems.lines.push(`pageerror: ${String(error)}`));
+    page.on("response", (response) => {
+      if (response.request().isNavigationRequest() && response.status() >= 400) problems.errorPage(response.url());
+    });
+    page.on("pageerror", (error) => problems.add(`pageerror: ${String(error)}`));
     // Chromium logs CSP violations as console errors too; the event also catches those it does not (reports).
-    await page.exposeFunction("__keycardCspViolation", (text: string) => problems.lines.push(`csp: ${text}`));
+    await page.exposeFunction("__keycardCspViolation", (text: string) => problems.add(`csp: ${text}`));
     // A string: the test task type-checks without the DOM library, and this runs in the page.
     await page.evaluateOnNewDocument(`document.addEventListener("securitypolicyviolation", (event) => {
       __keycardCspViolation(event.violatedDirective + " blocked " + event.blockedURI + " at " + event.sourceFile +
@@ -194,10 +219,12 @@ export class Chromium implements AsyncDisposable {
 }
 
 /**
- * Saves a PNG of the page's viewport as `tests/browser/screenshots/<name>.png`.
+ * Saves a PNG of the page's viewport as `tests/browser/screenshots/<name>.png`, scrolled to `options.scrollTo` first
+ * when given.
  *
  * @param page The page.
  * @param name The file name without `.png`: lower case letters, digits and `-`.
+ * @param options `scrollTo`: a selector of what the picture is about. @default {{} (the top of the page)}
  * @returns The path written.
  * @throws {TypeError} When `name` is not such a name.
  * @example After signing in
@@ -205,8 +232,9 @@ export class Chromium implements AsyncDisposable {
  * await screenshot(page, "plugins-1280");
  * ```
  */
-export async function screenshot(page: Page, name: string): Promise<string> {
+export async function screenshot(page: Page, name: string, options: { scrollTo?: string } = {}): Promise<string> {
   if (!/^[a-z0-9-]+$/.test(name)) throw new TypeError(`Cannot name a screenshot "${name}": use a-z, 0-9 and -`);
+  if (options.scrollTo) await page.$eval(options.scrollTo, (element) => element.scrollIntoView({ block: "start" }));
   await Deno.mkdir(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: path as `${string}.png`, type: "png" });
@@ -223,7 +251,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
  * @throws {Error} When `condition` does not hold within `ms`.
  * @example Wait for three problems
  * ```ts ignore
- * await waitUntil(() => problems.lines.length >= 3, "three problems");
+ * await waitUntil(() => seen.length >= 3, "three problems");
  * ```
  */
 export async function waitUntil(

@@ -31,12 +31,13 @@ Deno.test({
       const clean = await chromium.newPage();
       await clean.page.goto(`${base}/clean`);
       assert.equal(await clean.page.$eval("h1", (h1) => h1.textContent), "clean");
-      assert.deepEqual(clean.problems.lines, []);
+      assert.deepEqual(clean.problems.take(), []);
 
       const dirty = await chromium.newPage();
       await dirty.page.goto(`${base}/dirty`, { waitUntil: "load" });
-      await waitUntil(() => dirty.problems.lines.length >= 3, `three problems (seen: ${dirty.problems.lines})`);
-      const lines = dirty.problems.lines.join("\n");
+      const seen: string[] = [];
+      await waitUntil(() => seen.push(...dirty.problems.take()) >= 3, "three problems");
+      const lines = seen.join("\n");
       assert.match(lines, /console\.error: logged on purpose/);
       assert.match(lines, /pageerror: .*thrown on purpose/);
       assert.match(lines, /csp: img-src blocked http:\/\/127\.0\.0\.1:\d+\/blocked\.png/);
