@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { HTTPResponse, Page } from "puppeteer-core";
 import { browserAvailability, Chromium, screenshot, type WatchedPage } from "./_browser.ts";
-import { bearer, echoManifest, type Keycard, makeSite, startKeycard, within } from "../e2e/_server.ts";
+import { bearer, echoManifest, type Keycard, makeSite, REPO, startKeycard, within } from "../e2e/_server.ts";
 import { watFixture } from "../_test_utils.ts";
 
 const { ignore, suffix } = await browserAvailability();
@@ -102,6 +102,14 @@ async function policySet(kc: Keycard): Promise<{ version: unknown; sources: { na
   const response = await kc.fetch("/v1/policies", { headers: bearer(kc.adminToken) });
   assert.equal(response.status, 200, "GET /v1/policies");
   return await response.json();
+}
+
+/** Every installed name@version#sha256 by the API. */
+async function pluginList(kc: Keycard): Promise<string[]> {
+  const response = await kc.fetch("/v1/plugins", { headers: bearer(kc.adminToken) });
+  assert.equal(response.status, 200, "GET /v1/plugins");
+  const { plugins } = await response.json() as { plugins: { name: string; version: string; sha256?: string }[] };
+  return plugins.map((p) => `${p.name}@${p.version}#${p.sha256}`).sort();
 }
 
 /** Status of a plugin by the API. */
@@ -285,6 +293,23 @@ Deno.test({
         assert.equal(await pluginStatus(kc, "console-echo"), 200, "the API lists it");
         await page.goto(url("/console/plugins"), { waitUntil: "load" });
         assert.equal(await text(page, `tr[data-plugin="console-echo"] .plugin-state`), "loaded");
+      });
+
+      await step("a check-only upload shows the report and the least grant, and installs nothing", async () => {
+        const before = await pluginList(kc);
+        await page.goto(url("/console/plugins"), { waitUntil: "load" });
+        await (await page.$("#install-wasm"))!.uploadFile(join(REPO, "plugins", "stamp", "build", "plugin.wasm"));
+        await (await page.$("#install-manifest-file"))!.uploadFile(join(REPO, "plugins", "stamp", "plugin.yaml"));
+        const response = await submit(page, "#check-submit");
+        await assertStatus(response, 200);
+        assert.match(await text(page, "#install-outcome"), /^Checked only, not installed/);
+        const proposal = await text(page, "pre#proposal-yaml");
+        for (const action of ["clock.now", "random.get", "log.write"]) {
+          assert.ok(proposal.includes(action), `the proposal grants ${action}:\n${proposal}`);
+        }
+        assert.match(await text(page, "pre#proposal-cedar"), /permit/);
+        await screenshot(page, "install-check", { scrollTo: "section#proposal" });
+        assert.deepEqual(await pluginList(kc), before, "nothing installed");
       });
 
       await step("invoking the uploaded plugin shows its output and timing", async () => {
