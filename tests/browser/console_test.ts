@@ -244,6 +244,14 @@ Deno.test({
           await page.goto(url("/console/plugins/stamp"), { waitUntil: "load" });
           await assertNoSideways(page, 390);
           await screenshot(page, "plugin-stamp-390");
+          // The other pages at the same width: no sideways scrolling either.
+          const wide: string[] = [];
+          for (const path of ["/console/audit", "/console/policies", "/console/health", "/console/playground"]) {
+            await page.goto(url(path), { waitUntil: "load" });
+            const width = await page.evaluate("document.documentElement.scrollWidth") as number;
+            if (width > 390) wide.push(`${path} is ${width} px wide`);
+          }
+          assert.deepEqual(wide, [], "pages that scroll sideways at 390 px");
         } finally {
           await page.setViewport({ width: 1280, height: 800 });
         }
