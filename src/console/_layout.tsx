@@ -30,6 +30,7 @@ export function page(
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{options.title} · keycard console</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/console/assets/console.css" />
         {session ? <meta name="csrf-token" content={session.csrf} /> : null}
         <script src="/console/assets/console.js" defer></script>

@@ -162,10 +162,9 @@ function failure(error: unknown): Validation | undefined {
 }
 
 function where(error: Extract<Validation, { valid: false }>): string {
-  const at = error.line !== undefined
-    ? `line ${error.line}${error.column !== undefined ? `, column ${error.column}` : ""}: `
-    : "";
-  return `${at}${error.message}`;
+  // The engine's messages usually name the position already; say it once.
+  if (error.line === undefined || error.message.includes(`line ${error.line}`)) return error.message;
+  return `line ${error.line}${error.column !== undefined ? `, column ${error.column}` : ""}: ${error.message}`;
 }
 
 function summary(report: PlanReport): PlanSummary {

@@ -59,7 +59,7 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     c.header("content-security-policy", CONSOLE_CSP);
     c.header("x-content-type-options", "nosniff");
     c.header("x-frame-options", "DENY");
-    c.header("referrer-policy", "no-referrer");
+    c.header("referrer-policy", "same-origin");
     c.header("cross-origin-opener-policy", "same-origin");
     if (!c.req.path.startsWith("/console/assets/")) c.header("cache-control", "no-store");
   });
@@ -201,13 +201,15 @@ function errorResponse(c: Context<ConsoleEnv>, error: Error) {
   );
 }
 
-/** Whether a mutation comes from this origin: Sec-Fetch-Site says same-origin, or Origin names this host. */
+/**
+ * Whether a mutation comes from this origin. Sec-Fetch-Site, which pages cannot set, decides when the browser sends
+ * it (Chromium sends `Origin: null` on a form post under some referrer policies); else Origin must name this host.
+ */
 function sameOrigin(c: Context): boolean {
   const site = c.req.header("sec-fetch-site");
-  if (site !== undefined && site !== "same-origin") return false;
+  if (site !== undefined) return site === "same-origin";
   const origin = c.req.header("origin");
-  if (origin === undefined) return site === "same-origin";
-  if (origin === "null") return false;
+  if (origin === undefined || origin === "null") return false;
   try {
     return new URL(origin).host === new URL(c.req.url).host;
   } catch {

@@ -90,9 +90,9 @@ function startPolicyEditor() {
       errorBox.dataset.state = "valid";
       if (apply) apply.disabled = false;
     } else {
-      const at = result.line !== undefined
-        ? `line ${result.line}${result.column !== undefined ? `, column ${result.column}` : ""}: `
-        : "";
+      // The engine's messages usually name the position already; say it once.
+      const named = result.line === undefined || String(result.message).includes(`line ${result.line}`);
+      const at = named ? "" : `line ${result.line}${result.column !== undefined ? `, column ${result.column}` : ""}: `;
       errorBox.textContent = at + result.message;
       errorBox.dataset.state = "invalid";
       if (result.line !== undefined) errorBox.dataset.line = String(result.line);
