@@ -4,7 +4,7 @@ import type { Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { AuditEvent } from "../audit/mod.ts";
 import { ProblemError } from "../http/problem.ts";
-import { allow, can, type ConsoleDeps, type ConsoleEnv } from "./_context.ts";
+import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
 import { page } from "./_layout.tsx";
 import { notPermitted } from "./_plugins_pages.tsx";
 
@@ -24,6 +24,9 @@ const BUCKET_MS = 60_000;
 /** Events read to draw the chart and list the page. */
 const CHART_EVENTS = 2000;
 const LIST_EVENTS = 100;
+/** Live streams open at once, per session and in all: each holds a subscription and a connection. */
+export const MAX_STREAMS_PER_SESSION = 4;
+export const MAX_STREAMS = 64;
 
 /** Registers the audit page and its stream on the console app. */
 export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
@@ -83,9 +86,28 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     );
   });
 
+  const open = new Map<string, number>();
+  let total = 0;
+
   app.get("/audit/stream", (c) => {
     allow(deps, c, "audit.read");
     const filters = readFilters(c);
+    const id = sessionOf(c).id;
+    const mine = open.get(id) ?? 0;
+    if (mine >= MAX_STREAMS_PER_SESSION || total >= MAX_STREAMS) {
+      throw new ProblemError(
+        "saturated",
+        `Too many live audit streams open (at most ${MAX_STREAMS_PER_SESSION} per session, ${MAX_STREAMS} in all)`,
+      );
+    }
+    open.set(id, mine + 1);
+    total++;
+    const release = () => {
+      total--;
+      const left = (open.get(id) ?? 1) - 1;
+      if (left > 0) open.set(id, left);
+      else open.delete(id);
+    };
     return streamSSE(c, async (stream) => {
       const queue: AuditEvent[] = [];
       let wake: (() => void) | undefined;
@@ -119,6 +141,7 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         }
       } finally {
         unsubscribe();
+        release();
       }
     });
   });

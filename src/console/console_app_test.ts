@@ -469,3 +469,49 @@ Deno.test("console audit stream, authenticated by the session cookie, delivers a
     }
   });
 });
+
+Deno.test("console audit streams are bounded per session: past the bound 429, and a closed stream frees its place", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const streams: { controller: AbortController; reader: ReadableStreamDefaultReader<Uint8Array> }[] = [];
+    const open = async () => {
+      const controller = new AbortController();
+      const response = await fx.request("/console/audit/stream", {
+        headers: { cookie: browser.cookie },
+        signal: controller.signal,
+      });
+      return { controller, response };
+    };
+    try {
+      for (let i = 0; i < 4; i++) {
+        const { controller, response } = await open();
+        assert.equal(response.status, 200);
+        const reader = response.body!.getReader();
+        await within(10_000, "ready event", reader.read()); // the stream is running, so counted
+        streams.push({ controller, reader });
+      }
+      const refused = await open();
+      assert.equal(refused.response.status, 429);
+      await refused.response.body?.cancel();
+
+      const first = streams.shift()!;
+      first.controller.abort();
+      await first.reader.cancel().catch(() => {});
+      // The place is freed when the stream's loop ends: poll, bounded.
+      let again: Awaited<ReturnType<typeof open>> | undefined;
+      for (let attempt = 0; attempt < 100; attempt++) {
+        again = await open();
+        if (again.response.status === 200) break;
+        await again.response.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(again?.response.status, 200);
+      streams.push({ controller: again!.controller, reader: again!.response.body!.getReader() });
+    } finally {
+      for (const { controller, reader } of streams) {
+        controller.abort();
+        await reader.cancel().catch(() => {});
+      }
+    }
+  });
+});
