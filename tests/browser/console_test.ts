@@ -375,6 +375,17 @@ Deno.test({
         assert.deepEqual([...new Set(plugins)], ["stamp"], "the filter holds for live events too");
         assert.ok(await page.$("svg#audit-chart"), "the chart of decisions");
         await screenshot(page, "audit");
+        // Drill down: a bar of allows leads to those events.
+        await submit(page, `svg#audit-chart a[data-testid="chart-bar"][data-decision="allow"]`);
+        const drilled = new URL(page.url()).searchParams;
+        assert.equal(drilled.get("plugin"), "stamp");
+        assert.equal(drilled.get("decision"), "allow");
+        const decisions = await page.$$eval(
+          `li[data-testid="audit-event"]`,
+          (items) => items.map((li) => `${li.getAttribute("data-plugin")}:${li.getAttribute("data-decision")}`),
+        );
+        assert.ok(decisions.length > 0, "the bar's events are listed");
+        assert.deepEqual([...new Set(decisions)], ["stamp:allow"]);
       });
 
       await step("a policy with an error is shown inline at line and column, and nothing is applied", async () => {
@@ -423,20 +434,37 @@ Deno.test({
         await screenshot(page, "policies-applied", { scrollTo: "#policy-applied" });
       });
 
-      await step("the health and playground pages render", async () => {
-        for (
-          const [path, selector, name] of [
-            ["/console/health", "table#health-plugins", "health"],
-            ["/console/playground", "form#playground-form", "playground"],
-          ] as const
-        ) {
-          const response = await page.goto(url(path), { waitUntil: "load" });
-          assertStrictCsp(response, path);
-          assert.equal(response?.status(), 200, path);
-          assert.ok(await page.$(selector), `${selector} on ${path}`);
-          await screenshot(page, name);
-        }
-      });
+      await step(
+        "health counts stamp's calls; the playground decides a picked audit event with its policies",
+        async () => {
+          let response = await page.goto(url("/console/health"), { waitUntil: "load" });
+          assertStrictCsp(response, "/console/health");
+          const calls = Number(await text(page, `table#health-plugins tr[data-plugin="stamp"] td.calls`));
+          assert.ok(calls >= 2, `stamp's calls: the console's and the API's (${calls})`);
+          await screenshot(page, "health");
+
+          response = await page.goto(url("/console/playground"), { waitUntil: "load" });
+          assertStrictCsp(response, "/console/playground");
+          const picked = await page.$$eval(
+            `ul#pg-events li[data-testid="pg-event"] a`,
+            (links) => links.findIndex((a) => /stamp clock\.now/.test(a.textContent ?? "")),
+          );
+          assert.ok(picked >= 0, "a recent stamp clock.now event to pick");
+          await submit(page, `ul#pg-events li[data-testid="pg-event"]:nth-child(${picked + 1}) a`);
+          assert.match(await page.$eval("#pg-action", (input) => input.getAttribute("value") ?? ""), /clock\.now/);
+          await submit(page, "#pg-submit");
+          assert.equal(await attribute(page, "section#pg-result", "data-decision"), "allow");
+          const policies = await page.$$eval(
+            `div[data-testid="pg-policy"] pre`,
+            (pres) => pres.map((p) => p.textContent),
+          );
+          assert.ok(
+            policies.some((text) => text?.includes('Action::"clock.now"')),
+            `the deciding policy with its text: ${policies}`,
+          );
+          await screenshot(page, "playground", { scrollTo: "section#pg-result" });
+        },
+      );
 
       await step("a viewer sees no mutation controls, and forged mutations are refused", async () => {
         const context = await chromium.browser.createBrowserContext();
