@@ -4,10 +4,10 @@ import { clientEntity, type Entity } from "../policy/mod.ts";
 import type { Metrics } from "../http/metrics.ts";
 import { ProblemError } from "../http/problem.ts";
 import type { GatewayServices } from "../http/services.ts";
+import type { ConsoleEnv } from "./console_env.ts";
 import type { ConsoleSession, SessionStore } from "./session_store.ts";
 
-/** The Hono env of the console: the signed-in session, once the session middleware found one. */
-export type ConsoleEnv = { Variables: { session: ConsoleSession | undefined } };
+export type { ConsoleEnv } from "./console_env.ts";
 
 /** What the console pages are built from. */
 export interface ConsoleDeps {

@@ -16,7 +16,7 @@ import { policiesPages } from "./_policies_pages.tsx";
 import { SessionStore } from "./session_store.ts";
 
 /** The Content-Security-Policy of every console response: only the gateway's own files, no inline code. */
-export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+export const CONSOLE_CSP: string = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /** Options of {@linkcode consoleApp}. */

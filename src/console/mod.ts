@@ -12,4 +12,5 @@
  * @module
  */
 export { CONSOLE_CSP, consoleApp, type ConsoleOptions } from "./console_app.tsx";
+export type { ConsoleEnv } from "./console_env.ts";
 export { type ConsoleSession, SessionStore, type SessionStoreOptions } from "./session_store.ts";
