@@ -515,3 +515,54 @@ Deno.test("console audit streams are bounded per session: past the bound 429, an
     }
   });
 });
+
+Deno.test("console playground decides a request with the deciding policies' text; health shows calls and p50/p99", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    const invoke = await post(fx, "/console/plugins/stamp/invoke", browser, { export: "stamp", input: "x" });
+    await invoke.body?.cancel();
+
+    const picked = await (await fx.request("/console/playground?event=0", { headers: { cookie: browser.cookie } }))
+      .text();
+    assert.match(picked, /data-testid="pg-event"/);
+    const decided = await post(fx, "/console/playground", browser, {
+      principal: JSON.stringify({
+        type: "Plugin",
+        id: "stamp",
+        attrs: { name: "stamp", version: "1.0.0", sha256: "", tenant: "" },
+      }),
+      action: "clock.now",
+      resource: JSON.stringify({ type: "Runtime", id: "clock" }),
+      context: JSON.stringify({ caller: "" }),
+    });
+    const decidedText = await decided.text();
+    assert.equal(decided.status, 200, decidedText.slice(0, 300));
+    assert.match(decidedText, /id="pg-result" class="card" data-decision="allow"/);
+    assert.match(decidedText, /data-testid="pg-policy" data-id="grant\.stamp\.\d+"/);
+    assert.match(decidedText, /<pre>[^<]*permit/);
+
+    const bad = await post(fx, "/console/playground", browser, { principal: "{", action: "x", resource: "{}" });
+    const badText = await bad.text();
+    assert.equal(bad.status, 400);
+    assert.match(badText, /id="pg-error"[^>]*>&quot;principal&quot; is not JSON/);
+    const deep = await post(fx, "/console/playground", browser, {
+      principal: JSON.stringify({ type: "Client", id: "x" }),
+      action: "plugin.read",
+      resource: JSON.stringify({ type: "Api", id: "keycard" }),
+      context: '{"a":'.repeat(200) + "1" + "}".repeat(200),
+    });
+    assert.equal(deep.status, 400, "nesting is bounded before Cedar sees it");
+    assert.match(await deep.text(), /&quot;context&quot; nests deeper than 32/);
+
+    const health = await (await fx.request("/console/health", { headers: { cookie: browser.cookie } })).text();
+    const row = /<tr data-plugin="stamp">([\s\S]*?)<\/tr>/.exec(health)?.[1] ?? "";
+    assert.match(row, /class="calls">[1-9]/);
+    assert.match(row, /class="p50">\d+\.\d+ ms/);
+    assert.match(row, /class="p99">\d+\.\d+ ms/);
+
+    const viewer = await signIn(fx, fx.viewerToken);
+    const refused = await post(fx, "/console/playground", viewer, { principal: "{}", action: "x", resource: "{}" });
+    await refused.body?.cancel();
+    assert.equal(refused.status, 403);
+  });
+});
