@@ -22,7 +22,7 @@ export {
   type ManifestSample,
   parseManifest,
 } from "./parse_manifest.ts";
-export type { PluginStore, PluginSummary, StoredPlugin } from "./plugin_store.ts";
+export type { PluginStore, PluginSummary, PutOptions, StoredPlugin } from "./plugin_store.ts";
 export { FileStore, type StoreProblem } from "./file_store.ts";
 export { MemoryStore } from "./memory_store.ts";
 export { type InstallOptions, Registry, type RegistryOptions } from "./registry.ts";

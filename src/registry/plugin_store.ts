@@ -14,6 +14,16 @@ export interface StoredPlugin {
   signature?: string;
 }
 
+/** Options of {@linkcode PluginStore.put}. */
+export interface PutOptions {
+  /**
+   * Whether the record may replace a stored one with other content. Without it, a store shared by several processes
+   * refuses (`RegistryError` `version_exists`) a version another process stored with other bytes or another manifest
+   * since the caller looked; a store of one process may rely on its caller's check. @default {true}
+   */
+  overwrite?: boolean;
+}
+
 /** A plugin's name with every version a {@linkcode PluginStore} holds. */
 export interface PluginSummary {
   /** The plugin's name. */
@@ -50,7 +60,7 @@ export interface PluginStore {
    * @throws {TypeError} When the record is malformed (a field of the wrong type).
    * @throws {RangeError} When the name or version breaks the naming rule, or `sha256` is not the hash of `wasm`.
    */
-  put(record: StoredPlugin): Promise<void>;
+  put(record: StoredPlugin, options?: PutOptions): Promise<void>;
   /**
    * Reads one version, or the latest by semantic-version precedence.
    *

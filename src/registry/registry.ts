@@ -195,7 +195,8 @@ export class Registry {
         installedAt: new Date().toISOString(),
         ...(signature === undefined ? {} : { signature }),
       };
-      await this.#store.put(record);
+      // Another replica may have stored this version since the check above: a shared store refuses then.
+      await this.#store.put(record, { overwrite: options.overwrite ?? false });
       return copyRecord(record);
     });
   }

@@ -7,6 +7,8 @@ import {
   compareNames,
   type PluginStore,
   type PluginSummary,
+  type PutOptions,
+  RegistryError,
   sha256Hex,
   sortVersions,
   type StoredPlugin,
@@ -105,7 +107,7 @@ export class PostgresPluginStore implements PluginStore {
    * await store.put({ manifest, wasm, sha256, installedAt: new Date().toISOString() });
    * ```
    */
-  async put(record: StoredPlugin): Promise<void> {
+  async put(record: StoredPlugin, options: PutOptions = {}): Promise<void> {
     await checkRecord(record);
     const { name, version } = record.manifest;
     // As an object: the client serializes a jsonb parameter itself (a string would be stored as a JSON string).
@@ -113,7 +115,8 @@ export class PostgresPluginStore implements PluginStore {
     const installedAt = new Date(record.installedAt);
     const wasm = record.wasm.slice();
     const signature = record.signature ?? null;
-    await this.#run(`install plugin ${id(name, version)}`, true, () =>
+    const overwrite = options.overwrite ?? true;
+    const stored = await this.#run(`install plugin ${id(name, version)}`, true, () =>
       this.#sql`
         WITH up AS (
           INSERT INTO plugins (name, version, sha256, wasm, manifest, created_at, signature, change)
@@ -122,11 +125,21 @@ export class PostgresPluginStore implements PluginStore {
           ON CONFLICT (name, version) DO UPDATE SET sha256 = excluded.sha256, wasm = excluded.wasm,
             manifest = excluded.manifest, created_at = excluded.created_at, signature = excluded.signature,
             change = excluded.change
+          -- Without overwrite, only the same content is written again (a re-send, an identical install): a version
+          -- another replica stored with other content since the registry looked is left alone and refused below.
+          WHERE ${overwrite} OR (plugins.sha256 = excluded.sha256 AND plugins.manifest = excluded.manifest)
           RETURNING change
         )
         SELECT pg_notify(${CHANGES_CHANNEL}, json_build_object('kind', 'plugin', 'name', ${name}::text,
           'change', change, 'at', floor(extract(epoch FROM clock_timestamp()) * 1000))::text)
         FROM up`);
+    if (stored.length === 0) {
+      throw new RegistryError(
+        `Cannot install plugin ${id(name, version)}: another replica installed it with other content; set overwrite ` +
+          "to replace it",
+        { code: "version_exists", plugin: name, version },
+      );
+    }
   }
 
   /**
@@ -181,6 +194,7 @@ export class PostgresPluginStore implements PluginStore {
     const rows = await this.#run("list plugins", true, () => this.#sql`SELECT name, version FROM plugins`);
     const byName = new Map<string, string[]>();
     for (const row of rows) {
+      if (!wellNamed(row.name, row.version)) continue;
       const versions = byName.get(row.name) ?? [];
       versions.push(row.version);
       byName.set(row.name, versions);
@@ -252,6 +266,7 @@ export class PostgresPluginStore implements PluginStore {
     );
     const byName = new Map<string, Map<string, PluginHead>>();
     for (const row of rows) {
+      if (!wellNamed(row.name, row.version)) continue;
       const versions = byName.get(row.name) ?? new Map<string, PluginHead>();
       versions.set(row.version, { version: row.version, sha256: row.sha256, change: Number(row.change) });
       byName.set(row.name, versions);
@@ -294,6 +309,20 @@ export class PostgresPluginStore implements PluginStore {
   /** Runs one statement within `timeoutMs`; `what` is the operation as messages name it ("install plugin "x@1.0.0""). */
   #run<T extends readonly Row[]>(what: string, resend: boolean, query: () => PendingQuery<T>): Promise<T> {
     return sendForStore(what, query, this.#timeoutMs, resend);
+  }
+}
+
+/**
+ * Whether a row's name and version keep the naming rule. A row written around keycard (by hand, by another tool)
+ * that breaks it is left out of lists, so that one bad row cannot make every listing fail.
+ */
+function wellNamed(name: unknown, version: unknown): boolean {
+  try {
+    checkPluginName(name as string);
+    checkPluginVersion(version as string, name as string);
+    return true;
+  } catch {
+    return false;
   }
 }
 
