@@ -164,9 +164,13 @@ async function openPostgres(
       return await read();
     },
     async writePolicies({ put, remove }) {
-      await policies.apply({ put: put.map(({ name, text }) => ({ name, text })), remove });
-      // The versions this replica now runs: what the database holds after the write.
-      versions = await policies.versions();
+      const version = await policies.apply({ put: put.map(({ name, text }) => ({ name, text })), remove });
+      // The versions this replica now runs: its own write's, never a re-read (another replica's write committed
+      // meanwhile would look applied here). Several files take one number each: mark them unknown, so that the
+      // next catch-up reads them.
+      versions = new Map(versions);
+      for (const { name } of put) versions.set(name, put.length === 1 ? version : -1);
+      for (const name of remove) versions.delete(name);
     },
     async policyChanges() {
       const now = await policies.versions();

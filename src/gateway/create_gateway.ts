@@ -361,6 +361,9 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
    * set is tried on the side: the set in force is untouched.
    */
   function trial(next: PolicySource[]): void {
+    // No store keeps a NUL in text (PostgreSQL refuses it): a clear 400 whichever store is in use.
+    const nul = next.find((f) => f.text.includes("\0"));
+    if (nul) throw new ProblemError("bad-request", `Policy file "${nul.name}" holds a NUL character`);
     const [decision] = engine.check([...next, ...grantSources(manifests)], [{
       principal: clientEntity({ id: "admin", roles: ["admin"] }),
       action: "policy.write",
@@ -409,6 +412,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       install: (name, wasm, manifestText) =>
         mutate(async () => {
           const manifest = parseManifest(manifestText, "manifest");
+          // A NUL in a manifest's text cannot be stored (PostgreSQL refuses it) nor shown safely: refused up front.
+          if (JSON.stringify(manifest).includes("\\u0000")) {
+            throw new ProblemError("invalid-manifest", `Manifest of plugin "${name}" holds a NUL character`);
+          }
           if (manifest.name !== name) {
             throw new ProblemError(
               "bad-request",
@@ -603,10 +610,14 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         if (followed.get(name) === head?.change) continue;
         try {
           await follow(name);
+          // In force as the store holds it (a repaired row included): what an earlier version failed with is gone.
+          for (let i = failures.length - 1; i >= 0; i--) if (failures[i]!.plugin === name) failures.splice(i, 1);
         } catch (error) {
           const message = `Plugin "${name}" failed to load: ${(error as Error).message}`;
-          failures.push({ plugin: name, error: message });
-          log(`keycard: skipped: ${message}`);
+          if (!failures.some((f) => f.plugin === name && f.error === message)) {
+            failures.push({ plugin: name, error: message });
+            log(`keycard: skipped: ${message}`);
+          }
         }
         if (head) followed.set(name, head.change);
         else followed.delete(name);
