@@ -79,11 +79,18 @@ function auditQuery(c: Context<ApiEnv>) {
     throw new ProblemError("bad-request", `"limit" must be an integer from 1 to 10000, got ${quoteValue(limitText)}`);
   }
   const since = singleQuery(c, "since");
-  if (since !== undefined && Number.isNaN(Date.parse(since))) {
-    throw new ProblemError("bad-request", `"since" must be an ISO 8601 time, got ${quoteValue(since)}`);
+  const year = since === undefined ? undefined : new Date(since).getUTCFullYear();
+  if (since !== undefined && !(year !== undefined && year >= 1 && year <= 9999)) {
+    throw new ProblemError(
+      "bad-request",
+      `"since" must be an ISO 8601 time in the years 1 to 9999, got ${quoteValue(since)}`,
+    );
   }
   const plugin = singleQuery(c, "plugin");
   const action = singleQuery(c, "action");
+  for (const [key, value] of [["plugin", plugin], ["action", action]] as const) {
+    if (value?.includes("\0")) throw new ProblemError("bad-request", `"${key}" must not hold a NUL character`);
+  }
   return {
     limit,
     ...(plugin ? { plugin } : {}),
