@@ -127,7 +127,7 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
       httpOnly: true,
       sameSite: "Strict",
       secure: new URL(c.req.url).protocol === "https:",
-      maxAge: Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000)),
+      // No Max-Age: a cookie of the browser session only; the server ends the session at its expiry anyway.
     });
     return c.redirect("/console/plugins", 303);
   });
