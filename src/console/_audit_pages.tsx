@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Audit: recent decisions with filters, the same live over server-sent events, and allow vs deny over time per plugin.
 import type { Context, Hono } from "hono";
-import { streamSSE } from "hono/streaming";
+import { streamAudit } from "../http/audit_stream.ts";
 import type { AuditEvent } from "../audit/mod.ts";
 import { ProblemError } from "../http/problem.ts";
 import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
@@ -108,42 +108,7 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       if (left > 0) open.set(id, left);
       else open.delete(id);
     };
-    return streamSSE(c, async (stream) => {
-      const queue: AuditEvent[] = [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = services.audit.subscribe((event) => {
-        // A reader that stopped reading must not grow the queue without bound.
-        if (!matches(event, filters) || queue.length >= 1000) return;
-        queue.push(event);
-        wake?.();
-      });
-      let closed = false;
-      stream.onAbort(() => {
-        closed = true;
-        wake?.();
-      });
-      try {
-        await stream.writeSSE({ event: "ready", data: "{}" });
-        while (!closed) {
-          if (queue.length === 0) {
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-              timer = setTimeout(resolve, 15_000); // keep-alive
-            });
-            clearTimeout(timer);
-            wake = undefined;
-            if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
-          }
-          for (const event of queue.splice(0)) {
-            await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(event) });
-          }
-        }
-      } finally {
-        unsubscribe();
-        release();
-      }
-    });
+    return streamAudit(c, services.audit, { matches: (event) => matches(event, filters), onEnd: release });
   });
 }
 

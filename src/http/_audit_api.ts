@@ -1,8 +1,8 @@
 // /v1/audit: recent decisions, and the same live as server-sent events.
 import { type Context, Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { AuditEvent } from "../audit/mod.ts";
 import type { Allow, ApiEnv } from "./_api.ts";
+import { streamAudit } from "./audit_stream.ts";
 import { quoteValue, singleQuery } from "./_input.ts";
 import { ProblemError } from "./problem.ts";
 import type { GatewayServices } from "./services.ts";
@@ -22,41 +22,11 @@ export function auditApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> 
   app.get("/stream", (c) => {
     allow(c, "audit.read");
     const { plugin, action, decision } = auditQuery(c);
-    return streamSSE(c, async (stream) => {
-      const queue: AuditEvent[] = [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = services.audit.subscribe((event) => {
-        if (plugin && event.plugin !== plugin) return;
-        if (action && event.action !== action) return;
-        if (decision && event.decision !== decision) return;
-        queue.push(event);
-        wake?.();
-      });
-      let closed = false;
-      stream.onAbort(() => {
-        closed = true;
-        wake?.();
-      });
-      try {
-        await stream.writeSSE({ event: "ready", data: "{}" });
-        while (!closed) {
-          if (queue.length === 0) {
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-              timer = setTimeout(resolve, 15_000); // keep-alive
-            });
-            clearTimeout(timer);
-            wake = undefined;
-            if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
-          }
-          for (const event of queue.splice(0)) {
-            await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(view(event)) });
-          }
-        }
-      } finally {
-        unsubscribe();
-      }
+    return streamAudit(c, services.audit, {
+      matches: (event) =>
+        (!plugin || event.plugin === plugin) && (!action || event.action === action) &&
+        (!decision || event.decision === decision),
+      view,
     });
   });
 
