@@ -201,3 +201,48 @@ export async function expectProblem(
   }
   return body;
 }
+
+/**
+ * The `store:` lines of keycard.yaml for a replica on a PostgreSQL database (for `StartGatewayOptions.yaml`).
+ *
+ * @param url The database.
+ * @param options The replica's name (else one is made and kept in its data dir) and the store's timeout.
+ * @returns The lines.
+ */
+export function storeYaml(url: string, options: { replica?: string; timeoutMs?: number } = {}): string[] {
+  return [
+    "store:",
+    "  kind: postgres",
+    `  url: ${JSON.stringify(url)}`,
+    ...(options.replica === undefined ? [] : [`  replica: ${options.replica}`]),
+    ...(options.timeoutMs === undefined ? [] : [`  timeoutMs: ${options.timeoutMs}`]),
+  ];
+}
+
+/** `init` with the fixture's admin token. */
+export function asAdmin(fx: GatewayFixture, init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { ...bearer(fx.adminToken), ...init.headers as Record<string, string> } };
+}
+
+/** Invokes an export as the `app` client (role caller). */
+export async function invokeAsCaller(
+  fx: GatewayFixture,
+  plugin: string,
+  exportName: string,
+  body = "x",
+): Promise<Response> {
+  return await fx.request(`/v1/plugins/${plugin}/invoke/${exportName}`, {
+    method: "POST",
+    headers: bearer(fx.callerToken),
+    body,
+  });
+}
+
+/** The body of a 2xx response; anything else throws with its status and the start of its body. */
+export async function expectOk(response: Response, what: string): Promise<string> {
+  const text = await response.text();
+  if (response.status < 200 || response.status > 299) {
+    throw new Error(`${what}: ${response.status} ${text.slice(0, 300)}`);
+  }
+  return text;
+}

@@ -6,12 +6,15 @@ import { loadConfig } from "../src/config/mod.ts";
 import { createGateway } from "../src/gateway/mod.ts";
 import { StoreUnavailableError } from "../src/store/mod.ts";
 import {
-  bearer,
+  asAdmin,
   echoManifest,
+  expectOk,
   expectProblem,
   type GatewayFixture,
+  invokeAsCaller,
   pluginForm,
   startGateway,
+  storeYaml,
 } from "./_gateway_fixture.ts";
 import { createTestDatabase } from "./_postgres.ts";
 import { testPostgres } from "./_postgres_kv.ts";
@@ -29,30 +32,6 @@ function follows<T>(what: string, check: () => Promise<T>, ms = FOLLOW_MS) {
   return eventually(what, check, ms);
 }
 
-function storeYaml(url: string, replica: string): string[] {
-  return ["store:", "  kind: postgres", `  url: ${JSON.stringify(url)}`, `  replica: ${replica}`, "  timeoutMs: 1000"];
-}
-
-function admin(fx: GatewayFixture, init: RequestInit = {}): RequestInit {
-  return { ...init, headers: { ...bearer(fx.adminToken), ...init.headers as Record<string, string> } };
-}
-
-async function invoke(fx: GatewayFixture, plugin: string, exportName: string, body = "x"): Promise<Response> {
-  return await fx.request(`/v1/plugins/${plugin}/invoke/${exportName}`, {
-    method: "POST",
-    headers: bearer(fx.callerToken),
-    body,
-  });
-}
-
-async function expectOk(response: Response, what: string): Promise<string> {
-  const text = await response.text();
-  if (response.status < 200 || response.status > 299) {
-    throw new Error(`${what}: ${response.status} ${text.slice(0, 200)}`);
-  }
-  return text;
-}
-
 const NO_ECHO =
   '@id("ops.no-echo")\nforbid (principal, action == Action::"plugin.call", resource == Plugin::"echo");\n';
 
@@ -61,60 +40,63 @@ Deno.test({
   ignore,
   async fn() {
     await using db = await createTestDatabase(testPostgres!.url);
-    const a = await startGateway({ yaml: storeYaml(db.url, "a") });
+    const a = await startGateway({ yaml: storeYaml(db.url, { replica: "a", timeoutMs: 1000 }) });
     try {
-      const b = await startGateway({ yaml: storeYaml(db.url, "b") });
+      const b = await startGateway({ yaml: storeYaml(db.url, { replica: "b", timeoutMs: 1000 }) });
       try {
         const echo = await watFixture("http_echo");
         // Install on A: B runs it, with the same bytes.
         const installed = await a.request(
           "/v1/plugins/echo",
-          admin(a, { method: "PUT", body: pluginForm(echo, echoManifest("echo")) }),
+          asAdmin(a, { method: "PUT", body: pluginForm(echo, echoManifest("echo")) }),
         );
         await expectOk(installed, "install on A");
-        assert.equal(await expectOk(await invoke(a, "echo", "echo", "hi"), "echo on A"), "hi");
+        assert.equal(await expectOk(await invokeAsCaller(a, "echo", "echo", "hi"), "echo on A"), "hi");
         await follows(
           "echo on B",
-          async () => assert.equal(await expectOk(await invoke(b, "echo", "echo", "b"), "B"), "b"),
+          async () => assert.equal(await expectOk(await invokeAsCaller(b, "echo", "echo", "b"), "B"), "b"),
         );
-        const onB = await (await b.request("/v1/plugins/echo", admin(b))).json();
+        const onB = await (await b.request("/v1/plugins/echo", asAdmin(b))).json();
         assert.equal(onB.state, "loaded");
 
         // A policy written on B denies on A; removed on A, allowed on B again.
         await expectOk(
-          await b.request("/v1/policies/no-echo.cedar", admin(b, { method: "PUT", body: NO_ECHO })),
+          await b.request("/v1/policies/no-echo.cedar", asAdmin(b, { method: "PUT", body: NO_ECHO })),
           "policy on B",
         );
-        await expectProblem(await invoke(b, "echo", "echo"), 403, "forbidden");
-        await follows("deny on A", async () => expectProblem(await invoke(a, "echo", "echo"), 403, "forbidden"));
+        await expectProblem(await invokeAsCaller(b, "echo", "echo"), 403, "forbidden");
+        await follows(
+          "deny on A",
+          async () => expectProblem(await invokeAsCaller(a, "echo", "echo"), 403, "forbidden"),
+        );
         // A counted how long the change took to reach it.
         const lag = /^keycard_propagation_lag_seconds_count (\d+)$/m.exec(
-          await (await a.request("/metrics", admin(a))).text(),
+          await (await a.request("/metrics", asAdmin(a))).text(),
         );
         assert.ok(Number(lag?.[1]) >= 1, `propagation lag observed on A: ${lag?.[0]}`);
-        const sources = await (await a.request("/v1/policies", admin(a))).json() as { sources: { name: string }[] };
+        const sources = await (await a.request("/v1/policies", asAdmin(a))).json() as { sources: { name: string }[] };
         assert.ok(sources.sources.some((s) => s.name === "no-echo.cedar"));
         // The policy went to the database, not to A's or B's policy directory.
         await assert.rejects(Deno.stat(`${b.dir}/policies/no-echo.cedar`), Deno.errors.NotFound);
         assert.equal(
-          (await a.request("/v1/policies/no-echo.cedar", admin(a, { method: "DELETE" }))).status,
+          (await a.request("/v1/policies/no-echo.cedar", asAdmin(a, { method: "DELETE" }))).status,
           204,
         );
-        await follows("allow on B", async () => expectOk(await invoke(b, "echo", "echo"), "B"));
+        await follows("allow on B", async () => expectOk(await invokeAsCaller(b, "echo", "echo"), "B"));
 
         // A removal on B unloads on A.
-        assert.equal((await b.request("/v1/plugins/echo", admin(b, { method: "DELETE" }))).status, 204);
+        assert.equal((await b.request("/v1/plugins/echo", asAdmin(b, { method: "DELETE" }))).status, 204);
         await follows(
           "echo gone on A",
-          async () => expectProblem(await invoke(a, "echo", "echo"), 404, "not-found"),
+          async () => expectProblem(await invokeAsCaller(a, "echo", "echo"), 404, "not-found"),
         );
 
         // The audit log is shared: A's query shows B's events, each with its replica.
-        await expectOk(await invoke(b, "stamp", "stamp", "b"), "stamp on B");
-        await expectOk(await invoke(a, "stamp", "stamp", "a"), "stamp on A");
+        await expectOk(await invokeAsCaller(b, "stamp", "stamp", "b"), "stamp on B");
+        await expectOk(await invokeAsCaller(a, "stamp", "stamp", "a"), "stamp on A");
         await follows("events of both replicas on A and on B", async () => {
           for (const fx of [a, b]) {
-            const response = await fx.request("/v1/audit?plugin=stamp&limit=1000", admin(fx));
+            const response = await fx.request("/v1/audit?plugin=stamp&limit=1000", asAdmin(fx));
             const { events } = await response.json() as { events: { replica?: string }[] };
             assert.deepEqual([...new Set(events.map((e) => e.replica))].sort(), ["a", "b"]);
           }
@@ -123,7 +105,7 @@ Deno.test({
         const onlyB = await decisionsInDatabase(db.url, "stamp");
         const plan = await b.request(
           "/v1/policies/plan",
-          admin(b, {
+          asAdmin(b, {
             method: "POST",
             headers: { "content-type": "application/json" },
             body: JSON.stringify({ files: { "no-echo.cedar": NO_ECHO } }),
@@ -181,7 +163,7 @@ Deno.test({
     await using proxy = await startTcpProxy({ hostname: target.hostname, port: Number(target.port) });
     const viaProxy = new URL(db.url);
     viaProxy.port = String(proxy.port);
-    const fx = await startGateway({ yaml: storeYaml(viaProxy.href, "solo") });
+    const fx = await startGateway({ yaml: storeYaml(viaProxy.href, { replica: "solo", timeoutMs: 1000 }) });
     let closed = false;
     try {
       assert.deepEqual(await readyz(fx), {
@@ -189,7 +171,9 @@ Deno.test({
         policyVersion: (await readyz(fx) as Ready & { policyVersion: number }).policyVersion,
         store: { kind: "postgres", state: "up", replica: "solo", spooled: 0 },
       });
-      for (let i = 0; i < 5; i++) await expectOk(await invoke(fx, "stamp", "stamp", `before ${i}`), "stamp before");
+      for (let i = 0; i < 5; i++) {
+        await expectOk(await invokeAsCaller(fx, "stamp", "stamp", `before ${i}`), "stamp before");
+      }
 
       proxy.cut();
       await follows("readyz shows the store down", async () => {
@@ -198,23 +182,25 @@ Deno.test({
         assert.equal(ready.store?.state, "down");
       });
       // Loaded plugins keep serving from memory; their audit events go to the spool.
-      for (let i = 0; i < 20; i++) await expectOk(await invoke(fx, "stamp", "stamp", `during ${i}`), "stamp during");
-      assert.ok((await expectOk(await invoke(fx, "hello", "greet", "outage"), "hello during")).length > 0);
+      for (let i = 0; i < 20; i++) {
+        await expectOk(await invokeAsCaller(fx, "stamp", "stamp", `during ${i}`), "stamp during");
+      }
+      assert.ok((await expectOk(await invokeAsCaller(fx, "hello", "greet", "outage"), "hello during")).length > 0);
       // Writes are refused with a clear 503 and change nothing.
-      const before = await (await fx.request("/v1/policies", admin(fx))).json();
-      const put = await fx.request("/v1/policies/no-echo.cedar", admin(fx, { method: "PUT", body: NO_ECHO }));
+      const before = await (await fx.request("/v1/policies", asAdmin(fx))).json();
+      const put = await fx.request("/v1/policies/no-echo.cedar", asAdmin(fx, { method: "PUT", body: NO_ECHO }));
       assert.equal(put.headers.get("retry-after"), "5");
       const problem = await expectProblem(put, 503, "store-unavailable");
       assert.match(String(problem.detail), /unreachable|did not answer/);
       assert.doesNotMatch(String(problem.detail), /forbid/);
       const install = await fx.request(
         "/v1/plugins/echo",
-        admin(fx, { method: "PUT", body: pluginForm(await watFixture("http_echo"), echoManifest("echo")) }),
+        asAdmin(fx, { method: "PUT", body: pluginForm(await watFixture("http_echo"), echoManifest("echo")) }),
       );
       await expectProblem(install, 503, "store-unavailable");
-      assert.deepEqual(await (await fx.request("/v1/policies", admin(fx))).json(), before);
+      assert.deepEqual(await (await fx.request("/v1/policies", asAdmin(fx))).json(), before);
       await follows("events spooled", async () => assert.ok(((await readyz(fx)).store?.spooled ?? 0) > 0));
-      const metrics = await (await fx.request("/metrics", admin(fx))).text();
+      const metrics = await (await fx.request("/metrics", asAdmin(fx))).text();
       assert.match(metrics, /^keycard_store_up 0$/m);
       assert.match(metrics, /^keycard_audit_spool_events [1-9]\d*$/m);
 
@@ -226,10 +212,12 @@ Deno.test({
       }, 15_000);
       // Writes work again.
       await expectOk(
-        await fx.request("/v1/policies/no-echo.cedar", admin(fx, { method: "PUT", body: NO_ECHO })),
+        await fx.request("/v1/policies/no-echo.cedar", asAdmin(fx, { method: "PUT", body: NO_ECHO })),
         "policy after",
       );
-      for (let i = 0; i < 5; i++) await expectOk(await invoke(fx, "stamp", "stamp", `after ${i}`), "stamp after");
+      for (let i = 0; i < 5; i++) {
+        await expectOk(await invokeAsCaller(fx, "stamp", "stamp", `after ${i}`), "stamp after");
+      }
       const recorded = fx.gateway.services.audit.counters()
         .filter((c) => c.plugin === "stamp")
         .reduce((sum, c) => sum + c.count, 0);
@@ -253,7 +241,9 @@ Deno.test({
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
-    const error = await startGateway({ yaml: storeYaml(`postgres://keycard:sekret@127.0.0.1:${port}/k`, "x") })
+    const error = await startGateway({
+      yaml: storeYaml(`postgres://keycard:sekret@127.0.0.1:${port}/k`, { replica: "x" }),
+    })
       .then(() => assert.fail("expected the start to fail"), (error: unknown) => error);
     assert.ok(error instanceof StoreUnavailableError, String(error));
     assert.match(
@@ -269,9 +259,12 @@ Deno.test("the files store: /readyz shows no store, and policy writes go to the 
   try {
     const ready = await readyz(fx);
     assert.equal(ready.store, undefined);
-    await expectOk(await fx.request("/v1/policies/no-echo.cedar", admin(fx, { method: "PUT", body: NO_ECHO })), "put");
+    await expectOk(
+      await fx.request("/v1/policies/no-echo.cedar", asAdmin(fx, { method: "PUT", body: NO_ECHO })),
+      "put",
+    );
     assert.equal(await Deno.readTextFile(`${fx.dir}/policies/no-echo.cedar`), NO_ECHO);
-    const metrics = await (await fx.request("/metrics", admin(fx))).text();
+    const metrics = await (await fx.request("/metrics", asAdmin(fx))).text();
     assert.doesNotMatch(metrics, /keycard_store_up/);
   } finally {
     await fx.close();

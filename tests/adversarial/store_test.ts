@@ -13,19 +13,22 @@ import { migrate } from "../../src/store/postgres/migrate.ts";
 import { PostgresAuditWriter } from "../../src/store/postgres/postgres_audit.ts";
 import { PostgresKvStore } from "../../src/store/postgres/postgres_kv_store.ts";
 import {
-  bearer,
+  asAdmin,
   echoManifest,
+  expectOk,
   expectProblem,
   type GatewayFixture,
+  invokeAsCaller,
   pluginForm,
   sha256Hex,
   startGateway,
+  storeYaml,
   within,
 } from "../_gateway_fixture.ts";
 import { createTestDatabase } from "../_postgres.ts";
 import { testPostgres } from "../_postgres_kv.ts";
 import { startTcpProxy } from "../_tcp_proxy.ts";
-import { decoder, encoder, watFixture } from "../_test_utils.ts";
+import { decoder, encoder, eventually as waitFor, watFixture } from "../_test_utils.ts";
 import { tally } from "./_tally.ts";
 
 const ignored = testPostgres === undefined ? " (ignored: no PostgreSQL)" : "";
@@ -42,19 +45,6 @@ const TIMEOUT_MS = 1000;
 const SLACK_MS = 1500;
 /** Bound of every wait for a replica to follow another. */
 const FOLLOW_MS = 8000;
-
-/** Waits until `check` passes (it throws until then), bounded: the condition is the event waited on. */
-async function eventually<T>(what: string, check: () => Promise<T>, ms = FOLLOW_MS): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
-}
 
 /** The same module with a custom section appended: other bytes (another sha256), the same behaviour. */
 function variant(wasm: Uint8Array, tag: string): Uint8Array {
@@ -375,42 +365,17 @@ Deno.test({
   },
 });
 
+/** Waits (bounded) for a replica to follow another. */
+function eventually<T>(what: string, check: () => Promise<T>, ms = FOLLOW_MS) {
+  return waitFor(what, check, ms);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Hostile API clients, rows and notifications against two replicas on one database.
 
-function storeYaml(url: string, replica: string): string[] {
-  return [
-    "store:",
-    "  kind: postgres",
-    `  url: ${JSON.stringify(url)}`,
-    `  replica: ${replica}`,
-    `  timeoutMs: ${TIMEOUT_MS}`,
-  ];
-}
-
-function admin(fx: GatewayFixture, init: RequestInit = {}): RequestInit {
-  return { ...init, headers: { ...bearer(fx.adminToken), ...init.headers as Record<string, string> } };
-}
-
-async function invoke(fx: GatewayFixture, plugin: string, exportName: string, body = "x"): Promise<Response> {
-  return await fx.request(`/v1/plugins/${plugin}/invoke/${exportName}`, {
-    method: "POST",
-    headers: bearer(fx.callerToken),
-    body,
-  });
-}
-
-async function expectOk(response: Response, what: string): Promise<string> {
-  const text = await response.text();
-  if (response.status < 200 || response.status > 299) {
-    throw new Error(`${what}: ${response.status} ${text.slice(0, 300)}`);
-  }
-  return text;
-}
-
 /** The operator files a replica runs, by name. */
 async function filesOf(fx: GatewayFixture): Promise<Map<string, string>> {
-  const { sources } = await (await fx.request("/v1/policies", admin(fx))).json() as {
+  const { sources } = await (await fx.request("/v1/policies", asAdmin(fx))).json() as {
     sources: { name: string; kind: string; text: string }[];
   };
   return new Map(sources.filter((s) => s.kind === "file").map((s) => [s.name, s.text]));
@@ -434,10 +399,10 @@ Deno.test({
     const t = tally("store (replicas)");
     await using db = await createTestDatabase(testPostgres!.url);
     const sql = superuser(db.url);
-    const a = await startGateway({ yaml: storeYaml(db.url, "a") });
+    const a = await startGateway({ yaml: storeYaml(db.url, { replica: "a", timeoutMs: TIMEOUT_MS }) });
     let b: GatewayFixture | undefined;
     try {
-      b = await startGateway({ yaml: storeYaml(db.url, "b") });
+      b = await startGateway({ yaml: storeYaml(db.url, { replica: "b", timeoutMs: TIMEOUT_MS }) });
       const B = b;
       const policyRows = async () =>
         (await sql<{ name: string; version: string; text: string }[]>`
@@ -464,7 +429,7 @@ Deno.test({
             "a%5Cb",
           ];
           for (const name of names) {
-            const response = await a.request(`/v1/policies/${name}`, admin(a, { method: "PUT", body: PERMIT("x") }));
+            const response = await a.request(`/v1/policies/${name}`, asAdmin(a, { method: "PUT", body: PERMIT("x") }));
             const text = await response.text();
             assert.ok([400, 404].includes(response.status), `${name}: ${response.status} ${text.slice(0, 200)}`);
             if (response.status === 400) assert.match(text, /bad-request/);
@@ -476,11 +441,11 @@ Deno.test({
 
       await t.attack("'x.cedar.cedar' is its own file, never an alias of 'x.cedar'", async () => {
         await expectOk(
-          await a.request("/v1/policies/x.cedar", admin(a, { method: "PUT", body: PERMIT("x.one") })),
+          await a.request("/v1/policies/x.cedar", asAdmin(a, { method: "PUT", body: PERMIT("x.one") })),
           "x",
         );
         await expectOk(
-          await a.request("/v1/policies/x.cedar.cedar", admin(a, { method: "PUT", body: PERMIT("x.two") })),
+          await a.request("/v1/policies/x.cedar.cedar", asAdmin(a, { method: "PUT", body: PERMIT("x.two") })),
           "x.cedar.cedar",
         );
         const rows = new Map((await policyRows()).map((r) => [r.name, r.text]));
@@ -497,7 +462,7 @@ Deno.test({
           const before = await policyRows();
           const version = B.gateway.services.policies.version();
           await expectProblem(
-            await a.request("/v1/policies/lockout.cedar", admin(a, { method: "PUT", body: LOCKOUT })),
+            await a.request("/v1/policies/lockout.cedar", asAdmin(a, { method: "PUT", body: LOCKOUT })),
             409,
             "conflict",
           );
@@ -518,7 +483,7 @@ Deno.test({
               "(".repeat(100_000),
             ]
           ) {
-            const response = await a.request("/v1/policies/bad.cedar", admin(a, { method: "PUT", body: text }));
+            const response = await a.request("/v1/policies/bad.cedar", asAdmin(a, { method: "PUT", body: text }));
             const body = await response.text();
             assert.ok([400, 413].includes(response.status), `${response.status} ${body.slice(0, 200)}`);
           }
@@ -531,8 +496,8 @@ Deno.test({
         async () => {
           for (let round = 0; round < 10; round++) {
             const [ra, rb] = await Promise.all([
-              a.request("/v1/policies/race.cedar", admin(a, { method: "PUT", body: PERMIT(`race.a${round}`) })),
-              B.request("/v1/policies/race.cedar", admin(B, { method: "PUT", body: PERMIT(`race.b${round}`) })),
+              a.request("/v1/policies/race.cedar", asAdmin(a, { method: "PUT", body: PERMIT(`race.a${round}`) })),
+              B.request("/v1/policies/race.cedar", asAdmin(B, { method: "PUT", body: PERMIT(`race.b${round}`) })),
             ]);
             await expectOk(ra, `A round ${round}`);
             await expectOk(rb, `B round ${round}`);
@@ -556,11 +521,11 @@ Deno.test({
             const [ra, rb] = await Promise.all([
               a.request(
                 "/v1/plugins/twin",
-                admin(a, { method: "PUT", body: pluginForm(wa, echoManifest("twin", version)) }),
+                asAdmin(a, { method: "PUT", body: pluginForm(wa, echoManifest("twin", version)) }),
               ),
               B.request(
                 "/v1/plugins/twin",
-                admin(B, { method: "PUT", body: pluginForm(wb, echoManifest("twin", version)) }),
+                asAdmin(B, { method: "PUT", body: pluginForm(wb, echoManifest("twin", version)) }),
               ),
             ]);
             const answers = [
@@ -597,18 +562,18 @@ Deno.test({
           await expectOk(
             await a.request(
               "/v1/plugins/gone",
-              admin(a, { method: "PUT", body: pluginForm(echo, echoManifest("gone", "1.0.0")) }),
+              asAdmin(a, { method: "PUT", body: pluginForm(echo, echoManifest("gone", "1.0.0")) }),
             ),
             "install gone 1",
           );
           await eventually("B runs gone", async () => {
-            assert.equal(await expectOk(await invoke(B, "gone", "echo", "hi"), "B"), "hi");
+            assert.equal(await expectOk(await invokeAsCaller(B, "gone", "echo", "hi"), "B"), "hi");
           });
           const [removed, installed] = await Promise.all([
-            a.request("/v1/plugins/gone", admin(a, { method: "DELETE" })),
+            a.request("/v1/plugins/gone", asAdmin(a, { method: "DELETE" })),
             B.request(
               "/v1/plugins/gone",
-              admin(B, {
+              asAdmin(B, {
                 method: "PUT",
                 body: pluginForm(variant(echo, "gone2"), echoManifest("gone", "2.0.0")),
               }),
@@ -622,7 +587,7 @@ Deno.test({
           await eventually("both replicas run what the database holds", async () => {
             for (const fx of [a, B]) {
               assert.equal(hostSha(fx, "gone"), sha, fx === a ? "A" : "B");
-              assert.equal((await invoke(fx, "gone", "echo", "hi")).status, sha === undefined ? 404 : 200);
+              assert.equal((await invokeAsCaller(fx, "gone", "echo", "hi")).status, sha === undefined ? 404 : 200);
             }
           });
         },
@@ -634,7 +599,7 @@ Deno.test({
           await expectOk(
             await a.request(
               "/v1/plugins/victim",
-              admin(a, { method: "PUT", body: pluginForm(echo, echoManifest("victim")) }),
+              asAdmin(a, { method: "PUT", body: pluginForm(echo, echoManifest("victim")) }),
             ),
             "install victim",
           );
@@ -650,13 +615,13 @@ Deno.test({
           'change', (SELECT change FROM plugins WHERE name = 'victim'), 'at', 0)::text)`;
           // A barrier: a real change made after the tampering reaches both replicas, so they handled the tampering.
           await expectOk(
-            await a.request("/v1/policies/barrier1.cedar", admin(a, { method: "PUT", body: PERMIT("barrier1") })),
+            await a.request("/v1/policies/barrier1.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier1") })),
             "barrier",
           );
           await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier1.cedar")));
           for (const fx of [a, B]) {
             assert.equal(hostSha(fx, "victim"), good, "the replica runs the installed bytes");
-            assert.equal(await expectOk(await invoke(fx, "victim", "echo", "still"), "victim"), "still");
+            assert.equal(await expectOk(await invokeAsCaller(fx, "victim", "echo", "still"), "victim"), "still");
           }
           // And it says so: the replica that followed the bumped row names the mismatch.
           const said = [...a.gateway.startFailures(), ...B.gateway.startFailures()].map((f) => f.error).join("\n");
@@ -671,7 +636,7 @@ Deno.test({
           await sql`SELECT pg_notify('keycard_changes', json_build_object('kind', 'plugin', 'name', 'victim',
             'change', (SELECT change FROM plugins WHERE name = 'victim'), 'at', 0)::text)`;
           await expectOk(
-            await a.request("/v1/policies/barrier5.cedar", admin(a, { method: "PUT", body: PERMIT("barrier5") })),
+            await a.request("/v1/policies/barrier5.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier5") })),
             "barrier",
           );
           await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier5.cedar")));
@@ -704,7 +669,7 @@ Deno.test({
           ];
           for (const payload of payloads) await sql`SELECT pg_notify('keycard_changes', ${payload})`;
           await expectOk(
-            await a.request("/v1/policies/barrier2.cedar", admin(a, { method: "PUT", body: PERMIT("barrier2") })),
+            await a.request("/v1/policies/barrier2.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier2") })),
             "barrier",
           );
           await eventually(
@@ -715,7 +680,7 @@ Deno.test({
             const ready = await (await fx.request("/readyz")).json();
             assert.equal(ready.status, statuses[fx === a ? 0 : 1], "the garbage changed /readyz");
             assert.equal(ready.store?.state, "up", JSON.stringify(ready.store));
-            assert.equal(await expectOk(await invoke(fx, "victim", "echo", "ok"), "serve"), "ok");
+            assert.equal(await expectOk(await invokeAsCaller(fx, "victim", "echo", "ok"), "serve"), "ok");
           }
           // Only the barrier changed the policy set: no reload for garbage.
           assert.equal(a.gateway.services.policies.version(), versions[0]! + 1, "A reloaded for garbage");
@@ -727,7 +692,7 @@ Deno.test({
         "a flood of 2,000 well-formed NOTIFYs of nothing reloads nothing and leaves B quiet afterwards",
         async () => {
           const heads = async () => {
-            const text = await (await B.request("/metrics", admin(B))).text();
+            const text = await (await B.request("/metrics", asAdmin(B))).text();
             const match = /^keycard_store_seconds_count\{[^}]*op="plugins\.heads"[^}]*\} (\d+)$/m.exec(text);
             assert.ok(match, "B's metrics count plugins.heads");
             return Number(match[1]);
@@ -737,14 +702,14 @@ Deno.test({
           await sql`SELECT pg_notify('keycard_changes', json_build_object('kind', case when i % 2 = 0 then 'plugin'
           else 'policy' end, 'name', 'victim', 'change', i, 'at', 0)::text) FROM generate_series(1, 2000) AS i`;
           await expectOk(
-            await a.request("/v1/policies/barrier3.cedar", admin(a, { method: "PUT", body: PERMIT("barrier3") })),
+            await a.request("/v1/policies/barrier3.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier3") })),
             "barrier",
           );
           await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier3.cedar")));
           const afterFlood = await heads();
           // Once more: one real change costs a catch-up or two, not a replay of the flood.
           await expectOk(
-            await a.request("/v1/policies/barrier4.cedar", admin(a, { method: "PUT", body: PERMIT("barrier4") })),
+            await a.request("/v1/policies/barrier4.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier4") })),
             "barrier",
           );
           await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier4.cedar")));
@@ -767,15 +732,15 @@ Deno.test({
             'change', (SELECT change FROM plugins WHERE name = '../evil'), 'at', 0)::text)`;
           try {
             await expectOk(
-              await a.request("/v1/policies/barrier6.cedar", admin(a, { method: "PUT", body: PERMIT("barrier6") })),
+              await a.request("/v1/policies/barrier6.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier6") })),
               "barrier",
             );
             await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier6.cedar")));
             for (const fx of [a, B]) {
               const who = fx === a ? "A" : "B";
               assert.equal(hostSha(fx, "../evil"), undefined, `${who} runs the hostile row`);
-              assert.equal(await expectOk(await invoke(fx, "victim", "echo", "ok"), `${who} serves`), "ok");
-              const listed = await expectOk(await fx.request("/v1/plugins", admin(fx)), `${who} lists plugins`);
+              assert.equal(await expectOk(await invokeAsCaller(fx, "victim", "echo", "ok"), `${who} serves`), "ok");
+              const listed = await expectOk(await fx.request("/v1/plugins", asAdmin(fx)), `${who} lists plugins`);
               assert.match(listed, /"victim"/, `${who}'s listing lost the good plugins`);
             }
           } finally {
@@ -793,7 +758,7 @@ Deno.test({
           await sql`SELECT pg_notify('keycard_changes', json_build_object('kind', 'policy', 'name', 'evil.cedar',
             'change', (SELECT version FROM policies WHERE name = 'evil.cedar'), 'at', 0)::text)`;
           const lists = async () => {
-            const text = await (await B.request("/metrics", admin(B))).text();
+            const text = await (await B.request("/metrics", asAdmin(B))).text();
             return Number(/^keycard_store_seconds_count\{[^}]*op="policies\.list"[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
           };
           const before = await lists();
@@ -802,7 +767,7 @@ Deno.test({
           await sql`SELECT pg_notify('keycard_changes', json_build_object('kind', 'plugin', 'name', 'victim',
             'change', 0, 'at', 0)::text)`;
           const heads = async () => {
-            const text = await (await B.request("/metrics", admin(B))).text();
+            const text = await (await B.request("/metrics", asAdmin(B))).text();
             return Number(/^keycard_store_seconds_count\{[^}]*op="plugins\.heads"[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
           };
           const headsBefore = await heads();
@@ -811,10 +776,10 @@ Deno.test({
           await eventually("B handled the next change", async () => assert.ok(await heads() > headsBefore));
           assert.equal(B.gateway.services.policies.version(), version, "B loaded a set with the invalid row");
           assert.ok(!(await filesOf(B)).has("evil.cedar"));
-          assert.equal(await expectOk(await invoke(B, "victim", "echo", "ok"), "B serves"), "ok");
+          assert.equal(await expectOk(await invokeAsCaller(B, "victim", "echo", "ok"), "B serves"), "ok");
           await sql`DELETE FROM policies WHERE name = 'evil.cedar'`;
           await expectOk(
-            await a.request("/v1/policies/barrier7.cedar", admin(a, { method: "PUT", body: PERMIT("barrier7") })),
+            await a.request("/v1/policies/barrier7.cedar", asAdmin(a, { method: "PUT", body: PERMIT("barrier7") })),
             "barrier",
           );
           await eventually("B runs the database's files again", async () => {
@@ -829,7 +794,7 @@ Deno.test({
         async () => {
           const before = await policyRows();
           const text = `// nul \u0000 here\n${PERMIT("nul.text")}`;
-          const response = await a.request("/v1/policies/nul.cedar", admin(a, { method: "PUT", body: text }));
+          const response = await a.request("/v1/policies/nul.cedar", asAdmin(a, { method: "PUT", body: text }));
           const body = await response.text();
           if (response.status === 200) {
             const [row] = (await policyRows()).filter((r) => r.name === "nul.cedar");
@@ -850,7 +815,7 @@ Deno.test({
           assert.match(manifest, /description: "a\\0b"/);
           const response = await a.request(
             "/v1/plugins/nulman",
-            admin(a, { method: "PUT", body: pluginForm(variant(echo, "nul"), manifest) }),
+            asAdmin(a, { method: "PUT", body: pluginForm(variant(echo, "nul"), manifest) }),
           );
           const body = await response.text();
           const rows = await sql`SELECT manifest FROM plugins WHERE name = 'nulman'`;
@@ -866,14 +831,17 @@ Deno.test({
       );
 
       await t.attack("/v1/audit filters with SQL are literal; limit and since keep their bounds", async () => {
-        await expectOk(await invoke(a, "stamp", "stamp", "audit"), "stamp");
+        await expectOk(await invokeAsCaller(a, "stamp", "stamp", "audit"), "stamp");
         await eventually("stamp's events in the shared log", async () => {
-          const { events } = await (await B.request("/v1/audit?plugin=stamp", admin(B))).json();
+          const { events } = await (await B.request("/v1/audit?plugin=stamp", asAdmin(B))).json();
           assert.ok(events.length > 0);
         });
         for (const hostile of ["' OR 1=1 --", "stamp' --", "%", "stamp%", "_tamp", "stamp'); DELETE FROM audit; --"]) {
           for (const field of ["plugin", "action"]) {
-            const response = await a.request(`/v1/audit?${field}=${encodeURIComponent(hostile)}&limit=10000`, admin(a));
+            const response = await a.request(
+              `/v1/audit?${field}=${encodeURIComponent(hostile)}&limit=10000`,
+              asAdmin(a),
+            );
             const { events } = await response.json() as { events: unknown[] };
             assert.equal(response.status, 200);
             assert.deepEqual(events, [], `${field}=${hostile}`);
@@ -892,11 +860,11 @@ Deno.test({
             "decision=maybe",
           ]
         ) {
-          await expectProblem(await a.request(`/v1/audit?${query}`, admin(a)), 400, "bad-request");
+          await expectProblem(await a.request(`/v1/audit?${query}`, asAdmin(a)), 400, "bad-request");
         }
-        const future = await (await a.request("/v1/audit?since=9999-12-31T00:00:00Z", admin(a))).json();
+        const future = await (await a.request("/v1/audit?since=9999-12-31T00:00:00Z", asAdmin(a))).json();
         assert.deepEqual(future.events, []);
-        const one = await (await a.request("/v1/audit?limit=1", admin(a))).json();
+        const one = await (await a.request("/v1/audit?limit=1", asAdmin(a))).json();
         assert.equal(one.events.length, 1);
       });
 
@@ -915,7 +883,7 @@ Deno.test({
               "since=1969-12-31T23:59:59.999999999Z",
             ]
           ) {
-            const response = await a.request(`/v1/audit?${query}`, admin(a));
+            const response = await a.request(`/v1/audit?${query}`, asAdmin(a));
             const text = await response.text();
             if (![200, 400].includes(response.status)) wrong.push(`${query}: ${response.status} ${text.slice(0, 120)}`);
             else if (response.status === 200 && /^(plugin|action)=/.test(query) && JSON.parse(text).events.length > 0) {
@@ -1054,7 +1022,7 @@ Deno.test({
           const viaProxy = new URL(db.url);
           viaProxy.port = String(proxy.port);
           const fx = await startGateway({
-            yaml: storeYaml(viaProxy.href, "loud"),
+            yaml: storeYaml(viaProxy.href, { replica: "loud", timeoutMs: TIMEOUT_MS }),
             limits: { inputBytes: 200_000 },
             plugins: [{
               name: "loud",
@@ -1073,7 +1041,12 @@ Deno.test({
             const calls = 40;
             const answered: number[] = [];
             for (let i = 0; i < calls; i++) {
-              const response = await invoke(fx, "loud", "log_write", JSON.stringify({ level: "info", message }));
+              const response = await invokeAsCaller(
+                fx,
+                "loud",
+                "log_write",
+                JSON.stringify({ level: "info", message }),
+              );
               answered.push(response.status);
               await response.body?.cancel();
             }
