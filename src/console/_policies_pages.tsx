@@ -6,6 +6,7 @@ import { ProblemError, toProblem } from "../http/problem.ts";
 import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
 import { Csrf, page } from "./_layout.tsx";
 import { notPermitted } from "./_plugins_pages.tsx";
+import { policyFileName } from "../http/policy_file_name.ts";
 
 /** Recorded events a validation replays for its plan: enough to show flips, few enough to answer as you type. */
 const PLAN_WINDOW = { last: 1000 };
@@ -32,7 +33,7 @@ export function policiesPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const source = edit ? services.policies.sources().find((s) => s.kind === "file" && s.name === edit) : undefined;
     const applied = c.req.query("applied");
     return policiesPage(c, 200, {
-      name: source?.name ?? (edit ? policyName(edit) : ""),
+      name: source?.name ?? (edit ? policyFileName(edit) : ""),
       text: source?.text ?? "",
       ...(applied ? { applied: `Applied ${applied}: policy set version ${c.req.query("version") ?? "?"}` } : {}),
     });
@@ -44,7 +45,7 @@ export function policiesPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     if (typeof body?.text !== "string" || typeof body.name !== "string") {
       throw new ProblemError("bad-request", 'Send JSON {"name": "<file>.cedar", "text": "<Cedar>"}');
     }
-    return c.json(await validate(policyName(body.name), body.text, can(deps, c, "audit.read")));
+    return c.json(await validate(policyFileName(body.name), body.text, can(deps, c, "audit.read")));
   });
 
   app.post("/policies/apply", async (c) => {
@@ -54,7 +55,7 @@ export function policiesPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const text = typeof form.text === "string" ? form.text : "";
     let name: string;
     try {
-      name = policyName(rawName);
+      name = policyFileName(rawName);
     } catch (error) {
       return policiesPage(c, 400, { name: rawName, text, error: { valid: false, message: (error as Error).message } });
     }
@@ -177,17 +178,4 @@ function summary(report: PlanReport): PlanSummary {
     widenings: report.widenings.slice(0, 20).map(label),
     narrowings: report.narrowings.slice(0, 20).map(label),
   };
-}
-
-/** A policy file name as the /v1 API takes it: `<name>` or `<name>.cedar`, not hidden, no path. */
-function policyName(raw: string): string {
-  const name = raw.endsWith(".cedar") ? raw.slice(0, -".cedar".length) : raw;
-  if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/.test(name)) {
-    throw new ProblemError(
-      "bad-request",
-      `Policy name ${JSON.stringify(raw)} is invalid: a name is 1-128 letters, digits, "_", "-" or "." and does not ` +
-        `start with "."`,
-    );
-  }
-  return `${name}.cedar`;
 }

@@ -5,6 +5,7 @@ import type { Allow, ApiEnv } from "./_api.ts";
 import { quoteValue, readJsonObject, readText, singleQuery } from "./_input.ts";
 import { ProblemError } from "./problem.ts";
 import type { GatewayServices } from "./services.ts";
+import { policyFileName } from "./policy_file_name.ts";
 
 /** The `/v1/policies` sub-app. */
 export function policiesApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> {
@@ -42,7 +43,7 @@ export function policiesApi(services: GatewayServices, allow: Allow): Hono<ApiEn
 
   app.put("/:name", async (c) => {
     allow(c, "policy.write");
-    const name = policyName(c.req.param("name"));
+    const name = policyFileName(c.req.param("name"));
     const dryRun = singleQuery(c, "dryRun");
     if (dryRun !== undefined && dryRun !== "true" && dryRun !== "false") {
       throw new ProblemError("bad-request", `"dryRun" must be "true" or "false", got ${quoteValue(dryRun)}`);
@@ -61,7 +62,7 @@ export function policiesApi(services: GatewayServices, allow: Allow): Hono<ApiEn
 
   app.delete("/:name", async (c) => {
     allow(c, "policy.write");
-    const name = policyName(c.req.param("name"));
+    const name = policyFileName(c.req.param("name"));
     if (!await services.policies.remove(name)) {
       throw new ProblemError("not-found", `There is no operator policy "${name}"`);
     }
@@ -94,7 +95,7 @@ function planFiles(value: unknown): Record<string, string> {
     if (typeof text !== "string") {
       throw new ProblemError("bad-request", `"files.${raw}" must be the policy text, got ${quoteValue(text)}`);
     }
-    files[policyName(raw)] = text;
+    files[policyFileName(raw)] = text;
   }
   return files;
 }
@@ -105,7 +106,7 @@ function planRemove(value: unknown): string[] {
   if (!Array.isArray(value) || value.some((name) => typeof name !== "string")) {
     throw new ProblemError("bad-request", `"remove" must be a list of policy file names, got ${quoteValue(value)}`);
   }
-  return value.map((name) => policyName(name));
+  return value.map((name) => policyFileName(name));
 }
 
 /** The window of recorded events a plan replays: the last N, those since a time, or all. */
@@ -124,18 +125,4 @@ function planWindow(last: string | undefined, since: unknown): AuditWindow {
     window.since = since;
   }
   return window;
-}
-
-/** A policy file name: `<name>` or `<name>.cedar`, not hidden, no path. */
-function policyName(raw: string): string {
-  const name = raw.endsWith(".cedar") ? raw.slice(0, -".cedar".length) : raw;
-  if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/.test(name)) {
-    throw new ProblemError(
-      "bad-request",
-      `Policy name ${quoteValue(raw)} is invalid: a name is 1-128 letters, digits, "_", "-" or "." and does not ` +
-        `start with "."`,
-      { name: raw },
-    );
-  }
-  return `${name}.cedar`;
 }
