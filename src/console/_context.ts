@@ -1,6 +1,7 @@
 // What every console page shares: its Hono env (the session), its dependencies, and Cedar checks for the session's client.
 import type { Context } from "hono";
-import { clientEntity, type Entity } from "../policy/mod.ts";
+import type { Entity } from "../policy/mod.ts";
+import { allowApiAction, API, decideApiAction } from "../http/api_action.ts";
 import type { Metrics } from "../http/metrics.ts";
 import { ProblemError } from "../http/problem.ts";
 import type { GatewayServices } from "../http/services.ts";
@@ -16,8 +17,7 @@ export interface ConsoleDeps {
   metrics: Metrics | undefined;
 }
 
-/** The resource of API actions that concern no plugin (as the /v1 API decides them). */
-export const API: Entity = { uid: { type: "Api", id: "keycard" }, attrs: {}, parents: [] };
+export { API } from "../http/api_action.ts";
 
 /** The name of the session cookie. */
 export const COOKIE = "keycard_console";
@@ -36,25 +36,9 @@ export function can(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, r
 
 /** Throws a 403 problem when Cedar denies the session's client an API action (the /v1 API's message). */
 export function allow(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, resource: Entity = API): void {
-  const decision = decide(deps, c, action, resource);
-  if (decision.decision === "deny") {
-    const client = sessionOf(c).client;
-    throw new ProblemError(
-      "forbidden",
-      `Client "${client.id}" may not ${action} ${resource.uid.type}::${
-        JSON.stringify(resource.uid.id)
-      }: ${decision.reason}`,
-      { action, policies: decision.policies },
-    );
-  }
+  allowApiAction(deps.services, sessionOf(c).client, action, resource);
 }
 
 function decide(deps: ConsoleDeps, c: Context<ConsoleEnv>, action: string, resource: Entity) {
-  const { client } = sessionOf(c);
-  return deps.services.authorize({
-    principal: clientEntity({ id: client.id, roles: client.roles }),
-    action,
-    resource,
-    context: {},
-  });
+  return decideApiAction(deps.services, sessionOf(c).client, action, resource);
 }
