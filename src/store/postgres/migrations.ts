@@ -32,10 +32,14 @@ export interface Migration {
  * - `audit.uid`: each event's id, unique, so that an event sent again (after a
  *   lost acknowledgement, or from the local spool) is stored once.
  *
+ * Version 3: `plugins.report`, the conformance report the install passed (JSON;
+ * null for a plugin seeded from keycard.yaml), so that every replica, and the
+ * same one after a restart, shows it.
+ *
  * @example The newest version the code knows
  * ```ts
  * import { MIGRATIONS } from "./migrations.ts";
- * MIGRATIONS.at(-1)!.version; // 2
+ * MIGRATIONS.at(-1)!.version; // 3
  * ```
  */
 export const MIGRATIONS: readonly Migration[] = [
@@ -91,6 +95,13 @@ CREATE TABLE keycard_meta (
 ALTER TABLE audit ADD COLUMN uid text NOT NULL DEFAULT gen_random_uuid()::text;
 CREATE UNIQUE INDEX audit_uid ON audit (uid);
 CREATE INDEX audit_plugin ON audit ((event->>'plugin'), at, id);
+`,
+  },
+  {
+    version: 3,
+    name: "plugins: the conformance report of the install",
+    sql: `
+ALTER TABLE plugins ADD COLUMN report jsonb;
 `,
   },
 ];
