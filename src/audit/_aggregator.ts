@@ -138,6 +138,13 @@ export class Aggregator {
     for (const [key, window] of this.#windows) this.#close(key, window, emit);
   }
 
+  /** Emits now the sums of one call's repeated decisions (the call is over: nothing more joins them). */
+  drainCall(callId: string, emit: Emit): void {
+    for (const [key, window] of this.#windows) {
+      if (window.tail?.callId === callId && !window.tail.folded) this.#close(key, window, emit);
+    }
+  }
+
   #close(key: string, window: Window, emit: Emit): void {
     this.#windows.delete(key);
     const tail = window.tail;

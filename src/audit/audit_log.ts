@@ -383,6 +383,33 @@ export class AuditLog {
   }
 
   /**
+   * Emits now the pending sums of one call's repeated decisions, closing
+   * their windows early, so that whoever waited on the call (the console's
+   * invoke page) sees every decision it made, each sum with its `count`.
+   * Decisions folded past a plugin's budget are summed per plugin, not per
+   * call, and stay pending until their window ends.
+   *
+   * @param callId The call whose sums to emit; it should be over.
+   * @example
+   * ```ts
+   * import { AuditLog } from "./audit_log.ts";
+   * const log = new AuditLog({ aggregate: { windowMs: 60_000, repeats: 1, burst: 100, perSecond: 100 } });
+   * const event = {
+   *   time: new Date().toISOString(), callId: "c-1", plugin: "p", version: "1.0.0", action: "clock.now",
+   *   resource: 'Clock::"system"', decision: "allow" as const, policies: ["p0"], errors: [], caller: null,
+   *   durationUs: 1,
+   * };
+   * for (let i = 0; i < 3; i++) log.record(event);
+   * log.stats().pending; // 2
+   * log.emitSumsOf("c-1");
+   * log.stats().pending; // 0
+   * ```
+   */
+  emitSumsOf(callId: string): void {
+    this.#aggregator?.drainCall(callId, this.#emitter);
+  }
+
+  /**
    * Emits every pending sum (closing its window early), then waits until
    * every event emitted before the call is in the file (at once without a
    * file sink). A failed write keeps its events queued; the next `flush()`

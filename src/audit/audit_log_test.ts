@@ -317,3 +317,26 @@ Deno.test("AuditLog[Symbol.asyncDispose]() flushes and closes the file", async (
     assert.equal(JSON.parse(await Deno.readTextFile(path)).callId, "c-000000");
   });
 });
+
+Deno.test("AuditLog.emitSumsOf() emits one call's pending sums now, with their counts, and leaves other calls' pending", () => {
+  const log = new AuditLog({ aggregate: { windowMs: 60_000, repeats: 2, burst: 1000, perSecond: 1000 } });
+  const seen: AuditEvent[] = [];
+  log.subscribe((e) => void seen.push(e));
+  const at = new Date().toISOString();
+  for (const callId of ["c-1", "c-2"]) {
+    for (let i = 0; i < 5; i++) {
+      log.record(event(0, { callId, time: at, action: "clock.now", resource: 'Clock::"system"' }));
+    }
+  }
+  assert.equal(seen.length, 4, "two of each call on their own, three of each summed and pending");
+  assert.equal(log.stats().pending, 6);
+  log.emitSumsOf("c-1");
+  assert.equal(seen.length, 5);
+  assert.equal(seen[4]!.callId, "c-1");
+  assert.equal(seen[4]!.count, 3);
+  assert.equal(log.stats().pending, 3, "c-2's sum is still held");
+  log.emitSumsOf("c-1");
+  assert.equal(seen.length, 5, "nothing left of c-1");
+  log.emitSumsOf("no-such-call");
+  assert.equal(log.stats().pending, 3);
+});

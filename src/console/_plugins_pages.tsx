@@ -41,13 +41,9 @@ interface InvokeResult {
   hostCalls: AuditEvent[];
 }
 
-/** Most reports of console installs kept for the detail pages (the newest per plugin). */
-const MAX_REPORTS = 256;
-
 /** Registers the plugin pages on the console app. */
 export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   const { services } = deps;
-  const reports = new Map<string, Report>();
 
   app.get("/plugins", async (c) => {
     if (!can(deps, c, "plugin.read")) return notPermitted(c, "plugins", "plugin.read");
@@ -82,7 +78,6 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     }
     try {
       const { plugin, report } = await services.plugins.install(name, wasm, manifest);
-      remember(name, report as Report);
       return await installPage(c, 201, report as Report, `Installed ${plugin.name} ${plugin.version}`, plugin.name);
     } catch (error) {
       if (error instanceof ProblemError && error.kind === "not-conformant" && isReport(error.extensions.report)) {
@@ -133,18 +128,14 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       result.error = body.detail;
       status = body.status;
     } finally {
+      // Repeats of one decision past the first few are summed when their window ends: emitted now, with their count.
+      services.audit.emitSumsOf(callId);
       unsubscribe();
     }
     const plugin = await services.plugins.get(name);
     if (!plugin) throw new ProblemError("not-found", `Plugin "${name}" is not installed`);
     return await detailPage(c, plugin, result, status);
   });
-
-  function remember(name: string, report: Report): void {
-    reports.delete(name);
-    if (reports.size >= MAX_REPORTS) reports.delete(reports.keys().next().value as string);
-    reports.set(name, report);
-  }
 
   function listPage(c: Context<ConsoleEnv>, plugins: PluginView[]) {
     const session = sessionOf(c);
@@ -214,7 +205,7 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       source.kind === "grant" && source.name === `grants/${plugin.name}`
     );
     const stats = services.pluginStats?.().find((entry) => entry.plugin === plugin.name);
-    const report = reports.get(plugin.name);
+    const report = isReport(plugin.report) ? plugin.report : undefined;
     return page(
       c,
       { title: plugin.name, section: "plugins", status },
@@ -255,8 +246,18 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
           <h2>Compiled Cedar ({grantSource?.name ?? `grants/${plugin.name}`})</h2>
           <pre>{grantSource?.text ?? "(no grants: nothing is permitted)"}</pre>
         </section>
-        {report ? <h2>Last conformance report (installed through this console)</h2> : null}
-        {report ? <ReportView report={report} outcome={report.passed ? "Passed" : "Failed"} /> : null}
+        <h2>Limits</h2>
+        <LimitsView limits={plugin.limits} />
+        <h2>Conformance report of this version's install</h2>
+        {report
+          ? <ReportView report={report} outcome={report.passed ? "Passed" : "Failed"} />
+          : (
+            <p id="no-report" class="hint">
+              None kept: {plugin.name} {plugin.version}{" "}
+              was not installed through the API or the console (a plugin of keycard.yaml is loaded at start without
+              one). Run <code>deno task conform</code> on it, or "Check only" below the plugins list.
+            </p>
+          )}
       </>,
     );
   }
@@ -290,6 +291,40 @@ function InstallForm(props: { session: ReturnType<typeof sessionOf> }) {
         </button>
       </form>
     </section>
+  );
+}
+
+/** What each limit means, in the order the plugin page lists them. */
+const LIMITS: [keyof PluginView["limits"], string, string][] = [
+  ["deadlineMs", "Deadline of one call", "ms"],
+  ["memoryPages", "Linear memory", "pages of 64 KiB"],
+  ["instances", "Instances (calls at once)", ""],
+  ["minInstances", "Instances kept warm", ""],
+  ["queue", "Calls that may wait", ""],
+  ["inputBytes", "Largest input", "bytes"],
+  ["outputBytes", "Largest output", "bytes"],
+  ["hostCalls", "Host calls per call", ""],
+  ["hostIoBytes", "Largest host-call request or response", "bytes"],
+];
+
+function LimitsView(props: { limits: PluginView["limits"] }) {
+  return (
+    <div class="scroll">
+      <table id="plugin-limits">
+        <tbody>
+          {LIMITS.map(([key, label, unit]) => (
+            <tr data-testid="limit" data-limit={key} data-value={String(props.limits[key])}>
+              <th scope="row">{label}</th>
+              <td>
+                {props.limits[key].toLocaleString("en-US")}
+                {unit ? ` ${unit}` : ""}
+                {key === "memoryPages" ? ` (${(props.limits[key] * 64).toLocaleString("en-US")} KiB)` : ""}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -417,7 +452,7 @@ function InvokeResultView(props: { result: InvokeResult }) {
       {result.error !== undefined
         ? <p id="invoke-error" class="error">{result.error}</p>
         : <pre id="invoke-output">{result.output}</pre>}
-      <h3>Host calls ({result.hostCalls.length})</h3>
+      <h3>Host calls ({result.hostCalls.reduce((sum, event) => sum + (event.count ?? 1), 0)})</h3>
       <div class="scroll">
         <table id="host-calls">
           <thead>
@@ -426,6 +461,7 @@ function InvokeResultView(props: { result: InvokeResult }) {
               <th>Resource</th>
               <th>Decision</th>
               <th>Policies / reason</th>
+              <th>Times</th>
               <th>µs</th>
             </tr>
           </thead>
@@ -438,6 +474,7 @@ function InvokeResultView(props: { result: InvokeResult }) {
                 <td>
                   {event.decision === "allow" ? event.policies.join(", ") : event.reason ?? event.policies.join(", ")}
                 </td>
+                <td class="count">{event.count ?? 1}</td>
                 <td>{event.durationUs}</td>
               </tr>
             ))}

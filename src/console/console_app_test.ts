@@ -1,8 +1,18 @@
 // The console in-process against a real gateway (real plugins, real Cedar): sessions, CSRF, origin checks,
 // Cedar-decided actions, CSP, HTML escaping, install, invoke, policies, the live audit stream.
 import assert from "node:assert/strict";
-import { echoManifest, type GatewayFixture, startGateway, within } from "../../tests/_gateway_fixture.ts";
+import {
+  asAdmin,
+  echoManifest,
+  expectOk,
+  type GatewayFixture,
+  pluginForm,
+  startGateway,
+  within,
+} from "../../tests/_gateway_fixture.ts";
 import { examplePlugin, watFixture } from "../../tests/_test_utils.ts";
+import { loadConfig } from "../config/mod.ts";
+import { createGateway } from "../gateway/mod.ts";
 import { CONSOLE_CSP } from "./console_app.tsx";
 
 const ORIGIN = "http://keycard.test";
@@ -349,6 +359,86 @@ Deno.test("console invoke shows the output, the timing and the host calls of tha
   });
 });
 
+Deno.test("console plugin page: the limits in force, the report of a /v1 install kept across a restart, none for a configured plugin", async () => {
+  const fx = await startGateway();
+  let again: Awaited<ReturnType<typeof createGateway>> | undefined;
+  try {
+    let browser = await signIn(fx, fx.adminToken);
+    const pageOf = async (request: GatewayFixture["request"], name: string) =>
+      await expectOk(await request(`/console/plugins/${name}`, { headers: { cookie: browser.cookie } }), name);
+    const limit = (text: string, key: string) =>
+      new RegExp(`data-testid="limit" data-limit="${key}" data-value="(\\d+)"`).exec(text)?.[1];
+
+    // bomb's manifest lowers memory to 64 pages; the fixture's keycard.yaml sets the deadline and instances.
+    const bomb = await pageOf(fx.request, "bomb");
+    assert.equal(limit(bomb, "memoryPages"), "64");
+    assert.match(bomb, /64 pages of 64 KiB \(4,096 KiB\)/);
+    assert.equal(limit(bomb, "deadlineMs"), "500");
+    assert.equal(limit(bomb, "instances"), "1");
+    assert.equal(limit(bomb, "queue"), "2");
+    assert.equal(limit(bomb, "hostCalls"), "10000");
+    assert.match(bomb, /id="no-report"/);
+
+    // Installed through the API, not the console: the console shows the report the install passed.
+    await expectOk(
+      await fx.request(
+        "/v1/plugins/echoer",
+        asAdmin(fx, { method: "PUT", body: pluginForm(await watFixture("http_echo"), echoManifest("echoer")) }),
+      ),
+      "install echoer",
+    );
+    const echoer = await pageOf(fx.request, "echoer");
+    assert.match(echoer, /id="install-report" class="card" data-passed="true"/);
+    assert.match(echoer, /data-testid="check-row" data-check="[^"]+" data-passed="true"/);
+    assert.doesNotMatch(echoer, /id="no-report"/);
+    const api = JSON.parse(await expectOk(await fx.request("/v1/plugins/echoer", asAdmin(fx)), "GET echoer"));
+    assert.equal(api.report.passed, true);
+    assert.equal(api.limits.deadlineMs, 500);
+    const list = JSON.parse(await expectOk(await fx.request("/v1/plugins", asAdmin(fx)), "GET /v1/plugins"));
+    assert.ok(list.plugins.every((plugin: { report?: unknown }) => plugin.report === undefined), "lists stay small");
+
+    // A restart on the same data dir: the report is read back from the registry.
+    await fx.gateway.close();
+    const { config } = await loadConfig({ path: fx.configPath, env: {} });
+    again = await createGateway(config, { adminToken: fx.adminToken });
+    const gateway = again;
+    const request: GatewayFixture["request"] = async (path, init) =>
+      await gateway.app.request(new URL(path, ORIGIN).href, init);
+    browser = await signIn({ ...fx, gateway, request }, fx.adminToken);
+    const after = await pageOf(request, "echoer");
+    assert.match(after, /id="install-report" class="card" data-passed="true"/);
+    assert.match(await pageOf(request, "hello"), /id="no-report"/);
+  } finally {
+    await again?.close();
+    await fx.close();
+  }
+});
+
+Deno.test("console invoke counts every host call, repeats summed by the audit trail included", async () => {
+  const manifest = "name: flood\nversion: 1.0.0\nexports:\n  - name: flood\ncapabilities: [clock.now]\n" +
+    "grants:\n  - clock.now: {}\n";
+  const fx = await startGateway({ plugins: [{ name: "flood", wasm: await watFixture("clock_flood"), manifest }] });
+  try {
+    const browser = await signIn(fx, fx.adminToken);
+    // 25 identical decisions in one call: the first few are events of their own, the rest one summed event.
+    const input = new Uint8Array(8);
+    new DataView(input.buffer).setBigUint64(0, 25n, true);
+    const response = await post(fx, "/console/plugins/flood/invoke", browser, {
+      export: "flood",
+      input: new TextDecoder().decode(input),
+    });
+    const text = await expectOk(response, "invoke flood");
+    assert.match(text, /<h3>Host calls \(25\)<\/h3>/);
+    const counts = [...text.matchAll(/data-testid="host-call" data-action="clock\.now"[\s\S]*?class="count">(\d+)</g)]
+      .map((match) => Number(match[1]));
+    assert.ok(counts.length > 1 && counts.length < 25, `events: ${counts.join(", ")}`);
+    assert.equal(counts.reduce((sum, count) => sum + count, 0), 25);
+    assert.ok(counts.some((count) => count > 1), "a summed event shows its count");
+  } finally {
+    await fx.close();
+  }
+});
+
 Deno.test("console install runs conformance: a failing report is shown and nothing installed; a passing one goes live", async () => {
   await withGateway(async (fx) => {
     const browser = await signIn(fx, fx.adminToken);
@@ -554,6 +644,24 @@ Deno.test("console playground decides a request with the deciding policies' text
     assert.equal(deep.status, 400, "nesting is bounded before Cedar sees it");
     assert.match(await deep.text(), /&quot;context&quot; nests deeper than 32/);
 
+    // A host call as a plugin makes it: an HTTP fetch decided by name, then by address (private: denied).
+    const permit = 'permit (principal == Plugin::"stamp", action == Action::"http.request", resource);\n';
+    await expectOk(
+      await fx.request("/v1/policies/http.cedar", asAdmin(fx, { method: "PUT", body: permit })),
+      "put http.cedar",
+    );
+    const explained = await post(fx, "/console/playground/explain", browser, {
+      call: "plugin: stamp\nhttp.request: https://api.example.com/v1\nip: 10.0.0.5\n",
+    });
+    const explainedText = await expectOk(explained, "explain");
+    assert.match(explainedText, /id="pg-explanation" class="card" data-decision="deny"/);
+    assert.match(explainedText, /data-testid="pg-phase" data-phase="name" data-decision="allow"/);
+    assert.match(explainedText, /data-testid="pg-phase" data-phase="address" data-decision="deny"/);
+    assert.match(explainedText, /data-testid="pg-policy" data-id="base\.http\.private-addresses"/);
+    const unreadable = await post(fx, "/console/playground/explain", browser, { call: "plugin: stamp\nbogus: 1\n" });
+    assert.equal(unreadable.status, 400);
+    assert.match(await unreadable.text(), /id="pg-call-error"[^>]*>[^<]*bogus/);
+
     const health = await (await fx.request("/console/health", { headers: { cookie: browser.cookie } })).text();
     const row = /<tr data-plugin="stamp">([\s\S]*?)<\/tr>/.exec(health)?.[1] ?? "";
     assert.match(row, /class="calls">[1-9]/);
@@ -564,5 +672,8 @@ Deno.test("console playground decides a request with the deciding policies' text
     const refused = await post(fx, "/console/playground", viewer, { principal: "{}", action: "x", resource: "{}" });
     await refused.body?.cancel();
     assert.equal(refused.status, 403);
+    const refusedExplain = await post(fx, "/console/playground/explain", viewer, { call: "plugin: stamp\n" });
+    await refusedExplain.body?.cancel();
+    assert.equal(refusedExplain.status, 403);
   });
 });

@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { AuditLog } from "../audit/mod.ts";
 import { isolationGroupOf, type KeycardConfig, type RouteConfig } from "../config/mod.ts";
 import { runConformance } from "../conformance/mod.ts";
-import { conformAndPropose, planPolicyChange } from "../lifecycle/mod.ts";
+import {
+  conformAndPropose,
+  explainRequest,
+  parseRequestFile,
+  planPolicyChange,
+  PolicyTestError,
+} from "../lifecycle/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability } from "../host/mod.ts";
 import {
   AuthThrottle,
@@ -27,7 +33,7 @@ import {
   type ShadowOutcome,
 } from "../policy/mod.ts";
 import { type Manifest, parseManifest, Registry, RegistryError, type StoredPlugin } from "../registry/mod.ts";
-import { PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
+import { DEFAULT_LIMITS, PluginHost, PluginRuntimeError } from "../runtime/mod.ts";
 import { describeExceeded, exceededCeilings } from "./_ceilings.ts";
 import { readConfiguredPlugin, StartError } from "./read_configured_plugin.ts";
 import { RouteRunner } from "./route_runner.ts";
@@ -291,7 +297,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     }
   }
 
-  async function view(name: string, version?: string): Promise<PluginView | undefined> {
+  /** A plugin as the API shows it; `withReport` adds its stored conformance report (one plugin's page, not lists). */
+  async function view(name: string, version?: string, withReport = false): Promise<PluginView | undefined> {
     const stored = await registry.get(name, version);
     if (!stored) return undefined;
     const summary = (await registry.list()).find((s) => s.name === name);
@@ -313,6 +320,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         state: "failed" as const,
         error: failures.find((f) => f.plugin === name)?.error ?? `Plugin "${name}" is not loaded`,
       }),
+      limits: loaded ? loaded.limits : { ...DEFAULT_LIMITS, ...config.limits, ...m.limits },
+      ...(withReport && stored.report ? { report: stored.report } : {}),
     };
   }
 
@@ -406,7 +415,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       },
       get: async (name, version) => {
         const failure = failures.find((f) => f.plugin === name);
-        return await view(name, version) ??
+        return await view(name, version, true) ??
           (failure && version === undefined ? unregistered(failure, config) : undefined);
       },
       install: (name, wasm, manifestText) =>
@@ -440,7 +449,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           }
           let stored: StoredPlugin;
           try {
-            stored = await registry.install(wasm, manifest);
+            // Kept with the version: the plugin's page shows it later, on every replica and after restarts.
+            stored = await registry.install(wasm, manifest, { report: { ...report } });
           } catch (error) {
             if (error instanceof RegistryError) {
               throw new ProblemError(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, {
@@ -461,7 +471,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
             }
             throw error;
           }
-          return { plugin: (await view(name, manifest.version))!, report };
+          return { plugin: (await view(name, manifest.version, true))!, report };
         }),
       remove: (name, version) =>
         mutate(async () => {
@@ -500,6 +510,23 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           return true;
         }),
       // Validated as a write would be (an invalid set or a lock-out throws), then replayed on the side: nothing changes.
+      explain(requestText) {
+        let spec;
+        try {
+          spec = parseRequestFile(requestText, "request");
+        } catch (error) {
+          if (!(error instanceof PolicyTestError)) throw error;
+          throw new ProblemError("bad-request", error.message, {
+            ...(error.line === undefined ? {} : { line: error.line, column: error.column ?? 1 }),
+          });
+        }
+        // Deep values would only reach the engine to be refused there: bounded as /v1/authorize bounds its body.
+        if (nestsDeeper(spec, MAX_EXPLAIN_DEPTH)) {
+          throw new ProblemError("bad-request", `The request nests deeper than ${MAX_EXPLAIN_DEPTH} levels`);
+        }
+        const known = new Map(host.plugins().map((p) => [p.name, { version: p.version, sha256: p.sha256 }]));
+        return explainRequest(spec, engine, known);
+      },
       plan: (change, window) =>
         mutate(async () => {
           const names = new Set([...Object.keys(change.files), ...(change.remove ?? [])]);
@@ -661,6 +688,16 @@ function isolationOf(group: string | undefined): PluginView["isolation"] {
 }
 
 /** The view of a configured plugin that failed before it reached the registry. */
+/** Deepest nesting of a request to explain (cedar-wasm's stack is shallow: see shared/NOTES.md). */
+const MAX_EXPLAIN_DEPTH = 32;
+
+/** Whether arrays and objects nest more than `max` levels in a value; never descends further than that. */
+function nestsDeeper(value: unknown, max: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (max === 0) return true;
+  return Object.values(value).some((item) => nestsDeeper(item, max - 1));
+}
+
 function unregistered(failure: StartFailure, config: KeycardConfig): PluginView {
   return {
     name: failure.plugin!,
@@ -674,6 +711,7 @@ function unregistered(failure: StartFailure, config: KeycardConfig): PluginView 
     isolation: isolationOf(isolationGroupOf(config, failure.plugin!)),
     state: "failed",
     error: failure.error,
+    limits: { ...DEFAULT_LIMITS, ...config.limits },
   };
 }
 

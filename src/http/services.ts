@@ -1,7 +1,7 @@
 import type { AuditEvent, AuditLog, AuditQuery } from "../audit/mod.ts";
-import type { AuditWindow, PlanReport } from "../lifecycle/mod.ts";
+import type { AuditWindow, Explanation, PlanReport } from "../lifecycle/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
-import type { HostStats, InvokeOptions, PluginStats, WorkerStats } from "../runtime/mod.ts";
+import type { HostStats, InvokeOptions, PluginLimits, PluginStats, WorkerStats } from "../runtime/mod.ts";
 import type { AuthThrottle } from "./auth_throttle.ts";
 
 /** An authenticated API client. */
@@ -38,6 +38,16 @@ export interface PluginView {
   state: "loaded" | "failed";
   /** Why the plugin is not serving, when `state` is `"failed"`. */
   error?: string;
+  /**
+   * The limits it runs under: the runtime's when loaded, else the configured defaults with its manifest's `limits`
+   * over them (what it would get).
+   */
+  limits: Readonly<PluginLimits>;
+  /**
+   * The conformance report its install passed, kept with the version (`GET /v1/plugins/<name>` only, not lists);
+   * absent for a plugin seeded from keycard.yaml.
+   */
+  report?: Record<string, unknown>;
 }
 
 /** A conformance report (see src/conformance). */
@@ -106,6 +116,12 @@ export interface GatewayServices {
      * as a write would be; nothing changes.
      */
     plan?(change: { files: Record<string, string>; remove?: string[] }, window: AuditWindow): Promise<PlanReport>;
+    /**
+     * Decides a request, given as `deno task policy explain` takes it (YAML or JSON: a Cedar request, or a host call
+     * as a plugin makes it, an HTTP fetch decided in its two phases), with the policies in force, and explains each
+     * decision with its deciding policies; a 400 problem with line and column for a request it cannot read.
+     */
+    explain?(requestText: string): Explanation;
   };
   /** Runs the conformance suite without installing; with `propose`, the report has the least grant (`proposal`). */
   conformance(wasm: Uint8Array, manifestText?: string, options?: { propose?: boolean }): Promise<ReportLike>;

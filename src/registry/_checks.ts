@@ -68,6 +68,19 @@ export async function checkRecord(record: StoredPlugin): Promise<void> {
   if (record.signature !== undefined && typeof record.signature !== "string") {
     throw new TypeError(`The signature of plugin ${id} is not a string`);
   }
+  if (record.report !== undefined && !isJsonObject(record.report)) {
+    throw new TypeError(`The report of plugin ${id} is not a JSON object`);
+  }
+}
+
+/** Whether a value is a plain object that survives JSON (no cycles, functions or NUL text a database refuses). */
+function isJsonObject(value: unknown): boolean {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  try {
+    return !JSON.stringify(value).includes("\\u0000");
+  } catch {
+    return false;
+  }
 }
 
 /** A deep copy, so that callers cannot change what a store holds (or be changed by it). */
@@ -78,6 +91,7 @@ export function copyRecord(record: StoredPlugin): StoredPlugin {
     sha256: record.sha256,
     installedAt: record.installedAt,
     ...(record.signature === undefined ? {} : { signature: record.signature }),
+    ...(record.report === undefined ? {} : { report: structuredClone(record.report) }),
   };
 }
 

@@ -18,7 +18,7 @@ export function wasmOf(tag: string): Uint8Array {
 export async function recordOf(
   name: string,
   version: string,
-  options: { tag?: string; signature?: string } = {},
+  options: { tag?: string; signature?: string; report?: Record<string, unknown> } = {},
 ): Promise<StoredPlugin> {
   const wasm = wasmOf(options.tag ?? `${name}@${version}`);
   return {
@@ -27,6 +27,7 @@ export async function recordOf(
     sha256: await sha256Hex(wasm),
     installedAt: "2025-06-01T12:00:00.000Z",
     ...(options.signature === undefined ? {} : { signature: options.signature }),
+    ...(options.report === undefined ? {} : { report: options.report }),
   };
 }
 

@@ -35,7 +35,7 @@ const LEFTOVER_HINT: Record<string, string> = {
 /**
  * A {@linkcode PluginStore} in a directory: each version lives in
  * `<root>/plugins/<name>/<version>/` as `plugin.wasm` and `manifest.json`
- * (the manifest with `sha256`, `installedAt` and `signature`).
+ * (the manifest with `sha256`, `installedAt`, `signature` and the conformance `report`).
  *
  * Writes are atomic: both files are written and fsynced in a scratch directory
  * `<root>/plugins/<name>/.tmp-<uuid>/`, which is then renamed to `<version>`,
@@ -139,6 +139,7 @@ export class FileStore implements PluginStore {
       sha256: record.sha256,
       installedAt: record.installedAt,
       ...(record.signature === undefined ? {} : { signature: record.signature }),
+      ...(record.report === undefined ? {} : { report: record.report }),
     };
     const json = new TextEncoder().encode(`${JSON.stringify(stored, null, 2)}\n`);
     await this.#lock.run(name, async () => {
@@ -373,6 +374,7 @@ interface StoredJson {
   sha256: string;
   installedAt: string;
   signature?: string;
+  report?: Record<string, unknown>;
 }
 
 function parseStoredJson(text: string, name: string, version: string): StoredJson {
@@ -393,11 +395,16 @@ function parseStoredJson(text: string, name: string, version: string): StoredJso
   if (data.signature !== undefined && typeof data.signature !== "string") {
     throw new TypeError(`"signature" is not text`);
   }
+  const report = data.report;
+  if (report !== undefined && (typeof report !== "object" || report === null || Array.isArray(report))) {
+    throw new TypeError(`"report" is not an object`);
+  }
   return {
     manifest: manifest as Manifest,
     sha256: data.sha256,
     installedAt: data.installedAt,
     ...(data.signature === undefined ? {} : { signature: data.signature }),
+    ...(report === undefined ? {} : { report: report as Record<string, unknown> }),
   };
 }
 

@@ -12,6 +12,12 @@ export interface StoredPlugin {
   installedAt: string;
   /** The base64 Ed25519 signature of `wasm` given at install, when there was one. */
   signature?: string;
+  /**
+   * The conformance report the install passed (a JSON object, as `runConformance` returns it), kept with the
+   * version so that it can be shown later, by any replica; absent for a plugin stored without one (seeded from
+   * keycard.yaml, or installed before reports were kept).
+   */
+  report?: Record<string, unknown>;
 }
 
 /** Options of {@linkcode PluginStore.put}. */

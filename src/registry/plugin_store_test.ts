@@ -49,6 +49,31 @@ contract("round-trips a record", "get()", async (store) => {
   assert.equal(await store.get("other"), undefined);
 });
 
+contract("round-trips the conformance report, and a record without one", "get()", async (store) => {
+  const report = {
+    passed: true,
+    checks: [{ id: "exports", name: "Declared exports exist", passed: true, detail: "greet" }],
+    footprint: [{ action: "clock.now", resource: 'Clock::"system"', count: 2, allowed: 2, declared: true }],
+    durationMs: 12.5,
+  };
+  const record = await recordOf("hello", "1.0.0", { report });
+  await store.put(record);
+  assert.deepEqual((await store.get("hello", "1.0.0"))?.report, report);
+  await store.put(await recordOf("hello", "2.0.0"));
+  assert.equal("report" in (await store.get("hello", "2.0.0"))!, false);
+});
+
+contract("refuses a report that is not a JSON object, storing nothing", "put()", async (store) => {
+  for (const report of [[1, 2], "text", { text: "nul\0" }] as unknown[]) {
+    const record = await recordOf("hello", "1.0.0");
+    await assert.rejects(
+      store.put({ ...record, report: report as Record<string, unknown> }),
+      /The report of plugin "hello@1.0.0" is not a JSON object/,
+    );
+  }
+  assert.deepEqual(await store.list(), []);
+});
+
 contract("hands out copies, not what it holds", "get()", async (store) => {
   const record = await recordOf("hello", "1.0.0");
   await store.put(record);

@@ -38,6 +38,11 @@ export interface InstallOptions {
   signature?: string;
   /** Replace an installed version whose bytes or manifest differ. @default {false} */
   overwrite?: boolean;
+  /**
+   * The conformance report the module passed, stored with it (see {@linkcode StoredPlugin.report}). An identical
+   * re-install keeps the record, and the report, already stored.
+   */
+  report?: Record<string, unknown>;
 }
 
 const SHA256 = /^[0-9A-Fa-f]{64}$/;
@@ -194,6 +199,7 @@ export class Registry {
         sha256,
         installedAt: new Date().toISOString(),
         ...(signature === undefined ? {} : { signature }),
+        ...(options.report === undefined ? {} : { report: structuredClone(options.report) }),
       };
       // Another replica may have stored this version since the check above: a shared store refuses then.
       await this.#store.put(record, { overwrite: options.overwrite ?? false });

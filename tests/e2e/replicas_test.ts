@@ -117,6 +117,8 @@ Deno.test({
       for (const replica of [b, c]) {
         const view = await (await replica.fetch("/v1/plugins/echo-r", { headers: admin })).json();
         assert.equal(view.sha256, echoSha, JSON.stringify(view));
+        // The conformance report A's install passed is kept with the version: every replica shows it.
+        assert.equal(view.report?.passed, true, JSON.stringify(view));
       }
     });
 

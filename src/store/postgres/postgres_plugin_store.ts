@@ -115,16 +115,19 @@ export class PostgresPluginStore implements PluginStore {
     const installedAt = new Date(record.installedAt);
     const wasm = record.wasm.slice();
     const signature = record.signature ?? null;
+    const report = record.report === undefined
+      ? null
+      : this.#sql.json(structuredClone(record.report) as unknown as postgres.JSONValue);
     const overwrite = options.overwrite ?? true;
     const stored = await this.#run(`install plugin ${id(name, version)}`, true, () =>
       this.#sql`
         WITH up AS (
-          INSERT INTO plugins (name, version, sha256, wasm, manifest, created_at, signature, change)
+          INSERT INTO plugins (name, version, sha256, wasm, manifest, created_at, signature, report, change)
           VALUES (${name}, ${version}, ${record.sha256}, ${wasm}, ${manifest}, ${installedAt}, ${signature},
-            nextval('keycard_change_seq'))
+            ${report}, nextval('keycard_change_seq'))
           ON CONFLICT (name, version) DO UPDATE SET sha256 = excluded.sha256, wasm = excluded.wasm,
             manifest = excluded.manifest, created_at = excluded.created_at, signature = excluded.signature,
-            change = excluded.change
+            report = excluded.report, change = excluded.change
           -- Without overwrite, only the same content is written again (a re-send, an identical install): a version
           -- another replica stored with other content since the registry looked is left alone and refused below.
           WHERE ${overwrite} OR (plugins.sha256 = excluded.sha256 AND plugins.manifest = excluded.manifest)
@@ -284,7 +287,7 @@ export class PostgresPluginStore implements PluginStore {
       `read plugin ${id(name, version)}`,
       true,
       () =>
-        this.#sql`SELECT sha256, wasm, manifest, created_at, signature FROM plugins
+        this.#sql`SELECT sha256, wasm, manifest, created_at, signature, report FROM plugins
           WHERE name = ${name} AND version = ${version}`,
     );
     const row = rows[0];
@@ -303,6 +306,7 @@ export class PostgresPluginStore implements PluginStore {
       sha256: row.sha256,
       installedAt: (row.created_at as Date).toISOString(),
       ...(row.signature === null ? {} : { signature: row.signature }),
+      ...(row.report === null ? {} : { report: row.report }),
     };
   }
 
