@@ -1125,3 +1125,45 @@ Deno.test(
     assert.deepEqual(await policyState(fx), policies);
   }, { maxBodyBytes: 8192 }),
 );
+
+Deno.test(
+  "POST /v1/policies/explain decides a host call with the policies in force, an HTTP fetch in its two phases",
+  withGateway(async (fx) => {
+    const explain = (body: string, token = fx.adminToken) =>
+      fx.request("/v1/policies/explain", { method: "POST", headers: bearer(token), body });
+    const stamp = await explain("plugin: stamp\nclock.now:\n");
+    assert.equal(stamp.status, 200);
+    const clock = await stamp.json();
+    assert.equal(clock.decisions.length, 1);
+    assert.equal(clock.decisions[0].decision.decision, "allow");
+    assert.equal(clock.decisions[0].deciding[0].source, "grants/stamp");
+    assert.match(clock.decisions[0].deciding[0].text, /clock\.now/);
+    // Principal attributes come from the plugin in force.
+    assert.equal(clock.decisions[0].request.principal.attrs.version, "1.0.0");
+
+    // A permit by name; the address the name resolved to is private: the name phase allows, the address phase denies.
+    const permit = 'permit (principal == Plugin::"stamp", action == Action::"http.request", resource);\n';
+    const before = await policyState(fx);
+    const put = await fx.request("/v1/policies/http.cedar", admin(fx, { method: "PUT", body: permit }));
+    assert.equal(put.status, 200, await put.clone().text());
+    const fetch = await explain("plugin: stamp\nhttp.request: https://api.example.com/v1\nip: 10.0.0.5\n");
+    assert.equal(fetch.status, 200);
+    const phases = await fetch.json();
+    assert.deepEqual(
+      phases.decisions.map((d: { phase: string; decision: { decision: string } }) => [d.phase, d.decision.decision]),
+      [["name", "allow"], ["address", "deny"]],
+    );
+    assert.ok(phases.decisions[1].deciding.some((p: { id: string }) => p.id === "base.http.private-addresses"));
+
+    // Bad requests: a clear 400 with line and column, and nothing changes.
+    const bad = await explain("plugin: stamp\nclock.now:\nbogus: 1\n");
+    const problem = await expectProblem(bad, 400, "bad-request");
+    assert.match(String(problem.detail), /bogus/);
+    assert.equal(problem.line, 3);
+    await expectProblem(await explain(`context: ${"[".repeat(40)}${"]".repeat(40)}\n`), 400, "bad-request");
+    await expectProblem(await explain("x".repeat(70_000)), 413, "payload-too-large");
+    // policy.read: a caller may not read policies.
+    await expectProblem(await explain("plugin: stamp\nclock.now:\n", fx.callerToken), 403, "forbidden");
+    assert.notDeepEqual(await policyState(fx), before, "only the PUT changed the policies");
+  }),
+);

@@ -2,6 +2,7 @@
 // Playground: decide a Cedar request (typed, or taken from an audit event) and show the deciding policies' text.
 import type { Context, Hono } from "hono";
 import type { AuditEvent } from "../audit/mod.ts";
+import type { Explanation } from "../lifecycle/mod.ts";
 import { ProblemError } from "../http/problem.ts";
 import type { Decision, Entity, EntityUid } from "../policy/mod.ts";
 import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
@@ -18,6 +19,9 @@ interface Fields {
   resource: string;
   context: string;
 }
+
+/** A host call as a plugin makes it, in the form `deno task policy explain` and `POST /v1/policies/explain` take. */
+const EXAMPLE_CALL = "plugin: stamp\nhttp.request: https://api.example.com/v1/quotes\nip: 93.184.216.34\n";
 
 const EXAMPLE: Fields = {
   principal: JSON.stringify(
@@ -53,6 +57,21 @@ export function playgroundPage(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     return view(c, 200, fields, events);
   });
 
+  // A host call as a plugin makes it (an HTTP one decided in its two phases, name then address), explained.
+  app.post("/playground/explain", async (c) => {
+    allow(deps, c, "policy.read");
+    const form = await c.req.parseBody();
+    const call = text(form.call);
+    if (!services.policies.explain) throw new ProblemError("not-found", "This gateway does not explain requests");
+    try {
+      if (call.trim() === "") throw new ProblemError("bad-request", "Describe a host call, e.g. plugin: stamp");
+      return view(c, 200, EXAMPLE, [], undefined, undefined, { call, explanation: services.policies.explain(call) });
+    } catch (error) {
+      if (!(error instanceof ProblemError)) throw error;
+      return view(c, error.status, EXAMPLE, [], undefined, undefined, { call, error: error.message });
+    }
+  });
+
   app.post("/playground", async (c) => {
     allow(deps, c, "policy.read");
     const form = await c.req.parseBody();
@@ -84,6 +103,7 @@ export function playgroundPage(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     events: AuditEvent[],
     decision?: Decision,
     error?: string,
+    explained: { call: string; explanation?: Explanation; error?: string } = { call: EXAMPLE_CALL },
   ) {
     const policies = decision ? services.policies.list().filter((p) => decision.policies.includes(p.id)) : [];
     return page(
@@ -128,6 +148,21 @@ export function playgroundPage(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
             </section>
           )
           : null}
+        <form id="explain-form" method="post" action="/console/playground/explain" class="card">
+          <Csrf session={sessionOf(c)} />
+          <h2>Or a host call as a plugin makes it</h2>
+          <label>
+            Request (YAML, as <code>deno task policy explain</code> takes it)
+            <textarea id="pg-call" name="call" rows={4} spellcheck={false}>{explained.call}</textarea>
+          </label>
+          <p class="hint">
+            An HTTP call is decided twice, as the host does: by name before DNS, then by the address it resolved to
+            (<code>ip</code>).
+          </p>
+          <button id="pg-explain" type="submit">Explain</button>
+        </form>
+        {explained.error ? <p id="pg-call-error" class="error">{explained.error}</p> : null}
+        {explained.explanation ? <ExplanationView explanation={explained.explanation} /> : null}
         {events.length
           ? (
             <section class="card">
@@ -147,6 +182,39 @@ export function playgroundPage(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       </>,
     );
   }
+}
+
+function ExplanationView(props: { explanation: Explanation }) {
+  const { decisions, refused, note } = props.explanation;
+  const final = refused !== undefined ? "deny" : decisions.at(-1)?.decision.decision ?? "deny";
+  return (
+    <section id="pg-explanation" class="card" data-decision={final}>
+      <h2 class={final === "allow" ? "ok" : "error"}>{final}</h2>
+      {refused !== undefined ? <p id="pg-refused" class="error">Refused before any policy: {refused}</p> : null}
+      {decisions.map((step) => (
+        <div data-testid="pg-phase" data-phase={step.phase ?? ""} data-decision={step.decision.decision}>
+          <h3>
+            {step.phase ? `${step.phase} phase: ` : ""}
+            <span class={step.decision.decision === "allow" ? "ok" : "error"}>{step.decision.decision}</span>
+          </h3>
+          <p class="mono">
+            {step.request.principal.uid.type}::"{step.request.principal.uid.id}" {step.request.action}{" "}
+            {step.request.resource.uid.type}::"{step.request.resource.uid.id}" {JSON.stringify(step.request.context)}
+          </p>
+          <p>{step.decision.reason}</p>
+          {step.deciding.map((policy) => (
+            <div data-testid="pg-policy" data-id={policy.id}>
+              <h4>
+                {policy.id} <span class="hint">{policy.source}:{policy.line}</span>
+              </h4>
+              <pre>{policy.text}</pre>
+            </div>
+          ))}
+        </div>
+      ))}
+      {note ? <p id="pg-note" class="hint">{note}</p> : null}
+    </section>
+  );
 }
 
 function text(value: unknown): string {

@@ -7,6 +7,9 @@ import { ProblemError } from "./problem.ts";
 import type { GatewayServices } from "./services.ts";
 import { policyFileName } from "./policy_file_name.ts";
 
+/** Longest request to explain: a request file is a few lines. */
+const MAX_EXPLAIN_CHARS = 65_536;
+
 /** The `/v1/policies` sub-app. */
 export function policiesApi(services: GatewayServices, allow: Allow): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
@@ -39,6 +42,17 @@ export function policiesApi(services: GatewayServices, allow: Allow): Hono<ApiEn
     }
     const window = planWindow(body.last === undefined ? undefined : String(body.last), body.since);
     return c.json(await plan({ files, remove }, window));
+  });
+
+  // A decision explained: the request as `deno task policy explain` takes it; it reads policies and changes nothing.
+  app.post("/explain", async (c) => {
+    allow(c, "policy.read");
+    if (!services.policies.explain) throw new ProblemError("not-found", "This gateway does not explain requests");
+    const text = await readText(c, "The request");
+    if (text.length > MAX_EXPLAIN_CHARS) {
+      throw new ProblemError("payload-too-large", `The request is longer than ${MAX_EXPLAIN_CHARS} characters`);
+    }
+    return c.json(services.policies.explain(text));
   });
 
   app.put("/:name", async (c) => {

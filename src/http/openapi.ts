@@ -220,6 +220,21 @@ export const OPENAPI = {
         responses: { "200": { description: "The plan report (widenings, narrowings, skipped, totals)" }, ...errors },
       },
     },
+    "/v1/policies/explain": {
+      post: {
+        summary: "Decide a request with the policies in force and explain each decision with its deciding policies " +
+          "(policy.read): a Cedar request, or a host call as a plugin makes it (an HTTP fetch in its two phases), " +
+          "as `deno task policy explain` takes it",
+        security: auth,
+        requestBody: {
+          content: { "application/yaml": { schema: { type: "string" } }, "application/json": { schema: {} } },
+        },
+        responses: {
+          "200": { description: "{ decisions: [{ phase?, request, decision, deciding }], refused?, note? }" },
+          ...errors,
+        },
+      },
+    },
     "/v1/policies/{name}": {
       parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
       put: {
