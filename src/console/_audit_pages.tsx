@@ -18,11 +18,12 @@ interface Filters {
   until?: string;
 }
 
-/** Buckets of the chart, and how wide each is. */
+/** The chart's time ranges: how far back it reaches, in ms; each is drawn as {@linkcode BUCKETS} bars per row. */
+const RANGES: Record<string, number> = { "15m": 15 * 60_000, "1h": 3_600_000, "6h": 6 * 3_600_000, "24h": 86_400_000 };
+const DEFAULT_RANGE = "1h";
 const BUCKETS = 30;
-const BUCKET_MS = 60_000;
-/** Events read to draw the chart and list the page. */
-const CHART_EVENTS = 2000;
+/** Events read to draw the chart and list the page (the newest; the chart says when it was cut short). */
+const CHART_EVENTS = 10_000;
 const LIST_EVENTS = 100;
 /** Live streams open at once, per session and in all: each holds a subscription and a connection. */
 export const MAX_STREAMS_PER_SESSION = 4;
@@ -35,13 +36,24 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   app.get("/audit", async (c) => {
     if (!can(deps, c, "audit.read")) return notPermitted(c, "audit", "audit.read");
     const filters = readFilters(c);
-    const { plugin, action, decision, since } = filters;
+    const { plugin, action, decision } = filters;
+    const range = c.req.query("range") ?? DEFAULT_RANGE;
+    const rangeMs = RANGES[range];
+    if (rangeMs === undefined) {
+      throw new ProblemError(
+        "bad-request",
+        `Chart range must be one of ${Object.keys(RANGES).join(", ")}, got ${JSON.stringify(range.slice(0, 64))}`,
+      );
+    }
+    const now = Date.now();
+    // The chart's range bounds what is read, unless the filters ask for earlier events.
+    const since = filters.since ?? new Date(now - rangeMs).toISOString();
     const query = {
       limit: CHART_EVENTS,
       ...(plugin ? { plugin } : {}),
       ...(action ? { action } : {}),
       ...(decision ? { decision } : {}),
-      ...(since ? { since } : {}),
+      since,
     };
     const all = services.auditQuery ? await services.auditQuery(query) : services.audit.query(query);
     const events = all.filter((event) => matches(event, filters));
@@ -69,11 +81,33 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
           <label>
             Caller <input id="filter-caller" name="caller" value={filters.caller ?? ""} />
           </label>
+          <label>
+            Chart
+            <select id="filter-range" name="range">
+              {Object.keys(RANGES).map((key) => <option value={key} selected={key === range}>last {key}</option>)}
+            </select>
+          </label>
+          {filters.since ? <input type="hidden" name="since" value={filters.since} /> : null}
+          {filters.until ? <input type="hidden" name="until" value={filters.until} /> : null}
           <button id="filter-apply" type="submit">Filter</button>
           <a href="/console/audit">Clear</a>
         </form>
-        <h2>Allow vs deny per plugin and action, last {BUCKETS} minutes</h2>
-        <Chart events={events} now={Date.now()} filters={filters} />
+        {filters.since || filters.until
+          ? (
+            <p id="audit-window" class="notice">
+              Events {filters.since ? `from ${filters.since}` : ""} {filters.until ? `before ${filters.until}` : ""}
+            </p>
+          )
+          : null}
+        <h2>Allow vs deny over time, per plugin and action (last {range})</h2>
+        <Chart
+          events={events}
+          now={now}
+          rangeMs={rangeMs}
+          range={range}
+          filters={filters}
+          truncated={all.length >= CHART_EVENTS}
+        />
         <h2>
           Events <span id="audit-status" class="status">connecting…</span>
         </h2>
@@ -133,76 +167,131 @@ function EventItem(props: { event: AuditEvent }) {
   );
 }
 
-/** Allow (up) and deny (down) counts per plugin and minute, each bar a link to its events. */
-function Chart(props: { events: AuditEvent[]; now: number; filters: Filters }) {
-  const end = Math.ceil(props.now / BUCKET_MS) * BUCKET_MS;
-  const start = end - BUCKETS * BUCKET_MS;
-  const rows = new Map<string, { allow: number[]; deny: number[] }>();
+/**
+ * Allow (up, green) and deny (down, red) counts over time: one row per plugin and action, {@linkcode BUCKETS} bars
+ * across the range, a time axis under them, each bar a link to exactly its events.
+ */
+function Chart(
+  props: { events: AuditEvent[]; now: number; rangeMs: number; range: string; filters: Filters; truncated: boolean },
+) {
+  const bucketMs = props.rangeMs / BUCKETS;
+  const end = Math.ceil(props.now / bucketMs) * bucketMs;
+  const start = end - BUCKETS * bucketMs;
+  const rows = new Map<string, { allow: number[]; deny: number[]; total: { allow: number; deny: number } }>();
   for (const event of props.events) {
     const at = Date.parse(event.time);
     if (!(at >= start && at < end)) continue;
-    const bucket = Math.floor((at - start) / BUCKET_MS);
+    const bucket = Math.floor((at - start) / bucketMs);
     const key = JSON.stringify([event.plugin, event.action]);
     let row = rows.get(key);
-    if (!row) rows.set(key, row = { allow: Array(BUCKETS).fill(0), deny: Array(BUCKETS).fill(0) });
+    if (!row) {
+      row = { allow: Array(BUCKETS).fill(0), deny: Array(BUCKETS).fill(0), total: { allow: 0, deny: 0 } };
+      rows.set(key, row);
+    }
     row[event.decision][bucket]! += event.count ?? 1;
+    row.total[event.decision] += event.count ?? 1;
   }
-  if (rows.size === 0) return <p id="audit-chart-empty" class="hint">No decisions in the last {BUCKETS} minutes.</p>;
+  if (rows.size === 0) return <p id="audit-chart-empty" class="hint">No decisions in the last {props.range}.</p>;
   const rowHeight = 60;
-  const width = 600;
-  const left = 110;
-  const barWidth = (width - left) / BUCKETS;
-  const keys = [...rows.keys()].sort().slice(0, 20);
-  const height = keys.length * rowHeight;
+  const width = 640;
+  const left = 120;
+  const right = 70;
+  const axis = 22;
+  const barWidth = (width - left - right) / BUCKETS;
+  const keys = [...rows.keys()].sort().slice(0, MAX_CHART_ROWS);
+  const height = keys.length * rowHeight + axis;
+  const ticks = [0, BUCKETS / 3, (2 * BUCKETS) / 3, BUCKETS];
+  const label = (ms: number) => new Date(ms).toISOString().slice(props.rangeMs > 6 * 3_600_000 ? 5 : 11, 16);
   return (
-    <svg
-      id="audit-chart"
-      class="chart"
-      viewBox={`0 0 ${width} ${height}`}
-      role="img"
-      aria-label="Allow and deny per plugin and action"
-    >
-      {keys.map((key, index) => {
-        const row = rows.get(key)!;
-        const [plugin, action] = JSON.parse(key) as [string, string];
-        const top = index * rowHeight;
-        const mid = top + rowHeight / 2;
-        const most = Math.max(1, ...row.allow, ...row.deny);
-        const scale = (rowHeight / 2 - 4) / most;
-        return (
-          <g data-testid="chart-row" data-plugin={plugin} data-action={action}>
-            <text x="0" y={mid - 4} class="label">{plugin.slice(0, 16)}</text>
-            <text x="0" y={mid + 12} class="label action">{action.slice(0, 16)}</text>
-            <line x1={left} x2={width} y1={mid} y2={mid} class="axis" />
-            {(["allow", "deny"] as const).flatMap((decision) =>
-              row[decision].map((count, bucket) => {
-                if (count === 0) return null;
-                const h = Math.max(1, count * scale);
-                const since = new Date(start + bucket * BUCKET_MS).toISOString();
-                const until = new Date(start + (bucket + 1) * BUCKET_MS).toISOString();
-                const href = `/console/audit${
-                  queryString({ ...props.filters, plugin, action, decision, since, until })
-                }`;
-                return (
-                  <a href={href} data-testid="chart-bar" data-decision={decision} data-count={String(count)}>
-                    <rect
-                      x={left + bucket * barWidth + 1}
-                      y={decision === "allow" ? mid - h : mid}
-                      width={barWidth - 2}
-                      height={h}
-                      class={decision}
+    <figure class="chart">
+      <svg
+        id="audit-chart"
+        class="chart"
+        viewBox={`0 0 ${width} ${height}`}
+        role="img"
+        aria-label={`Allow and deny per plugin and action, last ${props.range}`}
+        data-range={props.range}
+        data-bucket-ms={String(bucketMs)}
+      >
+        {keys.map((key, index) => {
+          const row = rows.get(key)!;
+          const [plugin, action] = JSON.parse(key) as [string, string];
+          const top = index * rowHeight;
+          const mid = top + rowHeight / 2;
+          const most = Math.max(1, ...row.allow, ...row.deny);
+          const scale = (rowHeight / 2 - 4) / most;
+          return (
+            <g
+              data-testid="chart-row"
+              data-plugin={plugin}
+              data-action={action}
+              data-allow={String(row.total.allow)}
+              data-deny={String(row.total.deny)}
+            >
+              <text x="0" y={mid - 4} class="label">{plugin.slice(0, 18)}</text>
+              <text x="0" y={mid + 12} class="label action">{action.slice(0, 18)}</text>
+              <line x1={left} x2={width - right} y1={mid} y2={mid} class="axis" />
+              <text x={width - right + 6} y={mid - 4} class="label total allow">✓ {row.total.allow}</text>
+              <text x={width - right + 6} y={mid + 12} class="label total deny">✗ {row.total.deny}</text>
+              {(["allow", "deny"] as const).flatMap((decision) =>
+                row[decision].map((count, bucket) => {
+                  if (count === 0) return null;
+                  const h = Math.max(1, count * scale);
+                  const since = new Date(start + bucket * bucketMs).toISOString();
+                  const until = new Date(start + (bucket + 1) * bucketMs).toISOString();
+                  const href = `/console/audit${
+                    queryString({ ...props.filters, plugin, action, decision, since, until, range: props.range })
+                  }`;
+                  return (
+                    <a
+                      href={href}
+                      data-testid="chart-bar"
+                      data-decision={decision}
+                      data-count={String(count)}
+                      data-since={since}
                     >
-                      <title>{`${plugin} ${action} ${decision} ×${count} from ${since}`}</title>
-                    </rect>
-                  </a>
-                );
-              })
-            )}
-          </g>
-        );
-      })}
-    </svg>
+                      <rect
+                        x={left + bucket * barWidth + 1}
+                        y={decision === "allow" ? mid - h : mid}
+                        width={barWidth - 2}
+                        height={h}
+                        class={decision}
+                      >
+                        <title>{`${plugin} ${action}: ${decision} ×${count}, ${since} to ${until}`}</title>
+                      </rect>
+                    </a>
+                  );
+                })
+              )}
+            </g>
+          );
+        })}
+        {ticks.map((tick) => (
+          <text
+            x={left + tick * barWidth}
+            y={height - 6}
+            class="label tick"
+            text-anchor={tick === 0 ? "start" : tick === BUCKETS ? "end" : "middle"}
+          >
+            {label(start + tick * bucketMs)}
+          </text>
+        ))}
+      </svg>
+      <figcaption class="hint">
+        <span class="legend allow">■ allow</span> <span class="legend deny">■ deny</span> per{" "}
+        {formatSpan(bucketMs)}, times in UTC; a bar opens its events.
+        {rows.size > MAX_CHART_ROWS ? ` The first ${MAX_CHART_ROWS} of ${rows.size} rows are drawn.` : ""}
+        {props.truncated ? ` Drawn from the newest ${CHART_EVENTS.toLocaleString("en-US")} events only.` : ""}
+      </figcaption>
+    </figure>
   );
+}
+
+/** Most rows (plugin and action pairs) the chart draws. */
+const MAX_CHART_ROWS = 20;
+
+function formatSpan(ms: number): string {
+  return ms < 60_000 ? `${ms / 1000} s` : ms < 3_600_000 ? `${ms / 60_000} min` : `${ms / 3_600_000} h`;
 }
 
 function matches(event: AuditEvent, filters: Filters): boolean {

@@ -341,7 +341,7 @@ Deno.test("console invoke shows the output, the timing and the host calls of tha
       );
     }
     const audit = await (await fx.request("/console/audit", { headers: { cookie: browser.cookie } })).text();
-    assert.match(audit, /<g data-testid="chart-row" data-plugin="stamp" data-action="clock\.now">/);
+    assert.match(audit, /<g data-testid="chart-row" data-plugin="stamp" data-action="clock\.now" data-allow="1"/);
     const bar =
       /<a href="(\/console\/audit\?plugin=stamp&amp;action=clock\.now&amp;decision=allow[^"]*)" data-testid="chart-bar"/
         .exec(audit);
@@ -437,6 +437,60 @@ Deno.test("console invoke counts every host call, repeats summed by the audit tr
   } finally {
     await fx.close();
   }
+});
+
+Deno.test("console audit chart: allow and deny per plugin and action over a chosen range, each bar opening exactly its events", async () => {
+  await withGateway(async (fx) => {
+    const browser = await signIn(fx, fx.adminToken);
+    for (let i = 0; i < 3; i++) {
+      await (await post(fx, "/console/plugins/stamp/invoke", browser, { export: "stamp", input: "x" })).body?.cancel();
+    }
+    // Outside stamp's fs.read grant: denied.
+    const denied = await post(fx, "/console/plugins/stamp/invoke", browser, {
+      export: "read_file",
+      input: "/etc/passwd",
+    });
+    await denied.body?.cancel();
+    const audit = async (query: string) =>
+      await (await fx.request(`/console/audit${query}`, { headers: { cookie: browser.cookie } })).text();
+
+    const chart = await audit("?range=15m");
+    assert.match(chart, /<svg id="audit-chart" class="chart"[^>]*data-range="15m" data-bucket-ms="30000"/);
+    const row = (text: string, action: string) =>
+      new RegExp(
+        `data-testid="chart-row" data-plugin="stamp" data-action="${action}" data-allow="(\\d+)" data-deny="(\\d+)"`,
+      )
+        .exec(text)?.slice(1).map(Number);
+    assert.deepEqual(row(chart, "clock\\.now"), [3, 0]);
+    assert.deepEqual(row(chart, "fs\\.read"), [0, 1]);
+    assert.match(chart, /<option value="15m" selected="">last 15m<\/option>/);
+
+    // Every allow bar of clock.now opens exactly its events: their counts add up to the bar's.
+    const bars = [
+      ...chart.matchAll(/<a href="([^"]+)" data-testid="chart-bar" data-decision="allow" data-count="(\d+)"/g),
+    ]
+      .filter(([, href]) => href!.includes("action=clock.now"));
+    assert.ok(bars.length >= 1);
+    let total = 0;
+    for (const [, href, count] of bars) {
+      assert.match(href!, /until=/);
+      const drill = await audit(href!.replaceAll("&amp;", "&").slice("/console/audit".length));
+      const items = [
+        ...drill.matchAll(
+          /data-testid="audit-event" data-plugin="stamp" data-action="clock\.now" data-decision="allow"/g,
+        ),
+      ];
+      assert.equal(items.length, Number(count), href);
+      assert.doesNotMatch(drill, /data-testid="audit-event" data-plugin="(?!stamp)|data-decision="deny"/);
+      assert.match(drill, /id="audit-window"/);
+      total += Number(count);
+    }
+    assert.equal(total, 3);
+
+    const bad = await fx.request("/console/audit?range=2d", { headers: { cookie: browser.cookie } });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /Chart range must be one of 15m, 1h, 6h, 24h, got &quot;2d&quot;/);
+  });
 });
 
 Deno.test("console install runs conformance: a failing report is shown and nothing installed; a passing one goes live", async () => {
