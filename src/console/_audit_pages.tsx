@@ -159,9 +159,9 @@ function EventItem(props: { event: AuditEvent }) {
     >
       <span class="time">{event.time}</span> <span class="decision">{event.decision}</span>{" "}
       <span class="plugin">{event.plugin}</span> <span class="action">{event.action}</span>{" "}
-      <span class="resource mono">{event.resource}</span>
-      {event.caller ? <span class="caller">by {event.caller}</span> : null}
-      {(event.count ?? 1) > 1 ? <span class="count">×{event.count}</span> : null}
+      <span class="resource mono">{event.resource}</span>{" "}
+      {event.caller ? <span class="caller">by {event.caller}</span> : null}{" "}
+      {(event.count ?? 1) > 1 ? <span class="count">×{event.count}</span> : null}{" "}
       <span class="reason">{event.decision === "deny" ? event.reason ?? "" : event.policies.join(", ")}</span>
     </li>
   );

@@ -213,19 +213,23 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         <h1 id="plugin-name">{plugin.name}</h1>
         <dl class="facts">
           <dt>Version</dt>
-          <dd id="plugin-version">{plugin.version} (installed: {plugin.versions.join(", ")})</dd>
+          <dd id="plugin-version">
+            {plugin.versions.length > 0
+              ? `${plugin.version} (installed: ${plugin.versions.join(", ")})`
+              : "none: it never reached the registry"}
+          </dd>
           <dt>State</dt>
           <dd id="plugin-state" class={`state-${plugin.state}`}>{plugin.state}</dd>
           {plugin.state === "failed" ? <dt>Error</dt> : null}
           {plugin.state === "failed" ? <dd id="plugin-error" class="error">{plugin.error ?? ""}</dd> : null}
-          <dt>sha256</dt>
-          <dd class="mono">{plugin.sha256}</dd>
+          {plugin.sha256 ? <dt>sha256</dt> : null}
+          {plugin.sha256 ? <dd class="mono">{plugin.sha256}</dd> : null}
           {plugin.description ? <dt>Description</dt> : null}
           {plugin.description ? <dd>{plugin.description}</dd> : null}
           <dt>Capabilities</dt>
           <dd id="plugin-capabilities">{plugin.capabilities.join(", ") || "none"}</dd>
-          <dt>Installed</dt>
-          <dd>{plugin.installedAt}</dd>
+          {plugin.installedAt ? <dt>Installed</dt> : null}
+          {plugin.installedAt ? <dd>{plugin.installedAt}</dd> : null}
           {stats ? <dt>Runtime</dt> : null}
           {stats
             ? (
@@ -236,7 +240,7 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
             )
             : null}
         </dl>
-        {can(deps, c, "plugin.call", services.pluginResource(plugin.name))
+        {plugin.state === "loaded" && can(deps, c, "plugin.call", services.pluginResource(plugin.name))
           ? <InvokeForm plugin={plugin} session={session} selected={result?.exportName} />
           : null}
         {result ? <InvokeResultView result={result} /> : null}

@@ -131,8 +131,7 @@ export function policiesPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         {sources.map((source) => (
           <section data-testid="policy-source" data-name={source.name} data-kind={source.kind} class="card source">
             <h3>
-              {source.name} <span class="hint">{source.kind}</span>
-              {writable && source.kind === "file"
+              {source.name} <span class="hint">{source.kind}</span> {writable && source.kind === "file"
                 ? <a class="policy-edit" href={`/console/policies?edit=${encodeURIComponent(source.name)}`}>edit</a>
                 : null}
             </h3>

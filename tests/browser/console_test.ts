@@ -9,7 +9,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { HTTPResponse, Page } from "puppeteer-core";
 import { browserAvailability, Chromium, screenshot, type WatchedPage } from "./_browser.ts";
-import { bearer, echoManifest, type Keycard, makeSite, REPO, startKeycard, within } from "../e2e/_server.ts";
+import {
+  bearer,
+  echoManifest,
+  EXAMPLE_PLUGINS,
+  type Keycard,
+  makeSite,
+  pluginDir,
+  REPO,
+  startKeycard,
+  within,
+} from "../e2e/_server.ts";
 import { watFixture } from "../_test_utils.ts";
 
 const { ignore, suffix } = await browserAvailability();
@@ -34,6 +44,15 @@ const EDITED_CEDAR = `// Edited by the browser suite.
 forbid (principal, action == Action::"plugin.remove", resource)
 when { principal.roles.contains("nobody") };
 `;
+
+/** The same file fixed: stamp may no longer draw random bytes (a narrowing the plan shows before it applies). */
+const FIXED_CEDAR = `// Edited by the browser suite: stamp may no longer draw random bytes.
+@id("console.edited")
+forbid (principal == Plugin::"stamp", action == Action::"random.get", resource);
+`;
+
+/** A configured plugin with no build: it cannot load, and the console shows it failed with its error. */
+const BROKEN_MANIFEST = "name: console-broken\nversion: 1.0.0\nexports:\n  - name: run\ncapabilities: []\n";
 
 /** What the console may never serve without: a CSP that allows only the gateway's own scripts. */
 function assertStrictCsp(response: HTTPResponse | Response | null, where: string): void {
@@ -129,6 +148,10 @@ Deno.test({
     await using site = await makeSite();
     await Deno.writeTextFile(join(site.policiesDir, "console-viewer.cedar"), VIEWER_CEDAR);
     await Deno.writeTextFile(join(site.policiesDir, "console-edited.cedar"), EDITED_CEDAR);
+    const broken = join(site.dir, "console-broken");
+    await Deno.mkdir(broken);
+    await Deno.writeTextFile(join(broken, "plugin.yaml"), BROKEN_MANIFEST);
+    await site.writeConfig({ plugins: [...EXAMPLE_PLUGINS.map(pluginDir), broken] });
     await using kc = await startKeycard(site);
     await using chromium = await Chromium.launch();
     const tmp = await Deno.makeTempDir({ prefix: "keycard-browser-" });
@@ -223,8 +246,16 @@ Deno.test({
         }
         assert.equal(await text(page, `tr[data-plugin="stamp"] .plugin-version`), "1.0.0");
         assert.ok(await page.$("form#install-form"), "an admin sees the install form");
+        // A configured plugin that could not load is listed as failed, with its error.
+        assert.equal(await text(page, `tr[data-plugin="console-broken"] .plugin-state`), "failed");
+        assert.match(await text(page, `p.plugin-error[data-plugin="console-broken"]`), /^console-broken: .+/);
         await assertNoSideways(page, 1280);
         await screenshot(page, "plugins-1280");
+        await page.goto(url("/console/plugins/console-broken"), { waitUntil: "load" });
+        assert.equal(await text(page, "#plugin-state"), "failed");
+        assert.match(await text(page, "#plugin-error"), /no build\/plugin\.wasm/, "the plugin page says why it failed");
+        assert.equal(await page.$("form#invoke-form"), null, "a plugin that is not serving has no invoke form");
+        await screenshot(page, "plugin-failed");
       });
 
       await step("the plugins page works at phone width (390x844)", async () => {
@@ -301,6 +332,12 @@ Deno.test({
         assert.equal(await pluginStatus(kc, "console-echo"), 200, "the API lists it");
         await page.goto(url("/console/plugins"), { waitUntil: "load" });
         assert.equal(await text(page, `tr[data-plugin="console-echo"] .plugin-state`), "loaded");
+        // Its page keeps the report of the install, and shows the limits it runs under (keycard.yaml's deadline).
+        await page.goto(url("/console/plugins/console-echo"), { waitUntil: "load" });
+        assert.equal(await attribute(page, "section#install-report", "data-passed"), "true");
+        assert.equal(await attribute(page, `tr[data-testid="limit"][data-limit="deadlineMs"]`, "data-value"), "1000");
+        assert.equal(await attribute(page, `tr[data-testid="limit"][data-limit="memoryPages"]`, "data-value"), "256");
+        await screenshot(page, "plugin-echo-limits", { scrollTo: "table#plugin-limits" });
       });
 
       await step("a check-only upload shows the report and the least grant, and installs nothing", async () => {
@@ -386,6 +423,36 @@ Deno.test({
         );
         assert.ok(decisions.length > 0, "the bar's events are listed");
         assert.deepEqual([...new Set(decisions)], ["stamp:allow"]);
+
+        // The chart's counts: clock.now's row totals its bars, and its bars add up to the events listed.
+        await page.goto(url("/console/audit?plugin=stamp&action=clock.now"), { waitUntil: "load" });
+        const row = `svg#audit-chart g[data-testid="chart-row"][data-plugin="stamp"][data-action="clock.now"]`;
+        const allowed = Number(await attribute(page, row, "data-allow"));
+        assert.ok(allowed >= 2, `the console's and the API's calls at least: ${allowed}`);
+        const bars = await page.$$eval(
+          `${row} a[data-testid="chart-bar"][data-decision="allow"]`,
+          (links) => links.map((a) => Number(a.getAttribute("data-count"))),
+        );
+        assert.equal(bars.reduce((sum, count) => sum + count, 0), allowed, `bars ${bars}`);
+        const listed = await page.$$(`li[data-testid="audit-event"][data-action="clock.now"][data-decision="allow"]`);
+        assert.equal(listed.length, allowed, "as many events listed as the chart counts");
+
+        // The filter form: decision deny over the last 15 minutes; only denies are listed.
+        await page.goto(url("/console/audit?plugin=stamp"), { waitUntil: "load" });
+        await page.select("#filter-decision", "deny");
+        await page.select("#filter-range", "15m");
+        await submit(page, "#filter-apply");
+        const filtered = new URL(page.url()).searchParams;
+        assert.equal(filtered.get("decision"), "deny");
+        assert.equal(filtered.get("range"), "15m");
+        const shown = await page.$$eval(
+          `li[data-testid="audit-event"]`,
+          (items) => items.map((li) => li.getAttribute("data-decision")),
+        );
+        assert.ok(shown.every((decision) => decision === "deny"), `only denies: ${shown}`);
+        const chart = await page.$("svg#audit-chart");
+        if (chart) assert.equal(await attribute(page, "svg#audit-chart", "data-range"), "15m");
+        else assert.ok(await page.$("#audit-chart-empty"), "no chart means no decisions in the range");
       });
 
       await step("a policy with an error is shown inline at line and column, and nothing is applied", async () => {
@@ -420,9 +487,17 @@ Deno.test({
         const before = await policySet(kc);
         await page.goto(url("/console/policies"), { waitUntil: "load" });
         await submit(page, `section[data-testid="policy-source"][data-name^="console-edited"] a.policy-edit`);
-        const fixed = EDITED_CEDAR.replace('"nobody"', '"console-guest"');
-        await retype(page, "#policy-editor", fixed);
+        await retype(page, "#policy-editor", FIXED_CEDAR);
         await page.waitForSelector(`#policy-error[data-state="valid"]`);
+        // Before applying, the plan: stamp's recorded random.get allows would now be denied.
+        await page.waitForSelector(`#policy-plan[data-state="ready"]`);
+        assert.match(await text(page, "#policy-plan-totals"), /[1-9]\d* narrowed/);
+        const narrowings = await page.$$eval(
+          `#policy-plan li[data-testid="plan-narrowing"]`,
+          (items) => items.map((li) => li.textContent ?? ""),
+        );
+        assert.ok(narrowings.some((line) => line.includes("random.get")), `narrowings: ${narrowings}`);
+        await screenshot(page, "policies-plan", { scrollTo: "#policy-plan" });
         const response = await submit(page, "#policy-apply");
         await assertStatus(response, 200);
         assert.match(pathOf(page), /^\/console\/policies\?applied=console-edited(\.cedar)?(&|$)/);
@@ -430,7 +505,7 @@ Deno.test({
         const after = await policySet(kc);
         assert.notDeepEqual(after.version, before.version, "a new policy set version");
         const source = after.sources.find((s) => s.name.startsWith("console-edited"));
-        assert.ok(source?.text?.includes('"console-guest"'), `the API serves the new text: ${JSON.stringify(source)}`);
+        assert.ok(source?.text?.includes('"random.get"'), `the API serves the new text: ${JSON.stringify(source)}`);
         await screenshot(page, "policies-applied", { scrollTo: "#policy-applied" });
       });
 
@@ -463,6 +538,20 @@ Deno.test({
             `the deciding policy with its text: ${policies}`,
           );
           await screenshot(page, "playground", { scrollTo: "section#pg-result" });
+
+          // A host call as a plugin makes it: an HTTP fetch to a private address, refused at the address phase.
+          await retype(page, "#pg-call", "plugin: stamp\nhttp.request: http://[::ffff:169.254.169.254]/\n");
+          await submit(page, "#pg-explain");
+          assert.equal(await attribute(page, "section#pg-explanation", "data-decision"), "deny");
+          assert.ok(await page.$(`div[data-testid="pg-phase"][data-phase="address"][data-decision="deny"]`));
+          assert.match(
+            await text(
+              page,
+              `section#pg-explanation div[data-testid="pg-policy"][data-id="base.http.private-addresses"] pre`,
+            ),
+            /forbid/,
+          );
+          await screenshot(page, "playground-explain", { scrollTo: "section#pg-explanation" });
         },
       );
 
