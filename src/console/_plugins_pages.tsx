@@ -78,7 +78,9 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     }
     try {
       const { plugin, report } = await services.plugins.install(name, wasm, manifest);
-      return await installPage(c, 201, report as Report, `Installed ${plugin.name} ${plugin.version}`, plugin.name);
+      // The report as kept with the version: with the least grant of what the run did.
+      const kept = isReport(plugin.report) ? plugin.report : report as Report;
+      return await installPage(c, 201, kept, `Installed ${plugin.name} ${plugin.version}`, plugin.name);
     } catch (error) {
       if (error instanceof ProblemError && error.kind === "not-conformant" && isReport(error.extensions.report)) {
         return await installPage(c, 422, error.extensions.report, `Not installed: ${error.message}`, name);
@@ -254,7 +256,12 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         <LimitsView limits={plugin.limits} />
         <h2>Conformance report of this version's install</h2>
         {report
-          ? <ReportView report={report} outcome={report.passed ? "Passed" : "Failed"} />
+          ? (
+            <>
+              <ReportView report={report} outcome={report.passed ? "Passed" : "Failed"} />
+              {report.proposal ? <ProposalView proposal={report.proposal} /> : null}
+            </>
+          )
           : (
             <p id="no-report" class="hint">
               None kept: {plugin.name} {plugin.version}{" "}

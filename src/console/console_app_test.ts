@@ -391,6 +391,20 @@ Deno.test("console plugin page: the limits in force, the report of a /v1 install
     assert.match(echoer, /id="install-report" class="card" data-passed="true"/);
     assert.match(echoer, /data-testid="check-row" data-check="[^"]+" data-passed="true"/);
     assert.doesNotMatch(echoer, /id="no-report"/);
+    // With the least grant of what the run did: echo needs nothing, so a manifest granting clock.now is warned of.
+    assert.match(echoer, /<pre id="proposal-yaml">grants: \[\]/);
+    const wide = echoManifest("echowide").replace(
+      "capabilities: []",
+      "capabilities: [clock.now]\ngrants:\n  - clock.now: {}",
+    );
+    await expectOk(
+      await fx.request(
+        "/v1/plugins/echowide",
+        asAdmin(fx, { method: "PUT", body: pluginForm(await watFixture("http_echo"), wide) }),
+      ),
+      "install echowide",
+    );
+    assert.match(await pageOf(fx.request, "echowide"), /id="proposal-warnings"[^>]*>[^<]*clock\.now/);
     const api = JSON.parse(await expectOk(await fx.request("/v1/plugins/echoer", asAdmin(fx)), "GET echoer"));
     assert.equal(api.report.passed, true);
     assert.equal(api.limits.deadlineMs, 500);

@@ -9,6 +9,7 @@ import {
   parseRequestFile,
   planPolicyChange,
   PolicyTestError,
+  proposeGrants,
 } from "../lifecycle/mod.ts";
 import { type CallerContext, createHostFunctions, FsCapability } from "../host/mod.ts";
 import {
@@ -447,10 +448,19 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           if (!report.passed) {
             throw new ProblemError("not-conformant", `Plugin "${name}" failed conformance`, { report });
           }
+          // What the run needed, against what the manifest grants (wider grants are warnings): kept with the report.
+          const { schema: runSchema, policies: runBase } = sandbox();
+          const proposal = await proposeGrants(name, report.footprint, {
+            manifest,
+            schema: runSchema,
+            ...(runBase ? { policies: runBase } : {}),
+          }).catch(() => undefined);
           let stored: StoredPlugin;
           try {
             // Kept with the version: the plugin's page shows it later, on every replica and after restarts.
-            stored = await registry.install(wasm, manifest, { report: { ...report } });
+            stored = await registry.install(wasm, manifest, {
+              report: { ...report, ...(proposal ? { proposal: { ...proposal, runs: 1 } } : {}) },
+            });
           } catch (error) {
             if (error instanceof RegistryError) {
               throw new ProblemError(error.code === "version_exists" ? "conflict" : "not-conformant", error.message, {

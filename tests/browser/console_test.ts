@@ -337,6 +337,8 @@ Deno.test({
         assert.equal(await attribute(page, "section#install-report", "data-passed"), "true");
         assert.equal(await attribute(page, `tr[data-testid="limit"][data-limit="deadlineMs"]`, "data-value"), "1000");
         assert.equal(await attribute(page, `tr[data-testid="limit"][data-limit="memoryPages"]`, "data-value"), "256");
+        // With the least grant of what conformance saw it do: echo needs nothing.
+        assert.match(await text(page, "pre#proposal-yaml"), /^grants: \[\]/);
         await screenshot(page, "plugin-echo-limits", { scrollTo: "table#plugin-limits" });
       });
 
