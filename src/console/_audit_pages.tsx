@@ -84,7 +84,9 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
           <label>
             Chart
             <select id="filter-range" name="range">
-              {Object.keys(RANGES).map((key) => <option value={key} selected={key === range}>last {key}</option>)}
+              {Object.keys(RANGES).map((key) => (
+                <option key={key} value={key} selected={key === range}>last {key}</option>
+              ))}
             </select>
           </label>
           {filters.since ? <input type="hidden" name="since" value={filters.since} /> : null}
