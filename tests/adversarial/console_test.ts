@@ -202,8 +202,18 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
   const t = tally("console");
   const evilWasm = await compileWat(EVIL_WAT, "evil.wat");
   const echo = await watFixture("http_echo");
+  const brokenWasm = await compileWat(
+    `(module (import "extism:host/env" ${
+      JSON.stringify(XSS)
+    } (func)) (func (export "run") (result i32) (i32.const 0)))`,
+    "broken.wat",
+  );
   const fx = await startGateway({
-    plugins: [{ name: "evil", wasm: evilWasm, manifest: EVIL_MANIFEST }],
+    plugins: [
+      { name: "evil", wasm: evilWasm, manifest: EVIL_MANIFEST },
+      // Fails at start: it imports a host function named like markup, which the error quotes.
+      { name: "broken", wasm: brokenWasm, manifest: "name: broken\nversion: 1.0.0\nexports: [run]\n" },
+    ],
     // An operator routes the hostile plugin's page export as a handler, leaving its content type to the manifest.
     yaml: [
       "routes:",
@@ -1250,6 +1260,196 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
         controller.abort();
         await response.body?.cancel().catch(() => {});
         assert.equal(status, 200, "after HEAD requests the session's live tail still opens");
+      },
+    );
+
+    await t.attack(
+      "console invoke answers as /v1 does for a trap, a memory bomb, an unknown export and a missing plugin",
+      async () => {
+        for (
+          const [plugin, exportName] of [
+            ["trap", "unreachable"],
+            ["trap", "out_of_bounds"],
+            ["bomb", "grow"],
+            ["hello", "no_such_export"],
+            ["nosuchplugin", "x"],
+          ] as const
+        ) {
+          const v1 = await go(fx, `/v1/plugins/${plugin}/invoke/${exportName}`, {
+            method: "POST",
+            headers: bearer(fx.adminToken),
+            body: "x",
+          });
+          await v1.body?.cancel();
+          const response = await post(fx, `/console/plugins/${plugin}/invoke`, admin, {
+            export: exportName,
+            input: "x",
+          });
+          await expect(fx, response, [v1.status], `${plugin} ${exportName}`);
+          assert.ok(v1.status !== 500, `${plugin} ${exportName}: /v1 answers 500`);
+        }
+        const after = await post(fx, "/console/plugins/hello/invoke", admin, { export: "greet", input: "x" });
+        await expect(fx, after, [200], "a normal call after them");
+      },
+    );
+
+    await t.attack("a flood of concurrent console invokes past the plugin's queue: 200 or 429, never 5xx", async () => {
+      const responses = await Promise.all(
+        Array.from(
+          { length: 24 },
+          () => post(fx, "/console/plugins/hello/invoke", admin, { export: "fib", input: "25" }),
+        ),
+      );
+      const statuses: number[] = [];
+      for (const response of responses) {
+        statuses.push(response.status);
+        await expect(fx, response, [200, 429], "flooded invoke");
+      }
+      assert.ok(statuses.includes(200), statuses.join(","));
+    });
+
+    await t.attack(
+      "a playground decision and an explanation are not recorded as a plugin's decision in the audit trail",
+      async () => {
+        const seen: string[] = [];
+        const off = fx.gateway.services.audit.subscribe((event) => {
+          seen.push(`${event.plugin} ${event.action}`);
+        });
+        try {
+          const decide = await post(fx, "/console/playground", admin, {
+            principal: '{"type":"Plugin","id":"stamp"}',
+            action: "clock.now",
+            resource: '{"type":"Clock","id":"system"}',
+            context: '{"caller":""}',
+          });
+          await expect(fx, decide, [200], "playground decide");
+          const explain = await post(fx, "/console/playground/explain", admin, { call: "plugin: stamp\nclock.now:\n" });
+          await expect(fx, explain, [200], "playground explain");
+          const api = await go(fx, "/v1/policies/explain", {
+            method: "POST",
+            headers: bearer(fx.adminToken),
+            body: "plugin: stamp\nclock.now:\n",
+          });
+          await api.body?.cancel();
+        } finally {
+          off();
+        }
+        assert.deepEqual(seen, [], "a what-if decision reached the audit trail");
+      },
+    );
+
+    await t.attack("explain with hundreds of entities and parents answers in bounded time", async () => {
+      const entities = Array.from(
+        { length: 600 },
+        (_, i) => `{uid: {type: Dir, id: "/d${i}"}, attrs: {}, parents: [{type: Dir, id: "/d${i + 1}"}]}`,
+      );
+      const parents = Array.from({ length: 200 }, (_, i) => `'Dir::"/d${i}"'`).join(", ");
+      const body = [
+        'principal: Plugin::"stamp"',
+        "action: fs.read",
+        `resource: { type: File, id: "/d0/x", parents: [${parents}] }`,
+        `entities: [${entities.join(", ")}]`,
+        "",
+      ].join("\n");
+      assert.ok(body.length < 65_536, `${body.length}`);
+      const started = performance.now();
+      const response = await go(fx, "/v1/policies/explain", { method: "POST", headers: bearer(fx.adminToken), body });
+      const text = await response.text();
+      const ms = performance.now() - started;
+      assert.ok(response.status === 200 || response.status === 400, `${response.status} ${text.slice(0, 200)}`);
+      assert.ok(ms < 5000, `explain took ${Math.round(ms)} ms`);
+    });
+
+    await t.attack(
+      "no console or explain response grants another origin a read (no CORS headers, even when asked)",
+      async () => {
+        const asks = { origin: "http://evil.example", "access-control-request-method": "POST" };
+        const responses = [
+          await get(fx, "/console/plugins", admin, asks),
+          await get(fx, "/console/audit/stream", admin, asks),
+          await go(fx, "/console/policies/validate", {
+            method: "OPTIONS",
+            headers: { ...asks, cookie: admin.cookie },
+          }),
+          await go(fx, "/v1/policies/explain", { method: "OPTIONS", headers: asks }),
+          await go(fx, "/v1/policies/explain", {
+            method: "POST",
+            headers: { ...asks, ...bearer(fx.adminToken) },
+            body: "plugin: stamp\nclock.now:\n",
+          }),
+        ];
+        for (const response of responses) {
+          await response.body?.cancel();
+          assert.equal(response.headers.get("access-control-allow-origin"), null, response.url);
+          assert.equal(response.headers.get("access-control-allow-credentials"), null, response.url);
+        }
+      },
+    );
+
+    await t.attack("the CSRF token never goes into a URL: no GET form or link of any page carries it", async () => {
+      for (
+        const path of [
+          "/console/plugins",
+          "/console/plugins/hello",
+          "/console/audit",
+          "/console/policies",
+          "/console/health",
+          "/console/playground",
+        ]
+      ) {
+        const text = await expect(fx, await get(fx, path, admin), [200], path);
+        for (const form of text.matchAll(/<form\b[^>]*>[\s\S]*?<\/form>/g)) {
+          if (/method="post"/i.test(form[0])) continue;
+          assert.ok(!form[0].includes(admin.csrf) && !form[0].includes('name="_csrf"'), `${path}: a GET form with it`);
+        }
+        for (const href of text.matchAll(/href="([^"]*)"/g)) assert.ok(!href[1]!.includes(admin.csrf), path);
+      }
+    });
+
+    await t.attack("session ids and CSRF tokens are distinct, unguessable-sized and never reused", () => {
+      const store = new SessionStore({ maxSessions: 1000 });
+      const seen = new Set<string>();
+      for (let i = 0; i < 500; i++) {
+        const session = store.create({ id: "x", roles: [] });
+        assert.match(session.id, /^[A-Za-z0-9_-]{43}$/);
+        assert.match(session.csrf, /^[A-Za-z0-9_-]{43}$/);
+        assert.notEqual(session.id, session.csrf);
+        assert.ok(!seen.has(session.id) && !seen.has(session.csrf), "a repeat");
+        seen.add(session.id);
+        seen.add(session.csrf);
+      }
+    });
+
+    await t.attack(
+      "install with the module as a text field, an empty file or no file: 400, nothing installed",
+      async () => {
+        for (const variant of ["text", "empty", "none"]) {
+          const form = new FormData();
+          form.append("_csrf", admin.csrf);
+          form.append("manifest", echoManifest("notafile"));
+          if (variant === "text") form.append("wasm", "\0asm\u0001\0\0\0");
+          if (variant === "empty") form.append("wasm", new Blob([]), "empty.wasm");
+          const response = await go(fx, "/console/plugins/install", {
+            method: "POST",
+            headers: { origin: ORIGIN, cookie: admin.cookie },
+            body: form,
+          });
+          await expect(fx, response, [400], `install ${variant}`);
+        }
+      },
+    );
+
+    await t.attack(
+      "a configured plugin that failed at start with markup in its manifest is listed with its error escaped",
+      async () => {
+        const list = await expect(fx, await get(fx, "/console/plugins", admin), [200], "plugins list");
+        assert.match(
+          list,
+          /class="plugin-error error" data-plugin="broken"/,
+          "the failed plugin and its error are shown",
+        );
+        const detail = await expect(fx, await get(fx, "/console/plugins/broken", admin), [200, 404], "broken page");
+        if (detail.includes('id="plugin-error"')) assert.doesNotMatch(detail, /id="invoke-form"/);
       },
     );
 
