@@ -530,6 +530,34 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
       }
     });
 
+    await t.attack(
+      "BUG: a caller (plugin.call only) reads the plugin's grants, compiled Cedar, limits and report on its invoke result page",
+      async () => {
+        // The same client gets "not permitted" for /console/plugins/stamp (plugin.read) and 403 for /v1/policies
+        // (policy.read); /v1's invoke answers the output only.
+        const refused = await expect(fx, await get(fx, "/console/plugins/stamp", caller), [200], "caller stamp page");
+        assert.match(refused, /id="not-permitted"/);
+        const response = await post(fx, "/console/plugins/stamp/invoke", caller, { export: "stamp", input: "x" });
+        const text = await expect(fx, response, [200], "caller invoke stamp");
+        for (const id of ["plugin-cedar", "plugin-grants", "plugin-limits", "plugin-capabilities", "install-report"]) {
+          assert.ok(!text.includes(`id="${id}"`), `the caller's invoke page shows #${id}`);
+        }
+        assert.ok(!text.includes("grant.stamp."), "the caller's invoke page shows the grant policies' text");
+      },
+    );
+
+    await t.attack(
+      "BUG: a caller (no audit.read) reads the audit decisions and deciding policy ids of its call on the invoke page",
+      async () => {
+        const response = await post(fx, "/console/plugins/stamp/invoke", caller, { export: "stamp", input: "x" });
+        const text = await expect(fx, response, [200], "caller invoke stamp");
+        assert.ok(
+          !text.includes('data-testid="host-call"'),
+          "host-call audit rows shown to a client without audit.read",
+        );
+      },
+    );
+
     await t.attack("a caller's console invoke is audited as that caller, not as the admin", async () => {
       const seen: string[] = [];
       const off = fx.gateway.services.audit.subscribe((event) => {
