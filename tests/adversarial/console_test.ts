@@ -1091,6 +1091,60 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     );
 
     await t.attack(
+      "prototype keys in explain YAML and playground JSON pollute nothing and answer 200 or 400",
+      async () => {
+        const bodies = [
+          "plugin: stamp\nclock.now:\ncaller: x\n__proto__: { polluted: 1 }\n",
+          'principal: Plugin::"stamp"\naction: clock.now\nresource: Clock::"system"\ncontext: { __proto__: { polluted: 1 }, constructor: { prototype: { polluted: 1 } } }\n',
+          'principal: { type: Plugin, id: stamp, attrs: { __proto__: { polluted: 1 } } }\naction: clock.now\nresource: Clock::"system"\n',
+          "base: &b { polluted: 1 }\nplugin: stamp\nclock.now: { <<: *b }\n",
+        ];
+        for (const body of bodies) {
+          const response = await explainApi(body);
+          const text = await response.text();
+          assert.ok(response.status === 200 || response.status === 400, `${response.status} ${text.slice(0, 200)}`);
+        }
+        const playground = await post(fx, "/console/playground", admin, {
+          principal: '{"type":"Plugin","id":"stamp","attrs":{"__proto__":{"polluted":1}}}',
+          action: "clock.now",
+          resource: '{"type":"Clock","id":"system"}',
+          context: '{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}',
+        });
+        await expect(fx, playground, [200, 400], "playground prototype keys");
+        assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype was polluted");
+      },
+    );
+
+    await t.attack("console invoke input past the plugin's inputBytes answers as /v1 does, never 5xx", async () => {
+      const input = "i".repeat(70_000);
+      const v1 = await go(fx, "/v1/plugins/hello/invoke/echo", {
+        method: "POST",
+        headers: bearer(fx.adminToken),
+        body: input,
+      });
+      await v1.body?.cancel();
+      assert.ok(v1.status >= 400 && v1.status < 500, `/v1 ${v1.status}`);
+      const response = await post(fx, "/console/plugins/hello/invoke", admin, { export: "echo", input });
+      await expect(fx, response, [v1.status], "console invoke of 70,000 bytes");
+    });
+
+    await t.attack("only sign-in and sign-out set a cookie: no page, error, asset or stream does", async () => {
+      for (
+        const path of [
+          "/console/plugins",
+          "/console/audit",
+          "/console/nope",
+          "/console/assets/console.js",
+          "/console/sign-in",
+        ]
+      ) {
+        const response = await get(fx, path, admin);
+        await response.body?.cancel();
+        assert.equal(response.headers.get("set-cookie"), null, path);
+      }
+    });
+
+    await t.attack(
       "install and check-only with YAML alias bombs and deep manifests: a fast 4xx, nothing installed",
       async () => {
         const bomb = ["name: bombed", "version: 1.0.0", "a: &a [x, x, x, x, x, x, x, x, x]"];
