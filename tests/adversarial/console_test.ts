@@ -781,6 +781,43 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
       },
     );
 
+    await t.attack("console.js never parses server text as HTML and runs no string as code", async () => {
+      const script = await (await go(fx, "/console/assets/console.js")).text();
+      assert.ok(script.includes("textContent"), "the script is served");
+      assert.doesNotMatch(
+        script,
+        /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function\(|setTimeout\(\s*["'`]/,
+      );
+    });
+
+    await t.attack(
+      "no page rendered over hostile data carries an inline script, handler, style or javascript: URL",
+      async () => {
+        for (
+          const path of [
+            "/console/plugins",
+            "/console/plugins/evil",
+            "/console/plugins/broken",
+            "/console/audit?range=24h",
+            "/console/policies",
+            "/console/health",
+            "/console/playground",
+            "/console/sign-in",
+          ]
+        ) {
+          const text = await expect(fx, await get(fx, path, admin), [200, 404], path);
+          for (const tag of text.matchAll(/<script\b[^>]*>/g)) {
+            assert.equal(tag[0], '<script src="/console/assets/console.js" defer="">', `${path}: ${tag[0]}`);
+          }
+          // Attribute values (escaped by JSX) may hold the attacker's text; attribute names may not.
+          const names = text.replace(/"[^"]*"/g, '""');
+          assert.doesNotMatch(names, /<[a-z][^>]*\son[a-z]+\s*=/i, `${path}: an inline handler`);
+          assert.doesNotMatch(names, /<[a-z][^>]*\sstyle\s*=/i, `${path}: an inline style`);
+          assert.doesNotMatch(text, /(href|src|action)\s*=\s*"\s*javascript:/i, `${path}: a javascript: URL`);
+        }
+      },
+    );
+
     await t.attack(
       "the live stream sends hostile events as JSON data lines only (no SSE field injection)",
       async () => {
