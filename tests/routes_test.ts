@@ -447,6 +447,27 @@ Deno.test("routes: hooks, upstream proxying, handlers, auth and reloads end to e
       assert.equal(del.query, "x");
     });
 
+    await t.step(
+      "what a plugin writes is served sandboxed; an upstream's answer untouched by plugins is not",
+      async () => {
+        // The console shares this origin: a plugin's document must not run script with it.
+        const sandboxed = (response: Response) =>
+          /(^|,\s*)sandbox\b/.test(response.headers.get("content-security-policy") ?? "");
+        const upstream = await fx.request("/plain/echo/x");
+        await upstream.body?.cancel();
+        assert.equal(sandboxed(upstream), false, "an upstream's answer passes as the upstream wrote it");
+        const denied = await fx.request("/deny-chain");
+        await denied.body?.cancel();
+        assert.equal(denied.status, 451);
+        assert.ok(sandboxed(denied), "a request hook's refusal is the plugin's content");
+        assert.equal(denied.headers.get("x-content-type-options"), "nosniff");
+        const quote = await fx.request("/quote");
+        await quote.body?.cancel();
+        assert.equal(quote.status, 200);
+        assert.ok(sandboxed(quote), "a handler's answer is the plugin's content");
+      },
+    );
+
     await t.step("deny short-circuits: its status, headers and body; no upstream, no later hooks", async () => {
       const before = fx.upstream.total();
       const metricsBefore = await metricsText(fx);

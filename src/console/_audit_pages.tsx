@@ -25,9 +25,6 @@ const BUCKETS = 30;
 /** Events read to draw the chart and list the page (the newest; the chart says when it was cut short). */
 const CHART_EVENTS = 10_000;
 const LIST_EVENTS = 100;
-/** Live streams open at once, per session and in all: each holds a subscription and a connection. */
-export const MAX_STREAMS_PER_SESSION = 4;
-export const MAX_STREAMS = 64;
 
 /** Registers the audit page and its stream on the console app. */
 export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
@@ -38,7 +35,8 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const filters = readFilters(c);
     const { plugin, action, decision } = filters;
     const range = c.req.query("range") ?? DEFAULT_RANGE;
-    const rangeMs = RANGES[range];
+    // Own keys only: "toString" and the other Object.prototype names are no range.
+    const rangeMs = Object.hasOwn(RANGES, range) ? RANGES[range] : undefined;
     if (rangeMs === undefined) {
       throw new ProblemError(
         "bad-request",
@@ -122,29 +120,18 @@ export function auditPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     );
   });
 
-  const open = new Map<string, number>();
-  let total = 0;
-
   app.get("/audit/stream", (c) => {
     allow(deps, c, "audit.read");
     const filters = readFilters(c);
     const id = sessionOf(c).id;
-    const mine = open.get(id) ?? 0;
-    if (mine >= MAX_STREAMS_PER_SESSION || total >= MAX_STREAMS) {
-      throw new ProblemError(
-        "saturated",
-        `Too many live audit streams open (at most ${MAX_STREAMS_PER_SESSION} per session, ${MAX_STREAMS} in all)`,
-      );
-    }
-    open.set(id, mine + 1);
-    total++;
-    const release = () => {
-      total--;
-      const left = (open.get(id) ?? 1) - 1;
-      if (left > 0) open.set(id, left);
-      else open.delete(id);
-    };
-    return streamAudit(c, services.audit, { matches: (event) => matches(event, filters), onEnd: release });
+    const { signal, release } = deps.streams.open(id);
+    return streamAudit(c, services.audit, {
+      matches: (event) => matches(event, filters),
+      onEnd: release,
+      // Signing out here ends it at once; a session ended elsewhere (another replica, its expiry) within 15 s.
+      signal,
+      stillAllowed: async () => (await deps.sessions.get(id)) !== undefined,
+    });
   });
 }
 

@@ -7,6 +7,7 @@ import { ProblemError } from "../http/problem.ts";
 import type { GatewayServices } from "../http/services.ts";
 import type { ConsoleEnv } from "./console_env.ts";
 import type { ConsoleSession, SessionStore } from "./session_store.ts";
+import type { StreamRegistry } from "./_streams.ts";
 
 export type { ConsoleEnv } from "./console_env.ts";
 
@@ -15,6 +16,8 @@ export interface ConsoleDeps {
   services: GatewayServices;
   sessions: SessionStore;
   metrics: Metrics | undefined;
+  /** The open live audit tails, ended with their session. */
+  streams: StreamRegistry;
 }
 
 export { API } from "../http/api_action.ts";

@@ -38,7 +38,8 @@ interface InvokeResult {
   ms: number;
   output?: string;
   error?: string;
-  hostCalls: AuditEvent[];
+  /** The call's audit events; absent for a client that may not read the audit. */
+  hostCalls?: AuditEvent[];
 }
 
 /** Registers the plugin pages on the console app. */
@@ -107,13 +108,14 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     if (exportName === "") throw new ProblemError("bad-request", 'Choose an export (form field "export")');
     const input = new TextEncoder().encode(typeof form.input === "string" ? form.input : "");
     const callId = crypto.randomUUID();
-    const hostCalls: AuditEvent[] = [];
+    // The host calls are audit events: shown to a client that may read the audit, as GET /v1/audit would show them.
+    const hostCalls: AuditEvent[] | undefined = can(deps, c, "audit.read") ? [] : undefined;
     // Host calls are recorded synchronously during the call: listening first catches every one of this call id.
-    const unsubscribe = services.audit.subscribe((event) => {
+    const unsubscribe = hostCalls === undefined ? () => {} : services.audit.subscribe((event) => {
       if (event.callId === callId && hostCalls.length < 1000) hostCalls.push(event);
     });
     const started = performance.now();
-    const result: InvokeResult = { exportName, callId, ms: 0, hostCalls };
+    const result: InvokeResult = { exportName, callId, ms: 0, ...(hostCalls ? { hostCalls } : {}) };
     let status = 200;
     try {
       const output = await services.invoke(name, exportName, input, {
@@ -134,10 +136,23 @@ export function pluginsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       services.audit.emitSumsOf(callId);
       unsubscribe();
     }
+    // A client that may call but not read the plugin (plugin.call alone, as /v1's callers) gets the result only.
+    if (!can(deps, c, "plugin.read", services.pluginResource(name))) return resultPage(c, name, result, status);
     const plugin = await services.plugins.get(name);
     if (!plugin) throw new ProblemError("not-found", `Plugin "${name}" is not installed`);
     return await detailPage(c, plugin, result, status);
   });
+
+  function resultPage(c: Context<ConsoleEnv>, name: string, result: InvokeResult, status: number) {
+    return page(
+      c,
+      { title: name, section: "plugins", status },
+      <>
+        <h1 id="plugin-name">{name}</h1>
+        <InvokeResultView result={result} />
+      </>,
+    );
+  }
 
   function listPage(c: Context<ConsoleEnv>, plugins: PluginView[]) {
     const session = sessionOf(c);
@@ -463,7 +478,17 @@ function InvokeResultView(props: { result: InvokeResult }) {
       {result.error !== undefined
         ? <p id="invoke-error" class="error">{result.error}</p>
         : <pre id="invoke-output">{result.output}</pre>}
-      <h3>Host calls ({result.hostCalls.reduce((sum, event) => sum + (event.count ?? 1), 0)})</h3>
+      {result.hostCalls === undefined
+        ? <p id="host-calls-hidden" class="hint">Host calls are audit events: reading them needs audit.read.</p>
+        : <HostCallsView events={result.hostCalls} />}
+    </section>
+  );
+}
+
+function HostCallsView(props: { events: AuditEvent[] }) {
+  return (
+    <>
+      <h3>Host calls ({props.events.reduce((sum, event) => sum + (event.count ?? 1), 0)})</h3>
       <div class="scroll">
         <table id="host-calls">
           <thead>
@@ -477,7 +502,7 @@ function InvokeResultView(props: { result: InvokeResult }) {
             </tr>
           </thead>
           <tbody>
-            {result.hostCalls.map((event) => (
+            {props.events.map((event) => (
               <tr data-testid="host-call" data-action={event.action} data-decision={event.decision}>
                 <td>{event.action}</td>
                 <td class="mono">{event.resource}</td>
@@ -492,7 +517,7 @@ function InvokeResultView(props: { result: InvokeResult }) {
           </tbody>
         </table>
       </div>
-    </section>
+    </>
   );
 }
 

@@ -14,6 +14,7 @@ import { playgroundPage } from "./_playground_page.tsx";
 import { pluginsPages } from "./_plugins_pages.tsx";
 import { policiesPages } from "./_policies_pages.tsx";
 import { SessionStore } from "./session_store.ts";
+import { StreamRegistry } from "./_streams.ts";
 
 /** The Content-Security-Policy of every console response: only the gateway's own files, no inline code. */
 export const CONSOLE_CSP: string = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
@@ -51,6 +52,7 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     services,
     sessions: options.sessions ?? new SessionStore(),
     metrics: options.metrics,
+    streams: new StreamRegistry(),
   };
   const app = new Hono<ConsoleEnv>();
 
@@ -120,7 +122,10 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     }
     // A fresh id on every sign-in (no fixation): a session id that came with the request is ended, never reused.
     const previous = getCookie(c, COOKIE);
-    if (previous !== undefined) deps.sessions.delete(previous);
+    if (previous !== undefined) {
+      deps.sessions.delete(previous);
+      deps.streams.endSession(previous);
+    }
     const session = deps.sessions.create(client);
     setCookie(c, COOKIE, session.id, {
       path: "/console",
@@ -134,7 +139,10 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
 
   app.post("/sign-out", (c) => {
     const session = c.get("session");
-    if (session) deps.sessions.delete(session.id);
+    if (session) {
+      deps.sessions.delete(session.id);
+      deps.streams.endSession(session.id);
+    }
     deleteCookie(c, COOKIE, { path: "/console", httpOnly: true, sameSite: "Strict" });
     return c.redirect("/console/sign-in", 303);
   });

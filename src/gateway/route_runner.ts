@@ -1,4 +1,5 @@
 import type { AuditLog } from "../audit/mod.ts";
+import { asPluginContent } from "./_plugin_content.ts";
 import type { RouteConfig } from "../config/mod.ts";
 import type { AuthThrottle, Client, Metrics } from "../http/mod.ts";
 import { type AuthorizationRequest, clientEntity, type Decision, type Entity } from "../policy/mod.ts";
@@ -184,7 +185,7 @@ export class RouteRunner {
         const status = output.status ?? 403;
         const response = new Response(bodiless(status) ? null : output.body ?? null, { status });
         applyHeaders(response.headers, output.headers);
-        return response;
+        return asPluginContent(response);
       }
       applyHeaders(headers, output.headers);
       statusOverride ??= output.status;
@@ -206,6 +207,8 @@ export class RouteRunner {
       })
       : await proxy({ route: route as RouteConfig & { upstream: string }, request, url, path, headers, body, remote });
     if (failed) return response;
+    // A handler's answer is the plugin's; an upstream's is the operator's, until a response hook changes it.
+    let byPlugin = route.handler !== undefined;
 
     // Response hooks.
     const responseHeaders = forwardable(response.headers);
@@ -221,6 +224,7 @@ export class RouteRunner {
         if (output === undefined) continue;
         if (output instanceof Response) return output;
         applyHeaders(responseHeaders, output.headers);
+        if (output.headers !== undefined || output.body !== undefined) byPlugin = true;
         statusOverride ??= output.status;
         // A truncated body streams through untouched: the hook saw only its head.
         if (output.body !== undefined && !peeked.truncated) {
@@ -231,7 +235,8 @@ export class RouteRunner {
     }
     if (statusOverride !== undefined) status = statusOverride;
     const nullBody = bodiless(status) || request.method === "HEAD";
-    return new Response(nullBody ? null : responseBody, { status, headers: responseHeaders });
+    const answer = new Response(nullBody ? null : responseBody, { status, headers: responseHeaders });
+    return byPlugin ? asPluginContent(answer) : answer;
   }
 }
 

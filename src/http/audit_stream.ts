@@ -11,6 +11,13 @@ export interface StreamAuditOptions {
   view?: (event: AuditEvent) => unknown;
   /** Called once when the stream ends (the reader left or the server closes it). */
   onEnd?: () => void;
+  /** Ends the stream when aborted (the session it was opened for ended). @default {never} */
+  signal?: AbortSignal;
+  /**
+   * Asked again at every keep-alive (15 s of silence) and at most every 15 s while events flow: the stream ends when
+   * it answers false (a session ended elsewhere, e.g. signed out on another replica). @default {always true}
+   */
+  stillAllowed?: () => boolean | Promise<boolean>;
 }
 
 /** Events kept for a reader that stopped reading; past it, new ones are not queued for that reader. */
@@ -33,7 +40,12 @@ const KEEP_ALIVE_MS = 15_000;
  * ```
  */
 export function streamAudit(c: Context, audit: AuditLog, options: StreamAuditOptions = {}): Response {
-  const { matches = () => true, view = (event: AuditEvent) => event } = options;
+  const { matches = () => true, view = (event: AuditEvent) => event, signal, stillAllowed } = options;
+  // A HEAD has no body to stream: answered with the headers alone, holding no subscription and no place.
+  if (c.req.method === "HEAD") {
+    options.onEnd?.();
+    return new Response(null, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+  }
   return streamSSE(c, async (stream) => {
     const queue: AuditEvent[] = [];
     let wake: (() => void) | undefined;
@@ -44,12 +56,16 @@ export function streamAudit(c: Context, audit: AuditLog, options: StreamAuditOpt
       wake?.();
     });
     let closed = false;
-    stream.onAbort(() => {
+    const close = () => {
       closed = true;
       wake?.();
-    });
+    };
+    stream.onAbort(close);
+    if (signal?.aborted) closed = true;
+    signal?.addEventListener("abort", close, { once: true });
+    let checked = performance.now();
     try {
-      await stream.writeSSE({ event: "ready", data: "{}" });
+      if (!closed) await stream.writeSSE({ event: "ready", data: "{}" });
       while (!closed) {
         if (queue.length === 0) {
           let timer: ReturnType<typeof setTimeout> | undefined;
@@ -59,13 +75,20 @@ export function streamAudit(c: Context, audit: AuditLog, options: StreamAuditOpt
           });
           clearTimeout(timer);
           wake = undefined;
-          if (queue.length === 0 && !closed) await stream.writeSSE({ event: "ping", data: "{}" });
+          if (closed) break;
+          if (queue.length === 0) await stream.writeSSE({ event: "ping", data: "{}" });
         }
+        if (stillAllowed && performance.now() - checked >= KEEP_ALIVE_MS) {
+          checked = performance.now();
+          if (!(await stillAllowed())) break;
+        }
+        if (closed) break;
         for (const event of queue.splice(0)) {
           await stream.writeSSE({ event: "decision", id: event.callId, data: JSON.stringify(view(event)) });
         }
       }
     } finally {
+      signal?.removeEventListener("abort", close);
       unsubscribe();
       options.onEnd?.();
     }
