@@ -948,6 +948,38 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
 
     // ---------------------------------------------------------------- resource bounds
     await t.attack(
+      "BUG: a malformed multipart body is a 500 on every console post, sign-in included (no session needed)",
+      async () => {
+        const broken: [string, string][] = [
+          ["multipart/form-data", "x"],
+          ["multipart/form-data; boundary=zz", "garbage"],
+        ];
+        for (
+          const path of [
+            "/console/session",
+            "/console/policies/apply",
+            "/console/plugins/install",
+            "/console/playground",
+            "/console/plugins/hello/invoke",
+          ]
+        ) {
+          for (const [type, body] of broken) {
+            const response = await go(fx, path, {
+              method: "POST",
+              headers: {
+                origin: ORIGIN,
+                "content-type": type,
+                ...(path === "/console/session" ? {} : { cookie: admin.cookie, "x-csrf-token": admin.csrf }),
+              },
+              body,
+            });
+            await expect(fx, response, [400, 401, 415], `${path} with ${type}`);
+          }
+        }
+      },
+    );
+
+    await t.attack(
       "a body over server.maxBodyBytes (sized or streamed without a length) is a 413, nothing read into a change",
       async () => {
         const big = "x".repeat(fx.gateway.services.maxBodyBytes + 10);
