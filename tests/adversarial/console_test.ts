@@ -948,6 +948,38 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
 
     // ---------------------------------------------------------------- resource bounds
     await t.attack(
+      "odd and repeated query values on every page, and calls of a plugin that failed at start: never 5xx",
+      async () => {
+        const paths = [
+          "/console/plugins?x=%00",
+          "/console/plugins/hello?export=%00",
+          "/console/policies?edit=a&edit=b",
+          "/console/policies?edit=%00",
+          "/console/policies?edit=" + "e".repeat(5000),
+          "/console/policies?applied=%00&version=%ff",
+          "/console/playground?event=99999999999999999999",
+          "/console/playground?event=0x1",
+          "/console/audit?plugin=%00&action=%00&caller=%00",
+          "/console/audit?since=%00",
+          "/console/audit?range=&plugin=&decision=",
+          "/console/health?x=1",
+          "/console/audit/stream?decision=maybe",
+          "/console/audit/stream?since=nope",
+          "/console/sign-in?error=%3Cscript%3E",
+          "/console/?next=//evil.example",
+        ];
+        for (const path of paths) {
+          const response = await get(fx, path, admin);
+          const text = await expect(fx, response, [200, 303, 400, 404], path.slice(0, 60));
+          if (response.status === 303) assert.match(response.headers.get("location") ?? "", /^\/console\//, path);
+          assert.ok(!text.includes("&lt;script&gt;") || !path.includes("sign-in"), "the sign-in page reflects a query");
+        }
+        const broken = await post(fx, "/console/plugins/broken/invoke", admin, { export: "run", input: "x" });
+        await expect(fx, broken, [400, 404, 409, 422, 503], "invoke a plugin that failed at start");
+      },
+    );
+
+    await t.attack(
       "BUG: a malformed multipart body is a 500 on every console post, sign-in included (no session needed)",
       async () => {
         const broken: [string, string][] = [
