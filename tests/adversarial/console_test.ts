@@ -531,7 +531,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     });
 
     await t.attack(
-      "BUG: a caller (plugin.call only) reads the plugin's grants, compiled Cedar, limits and report on its invoke result page",
+      "a caller's (plugin.call only) invoke result page shows none of the plugin's grants, compiled Cedar, limits or report",
       async () => {
         // The same client gets "not permitted" for /console/plugins/stamp (plugin.read) and 403 for /v1/policies
         // (policy.read); /v1's invoke answers the output only.
@@ -547,7 +547,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     );
 
     await t.attack(
-      "BUG: a caller (no audit.read) reads the audit decisions and deciding policy ids of its call on the invoke page",
+      "a caller's (no audit.read) invoke page shows no audit decisions or deciding policy ids of its host calls",
       async () => {
         const response = await post(fx, "/console/plugins/stamp/invoke", caller, { export: "stamp", input: "x" });
         const text = await expect(fx, response, [200], "caller invoke stamp");
@@ -1346,7 +1346,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     );
 
     await t.attack(
-      "BUG: ?range=toString (any Object.prototype key but __proto__) is a 500 on the audit page",
+      "?range=toString, constructor, valueOf (Object.prototype keys) are a 400 on the audit page, not a 500",
       async () => {
         for (const range of ["toString", "constructor", "valueOf"]) {
           const response = await get(fx, `/console/audit?range=${range}`, admin);
@@ -1427,7 +1427,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     );
 
     await t.attack(
-      "BUG: HEAD /console/audit/stream holds a stream place for ever (4 HEADs lock the session's live tail)",
+      "HEAD /console/audit/stream holds no stream place (HEADs never lock the session's live tail)",
       async () => {
         const browser = await signIn(fx, fx.adminToken);
         for (let i = 0; i < 5; i++) {
@@ -1719,7 +1719,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     });
 
     await t.attack(
-      "BUG: a hostile plugin's text/html route answer on the console's origin has no CSP (it can script the console)",
+      "a hostile plugin's text/html route answer on the console's origin is sandboxed (it cannot script the console)",
       async () => {
         // The operator routed evil's `page` export without a content type: the manifest's text/html applies, and the
         // plugin echoes the request body, so a cross-site form post to /page renders the attacker's markup on this
@@ -1788,7 +1788,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     });
 
     await t.attack(
-      "BUG: signing out does not end the live tail that session opened (audit keeps streaming)",
+      "signing out ends the live tail that session opened (no audit event streams after it)",
       async () => {
         const browser = await signIn(fx, fx.adminToken);
         const controller = new AbortController();
