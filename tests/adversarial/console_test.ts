@@ -1830,6 +1830,44 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
       },
     );
 
+    await t.attack("signing in again from the same browser ends the live tail of the session it replaced", async () => {
+      const browser = await signIn(fx, fx.adminToken);
+      const controller = new AbortController();
+      const response = await go(fx, "/console/audit/stream?plugin=after-re-sign-in", {
+        headers: { cookie: browser.cookie },
+        signal: controller.signal,
+      });
+      assert.equal(response.status, 200);
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        await readUntil(reader, /event: ready/);
+        const again = await signIn(fx, fx.viewerToken, browser.cookie);
+        assert.notEqual(again.id, browser.id);
+        fx.gateway.services.audit.record(hostileEvent({ plugin: "after-re-sign-in", resource: 'File::"/secret"' }));
+        let delivered = false;
+        await within(
+          10_000,
+          "the stream ends or delivers",
+          (async () => {
+            let buffer = "";
+            for (;;) {
+              const { value, done } = await reader.read();
+              if (done) return;
+              buffer += value;
+              if (/event: decision/.test(buffer)) {
+                delivered = true;
+                return;
+              }
+            }
+          })(),
+        );
+        assert.equal(delivered, false, "a decision was streamed to the replaced session");
+      } finally {
+        controller.abort();
+        await reader.cancel().catch(() => {});
+      }
+    });
+
     await t.attack(
       "BUG: a viewer (granted nothing) signing in 256 times ends the admin's console session",
       async () => {
