@@ -84,8 +84,8 @@ const ROUTE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const PLUGIN_NAME = /^(?!\.)[A-Za-z0-9_.-]{1,128}$/;
 const METHODS: readonly string[] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /** The gateway's own paths, each with everything below it. */
-const RESERVED = ["/v1", "/healthz", "/readyz", "/metrics", "/openapi.json"];
-const RESERVED_SHOWN = '"/v1/", "/healthz", "/readyz", "/metrics" and "/openapi.json"';
+const RESERVED = ["/v1", "/console", "/healthz", "/readyz", "/metrics", "/openapi.json"];
+const RESERVED_SHOWN = '"/v1/", "/console/", "/healthz", "/readyz", "/metrics" and "/openapi.json"';
 
 /** An issue for a value that fails a check after its type was accepted. */
 function invalid(ctx: z.RefinementCtx, input: unknown, message: string): void {

@@ -10,7 +10,7 @@ import type { RouteConfig } from "./config.ts";
  * - `name`: 1-64 letters, digits, `_`, `.` or `-`, unique among the routes.
  * - `match.path`: starts with `/`; exact, or a prefix ending in `/*` that takes
  *   the prefix itself and everything below. No other `*`, no spaces, `?`, `#`,
- *   empty, `.` or `..` segments, and nothing of the gateway's own `/v1/`,
+ *   empty, `.` or `..` segments, and nothing of the gateway's own `/v1/`, `/console/`,
  *   `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
  * - `match.methods`: any case, of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS;
  *   absent for any. No two routes have the same path and a method in common.

@@ -291,6 +291,9 @@ Deno.test("parseRoutes() refuses paths the gateway serves itself", () => {
       "/readyz",
       "/metrics",
       "/openapi.json",
+      "/console",
+      "/console/plugins",
+      "/console/*",
       "/*",
     ]
   ) {
@@ -298,7 +301,7 @@ Deno.test("parseRoutes() refuses paths the gateway serves itself", () => {
     assert.deepEqual([error.line, error.column, error.path], [2, 31, "routes[0].match.path"], path);
     assert.match(
       error.message,
-      /expected a path outside the gateway's own "\/v1\/", "\/healthz", "\/readyz", "\/metrics" and "\/openapi.json"/,
+      /expected a path outside the gateway's own "\/v1\/", "\/console\/", "\/healthz", "\/readyz", "\/metrics" and "\/openapi.json"/,
     );
     assert.ok(error.message.includes(`got "${path}"`), error.message);
   }
@@ -308,7 +311,7 @@ Deno.test("parseRoutes() refuses paths the gateway serves itself", () => {
   );
 
   // Neighbours of the reserved paths are free.
-  for (const path of ["/", "/v10", "/v2/*", "/healthzz", "/metrics.txt", "/api/v1/*"]) {
+  for (const path of ["/", "/v10", "/v2/*", "/healthzz", "/metrics.txt", "/api/v1/*", "/consoles", "/app/console/*"]) {
     assert.equal(parseRoutes(doc(`{ name: a, match: { path: "${path}" }, upstream: http://h }`), "r").length, 1);
   }
 });

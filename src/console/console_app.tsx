@@ -78,6 +78,24 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     }),
   );
 
+  // A form body is parsed once, here: a malformed one (a multipart body without its boundary or parts) is a 400, never
+  // a 500 out of a handler. Hono keeps the parsed body for the handlers.
+  app.use("*", async (c, next) => {
+    const type = c.req.header("content-type") ?? "";
+    if (
+      c.req.method === "POST" &&
+      (type.startsWith("multipart/form-data") || type.startsWith("application/x-www-form-urlencoded"))
+    ) {
+      try {
+        await c.req.parseBody();
+      } catch (error) {
+        if (error instanceof ProblemError) throw error;
+        throw new ProblemError("bad-request", `The form body is malformed: ${(error as Error).message}`);
+      }
+    }
+    await next();
+  });
+
   // Who is signed in: a cookie naming a live session, else nobody.
   app.use("*", async (c, next) => {
     c.set("session", deps.sessions.get(getCookie(c, COOKIE)));

@@ -980,7 +980,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     );
 
     await t.attack(
-      "BUG: a malformed multipart body is a 500 on every console post, sign-in included (no session needed)",
+      "a malformed multipart body is a 400 on every console post, sign-in included, never a 500",
       async () => {
         const broken: [string, string][] = [
           ["multipart/form-data", "x"],
