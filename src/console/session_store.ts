@@ -16,7 +16,10 @@ export interface ConsoleSession {
 export interface SessionStoreOptions {
   /** How long a session lasts from sign-in, in milliseconds. @default {28800000} (8 hours) */
   ttlMs?: number;
-  /** Most sessions held; signing in past it ends the session closest to expiry. @default {256} */
+  /**
+   * Most sessions held; signing in past it ends the oldest session of the client holding the most, so a client
+   * signing in again and again ends its own sessions, never those of a client holding fewer. @default {256}
+   */
   maxSessions?: number;
   /** The clock, in ms since the epoch. @default {Date.now} */
   now?: () => number;
@@ -83,10 +86,23 @@ export class SessionStore {
    */
   create(client: { id: string; roles: readonly string[] }): ConsoleSession {
     this.#sweep();
-    while (this.#sessions.size >= this.#max) {
-      // Insertion order is expiry order (one ttl for all): the first is the closest to its end.
-      const oldest = this.#sessions.keys().next().value as string;
-      this.#sessions.delete(oldest);
+    if (this.#sessions.size >= this.#max) {
+      // Insertion order is expiry order (one ttl for all): a client's first is its oldest.
+      const byClient = new Map<string, string[]>();
+      for (const [id, held] of this.#sessions) {
+        const ids = byClient.get(held.client.id) ?? [];
+        ids.push(id);
+        byClient.set(held.client.id, ids);
+      }
+      // The signer counts the session it is about to get: at a tie, its own oldest goes.
+      byClient.get(client.id)?.push("");
+      while (this.#sessions.size >= this.#max) {
+        let most: string[] = [];
+        for (const ids of byClient.values()) if (ids.length > most.length) most = ids;
+        const oldest = most.shift();
+        if (oldest === undefined) break;
+        this.#sessions.delete(oldest);
+      }
     }
     const session: ConsoleSession = Object.freeze({
       id: randomId(),

@@ -39,3 +39,19 @@ Deno.test("SessionStore() refuses a bound or lifetime that is not a positive int
   assert.throws(() => new SessionStore({ maxSessions: 0 }), RangeError);
   assert.throws(() => new SessionStore({ ttlMs: 1.5 }), RangeError);
 });
+
+Deno.test("SessionStore.create() at the bound ends the oldest session of the client holding the most, never another's", () => {
+  const store = new SessionStore({ maxSessions: 4 });
+  const admin = store.create({ id: "admin", roles: ["admin"] });
+  const viewer = Array.from({ length: 50 }, () => store.create({ id: "viewer", roles: ["viewer"] }));
+  assert.equal(store.get(admin.id)?.client.id, "admin", "the admin's session outlives the viewer's sign-ins");
+  assert.equal(store.size, 4);
+  assert.deepEqual(viewer.map((s) => store.get(s.id) !== undefined).lastIndexOf(false), 46);
+  // A second client signing in past the bound takes the place of the viewer's oldest.
+  const other = store.create({ id: "other", roles: [] });
+  assert.equal(store.size, 4);
+  assert.equal(store.get(admin.id)?.client.id, "admin");
+  assert.equal(store.get(other.id)?.client.id, "other");
+  assert.equal(store.get(viewer[47]!.id), undefined);
+  assert.equal(store.get(viewer[49]!.id)?.client.id, "viewer");
+});
