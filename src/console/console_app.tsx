@@ -149,7 +149,10 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
       path: "/console",
       httpOnly: true,
       sameSite: "Strict",
-      secure: new URL(c.req.url).protocol === "https:",
+      // Behind a TLS-terminating proxy the URL says http: its X-Forwarded-Proto counts (a client claiming https
+      // only keeps its own cookie off plain http).
+      secure: new URL(c.req.url).protocol === "https:" ||
+        c.req.header("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase() === "https",
       // No Max-Age: a cookie of the browser session only; the server ends the session at its expiry anyway.
     });
     return c.redirect("/console/plugins", 303);

@@ -74,6 +74,14 @@ Deno.test("console sign-in sets an HttpOnly, SameSite=Strict cookie at /console 
     assert.match(setCookie, /; SameSite=Strict/);
     assert.match(setCookie, /; Path=\/console(;|$)/);
     assert.ok(!setCookie.includes(fx.adminToken));
+    assert.doesNotMatch(setCookie, /; Secure/, "plain http: no Secure flag");
+    const proxied = await fx.request("/console/session", {
+      method: "POST",
+      headers: { origin: ORIGIN, "x-forwarded-proto": "https" },
+      body: new URLSearchParams({ token: fx.adminToken }),
+    });
+    await proxied.body?.cancel();
+    assert.match(proxied.headers.get("set-cookie") ?? "", /; Secure/, "behind a TLS-terminating proxy: Secure");
     const page = await (await fx.request("/console/plugins", { headers: { cookie } })).text();
     assert.ok(!page.includes(fx.adminToken), "the token is not in the page");
     assert.match(page, /id="whoami"[^>]*>admin</);
