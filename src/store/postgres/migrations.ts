@@ -36,10 +36,15 @@ export interface Migration {
  * null for a plugin seeded from keycard.yaml), so that every replica, and the
  * same one after a restart, shows it.
  *
+ * Version 4: `console_sessions`, the operator console's signed-in sessions,
+ * so that a console behind a load balancer works on every replica (only a
+ * SHA-256 of each session id is stored: a reader of the table cannot ride a
+ * session).
+ *
  * @example The newest version the code knows
  * ```ts
  * import { MIGRATIONS } from "./migrations.ts";
- * MIGRATIONS.at(-1)!.version; // 3
+ * MIGRATIONS.at(-1)!.version; // 4
  * ```
  */
 export const MIGRATIONS: readonly Migration[] = [
@@ -102,6 +107,22 @@ CREATE INDEX audit_plugin ON audit ((event->>'plugin'), at, id);
     name: "plugins: the conformance report of the install",
     sql: `
 ALTER TABLE plugins ADD COLUMN report jsonb;
+`,
+  },
+  {
+    version: 4,
+    name: "console sessions shared by replicas",
+    sql: `
+CREATE TABLE console_sessions (
+  id_hash text PRIMARY KEY,
+  client_id text NOT NULL,
+  roles jsonb NOT NULL,
+  csrf text NOT NULL,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX console_sessions_client ON console_sessions (client_id, created_at);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 `,
   },
 ];
