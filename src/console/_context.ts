@@ -6,7 +6,7 @@ import type { Metrics } from "../http/metrics.ts";
 import { ProblemError } from "../http/problem.ts";
 import type { GatewayServices } from "../http/services.ts";
 import type { ConsoleEnv } from "./console_env.ts";
-import type { ConsoleSession, SessionStore } from "./session_store.ts";
+import type { ConsoleSession, ConsoleSessions } from "./session_store.ts";
 import type { StreamRegistry } from "./_streams.ts";
 
 export type { ConsoleEnv } from "./console_env.ts";
@@ -14,7 +14,7 @@ export type { ConsoleEnv } from "./console_env.ts";
 /** What the console pages are built from. */
 export interface ConsoleDeps {
   services: GatewayServices;
-  sessions: SessionStore;
+  sessions: ConsoleSessions;
   metrics: Metrics | undefined;
   /** The open live audit tails, ended with their session. */
   streams: StreamRegistry;

@@ -13,7 +13,7 @@ import { Csrf, page } from "./_layout.tsx";
 import { playgroundPage } from "./_playground_page.tsx";
 import { pluginsPages } from "./_plugins_pages.tsx";
 import { policiesPages } from "./_policies_pages.tsx";
-import { SessionStore } from "./session_store.ts";
+import { checkCsrf, type ConsoleSessions, SessionStore } from "./session_store.ts";
 import { StreamRegistry } from "./_streams.ts";
 
 /** The Content-Security-Policy of every console response: only the gateway's own files, no inline code. */
@@ -24,8 +24,8 @@ export const CONSOLE_CSP: string = "default-src 'self'; script-src 'self'; style
 export interface ConsoleOptions {
   /** Where the console's plugin calls are counted, and whose call histograms the health page reads. @default {undefined} (not counted; no latency columns) */
   metrics?: Metrics;
-  /** The session store. @default {new SessionStore()} (8-hour sessions, at most 256) */
-  sessions?: SessionStore;
+  /** Where sessions live. @default {new SessionStore()} (in memory: 8-hour sessions, at most 256) */
+  sessions?: ConsoleSessions;
 }
 
 /**
@@ -98,7 +98,7 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
 
   // Who is signed in: a cookie naming a live session, else nobody.
   app.use("*", async (c, next) => {
-    c.set("session", deps.sessions.get(getCookie(c, COOKIE)));
+    c.set("session", await deps.sessions.get(getCookie(c, COOKIE)));
     await next();
   });
 
@@ -115,7 +115,7 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     const session = c.get("session");
     if (session === undefined) throw new ProblemError("unauthenticated", "Sign in to use the console");
     const presented = c.req.header("x-csrf-token") ?? await formField(c, "_csrf");
-    if (!deps.sessions.checkCsrf(session, presented)) {
+    if (!checkCsrf(session, presented)) {
       throw new ProblemError("forbidden", "The CSRF token is missing or wrong: reload the page and try again");
     }
     await next();
@@ -141,10 +141,10 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     // A fresh id on every sign-in (no fixation): a session id that came with the request is ended, never reused.
     const previous = getCookie(c, COOKIE);
     if (previous !== undefined) {
-      deps.sessions.delete(previous);
+      await deps.sessions.delete(previous);
       deps.streams.endSession(previous);
     }
-    const session = deps.sessions.create(client);
+    const session = await deps.sessions.create(client);
     setCookie(c, COOKIE, session.id, {
       path: "/console",
       httpOnly: true,
@@ -158,10 +158,10 @@ export function consoleApp(services: GatewayServices, options: ConsoleOptions = 
     return c.redirect("/console/plugins", 303);
   });
 
-  app.post("/sign-out", (c) => {
+  app.post("/sign-out", async (c) => {
     const session = c.get("session");
     if (session) {
-      deps.sessions.delete(session.id);
+      await deps.sessions.delete(session.id);
       deps.streams.endSession(session.id);
     }
     deleteCookie(c, COOKIE, { path: "/console", httpOnly: true, sameSite: "Strict" });

@@ -13,4 +13,10 @@
  */
 export { CONSOLE_CSP, consoleApp, type ConsoleOptions } from "./console_app.tsx";
 export type { ConsoleEnv } from "./console_env.ts";
-export { type ConsoleSession, SessionStore, type SessionStoreOptions } from "./session_store.ts";
+export {
+  checkCsrf,
+  type ConsoleSession,
+  type ConsoleSessions,
+  SessionStore,
+  type SessionStoreOptions,
+} from "./session_store.ts";

@@ -12,6 +12,39 @@ export interface ConsoleSession {
   readonly expiresAt: number;
 }
 
+/**
+ * Where console sessions live: {@linkcode SessionStore} in memory (one process), or a store shared by replicas
+ * (PostgreSQL's `console_sessions`). Methods may answer at once or later; the console awaits them.
+ */
+export interface ConsoleSessions {
+  /** Starts a session for an authenticated client, with a fresh random id and CSRF token. */
+  create(client: { id: string; roles: readonly string[] }): ConsoleSession | Promise<ConsoleSession>;
+  /** The live session of an id, or undefined (unknown, malformed or expired). */
+  get(id: string | undefined): ConsoleSession | undefined | Promise<ConsoleSession | undefined>;
+  /** Ends a session; false for an unknown id. */
+  delete(id: string): boolean | Promise<boolean>;
+}
+
+/**
+ * Compares a presented CSRF token with the session's in constant time.
+ *
+ * @param session The session.
+ * @param presented The token from the form field or header.
+ * @returns Whether they are equal.
+ * @example
+ * ```ts
+ * import { checkCsrf, SessionStore } from "./session_store.ts";
+ * checkCsrf(new SessionStore().create({ id: "a", roles: [] }), "wrong"); // false
+ * ```
+ */
+export function checkCsrf(session: ConsoleSession, presented: string | undefined): boolean {
+  if (presented === undefined) return false;
+  const a = new TextEncoder().encode(session.csrf);
+  const b = new TextEncoder().encode(presented);
+  // Lengths are not secret (every token has 43 characters); only equal lengths can be compared in constant time.
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 /** Options of {@linkcode SessionStore}. */
 export interface SessionStoreOptions {
   /** How long a session lasts from sign-in, in milliseconds. @default {28800000} (8 hours) */
@@ -42,7 +75,7 @@ export interface SessionStoreOptions {
  * assert.equal(store.get(session.id), undefined);
  * ```
  */
-export class SessionStore {
+export class SessionStore implements ConsoleSessions {
   #sessions = new Map<string, ConsoleSession>();
   #ttlMs: number;
   #max: number;
@@ -168,11 +201,7 @@ export class SessionStore {
    * ```
    */
   checkCsrf(session: ConsoleSession, presented: string | undefined): boolean {
-    if (presented === undefined) return false;
-    const a = new TextEncoder().encode(session.csrf);
-    const b = new TextEncoder().encode(presented);
-    // Lengths are not secret (every token has 43 characters); only equal lengths can be compared in constant time.
-    return a.length === b.length && timingSafeEqual(a, b);
+    return checkCsrf(session, presented);
   }
 
   #sweep(): void {

@@ -17,6 +17,7 @@ import {
   PostgresKvStore,
   PostgresPluginStore,
   PostgresPolicyStore,
+  PostgresSessionStore,
   pruneAudit,
   queryAudit,
   readAuditWindow,
@@ -54,6 +55,8 @@ export interface StateStore {
   follow(apply: (changes: Change[]) => Promise<void>, onError: (error: unknown) => void): Promise<void>;
   /** The store as /readyz shows it; undefined for files. */
   view(): StoreView | undefined;
+  /** Console sessions every replica shares (postgres); undefined for files (the console keeps them in memory). */
+  readonly consoleSessions: PostgresSessionStore | undefined;
   /** Stops following, writes out the audit log, closes the connections. */
   close(): Promise<void>;
 }
@@ -95,6 +98,7 @@ export async function openStateStore(config: KeycardConfig, options: OpenStateSt
     },
     follow: () => Promise.resolve(),
     view: () => undefined,
+    consoleSessions: undefined,
     close() {
       kv.close();
       return Promise.resolve();
@@ -158,6 +162,7 @@ async function openPostgres(
     kind: "postgres",
     plugins,
     kv,
+    consoleSessions: new PostgresSessionStore(sql, { timeoutMs: store.timeoutMs }),
     async policyFiles(dirFiles) {
       const seeded = await policies.seedOnce(dirFiles.map(({ name, text }) => ({ name, text })));
       if (seeded) options.log(`keycard: store: policies seeded from the policy directory (${dirFiles.length} files)`);

@@ -583,6 +583,8 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
       maxAddresses: config.server.authThrottle.addresses,
     }),
     metricsAccess: config.server.metrics,
+    // Replicas on one database share console sessions: a console behind a load balancer needs no sticky sessions.
+    ...(store.consoleSessions ? { consoleSessions: store.consoleSessions } : {}),
   };
   const runner = new RouteRunner({
     authenticate: services.authenticate,

@@ -118,7 +118,10 @@ export function createApp(
   app.route("/v1/authorize", authorizeApi(services, allow));
   app.route("/v1/audit", auditApi(services, allow));
 
-  app.route("/console", consoleApp(services, { metrics }));
+  app.route(
+    "/console",
+    consoleApp(services, { metrics, ...(services.consoleSessions ? { sessions: services.consoleSessions } : {}) }),
+  );
 
   // Everything else: the configured routes (plugin hook chains in front of upstreams).
   app.all("*", async (c) => {

@@ -3,6 +3,7 @@ import type { AuditWindow, Explanation, PlanReport } from "../lifecycle/mod.ts";
 import type { AuthorizationRequest, Decision, PolicyEngineStats, PolicyInfo } from "../policy/mod.ts";
 import type { HostStats, InvokeOptions, PluginLimits, PluginStats, WorkerStats } from "../runtime/mod.ts";
 import type { AuthThrottle } from "./auth_throttle.ts";
+import type { ConsoleSessions } from "../console/session_store.ts";
 
 /** An authenticated API client. */
 export interface Client {
@@ -144,6 +145,8 @@ export interface GatewayServices {
   /** Configured or installed plugins (and routes) that failed at start and were skipped: the start is degraded. */
   startFailures?(): readonly { plugin?: string; path?: string; error: string }[];
   /** Largest request body accepted, in bytes. */
+  /** Where the operator console keeps its sessions when replicas share them (PostgreSQL); else in memory. */
+  consoleSessions?: ConsoleSessions;
   maxBodyBytes: number;
   /** Counts failed authentications per client address; past its limit they are answered 429. @default {none} */
   authThrottle?: AuthThrottle;

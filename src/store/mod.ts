@@ -42,6 +42,11 @@ export {
 } from "./postgres/postgres_policy_store.ts";
 export { PostgresKvStore, type PostgresKvStoreOptions } from "./postgres/postgres_kv_store.ts";
 export {
+  PostgresSessionStore,
+  type PostgresSessionStoreOptions,
+  type StoredSession,
+} from "./postgres/postgres_session_store.ts";
+export {
   PostgresAuditWriter,
   type PostgresAuditWriterOptions,
   type PostgresAuditWriterStats,

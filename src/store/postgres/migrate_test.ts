@@ -35,7 +35,15 @@ Deno.test({
       const result = await migrate(sql);
       assert.equal(result.version, LATEST);
       assert.deepEqual(result.applied.map((migration) => migration.version), MIGRATIONS.map((m) => m.version));
-      assert.deepEqual(await tables(sql), ["audit", "keycard_meta", "keycard_migrations", "kv", "plugins", "policies"]);
+      assert.deepEqual(await tables(sql), [
+        "audit",
+        "console_sessions",
+        "keycard_meta",
+        "keycard_migrations",
+        "kv",
+        "plugins",
+        "policies",
+      ]);
       const rows = await sql`SELECT version, name FROM keycard_migrations ORDER BY version`;
       assert.deepEqual([...rows], MIGRATIONS.map(({ version, name }) => ({ version, name })));
       // The tables take what the store will write.
@@ -114,7 +122,15 @@ Deno.test({
         `Database schema version ${LATEST + 1} ("from the future") is newer than this keycard knows (${LATEST}): ` +
           `run a keycard at least as new as the one that migrated it`,
       );
-      assert.deepEqual(await tables(sql), ["audit", "keycard_meta", "keycard_migrations", "kv", "plugins", "policies"]);
+      assert.deepEqual(await tables(sql), [
+        "audit",
+        "console_sessions",
+        "keycard_meta",
+        "keycard_migrations",
+        "kv",
+        "plugins",
+        "policies",
+      ]);
     }),
 });
 
