@@ -7,6 +7,7 @@ import { createGateway } from "../src/gateway/mod.ts";
 import { StoreUnavailableError } from "../src/store/mod.ts";
 import {
   asAdmin,
+  BASE,
   echoManifest,
   expectOk,
   expectProblem,
@@ -175,7 +176,23 @@ Deno.test({
         await expectOk(await invokeAsCaller(fx, "stamp", "stamp", `before ${i}`), "stamp before");
       }
 
+      // A console session made while the database is up.
+      const signIn = await fx.request("/console/session", {
+        method: "POST",
+        headers: { origin: BASE },
+        body: new URLSearchParams({ token: fx.adminToken }),
+      });
+      await signIn.body?.cancel();
+      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0]!;
+      assert.equal((await fx.request("/console/plugins", { headers: { cookie } })).status, 200);
+
       proxy.cut();
+      // The console cannot tell whether the session lives: a 503 page, never "signed out" nor signed in.
+      const consolePage = await fx.request("/console/plugins", { headers: { cookie } });
+      const consoleText = await consolePage.text();
+      assert.equal(consolePage.status, 503, consoleText.slice(0, 300));
+      assert.equal(consolePage.headers.get("retry-after"), "5");
+      assert.match(consoleText, /id="error-message"[^>]*>Cannot read a console session: /);
       await follows("readyz shows the store down", async () => {
         const ready = await readyz(fx);
         assert.equal(ready.status, "degraded");
@@ -210,6 +227,7 @@ Deno.test({
         assert.equal(ready.status, "ready");
         assert.deepEqual(ready.store, { kind: "postgres", state: "up", replica: "solo", spooled: 0 });
       }, 15_000);
+      assert.equal((await fx.request("/console/plugins", { headers: { cookie } })).status, 200, "the session lived on");
       // Writes work again.
       await expectOk(
         await fx.request("/v1/policies/no-echo.cedar", asAdmin(fx, { method: "PUT", body: NO_ECHO })),
