@@ -206,6 +206,26 @@ async function startCluster(bin: string, runner: Runner): Promise<TestPostgres> 
   }
 }
 
+/** A pool on an address where nothing listens: every connection is refused at once. */
+export interface RefusedDatabase extends AsyncDisposable {
+  /** The pool (`postgres` client) on it. */
+  readonly sql: postgres.Sql;
+}
+
+/**
+ * A pool on a port of 127.0.0.1 that was free a moment ago, so that connecting is refused (ECONNREFUSED) at once;
+ * dispose ends the pool.
+ *
+ * @returns The pool.
+ */
+export function refusedDatabase(): RefusedDatabase {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  const sql = postgres(`postgres://keycard@127.0.0.1:${port}/keycard`, { onnotice: () => {}, connect_timeout: 5 });
+  return { sql, [Symbol.asyncDispose]: () => sql.end({ timeout: 0 }) };
+}
+
 /** A pool on a server that takes connections and never answers, as a stalled or half-dead database does. */
 export interface SilentDatabase extends AsyncDisposable {
   /** The pool (`postgres` client) on it. */

@@ -27,6 +27,9 @@ async function tables(sql: Sql): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
+/** The tables of a database at the newest version. */
+const TABLES = ["audit", "console_sessions", "keycard_meta", "keycard_migrations", "kv", "plugins", "policies"];
+
 Deno.test({
   name: `migrate() brings a fresh database to the newest version${ignored}`,
   ignore: server === undefined,
@@ -35,15 +38,7 @@ Deno.test({
       const result = await migrate(sql);
       assert.equal(result.version, LATEST);
       assert.deepEqual(result.applied.map((migration) => migration.version), MIGRATIONS.map((m) => m.version));
-      assert.deepEqual(await tables(sql), [
-        "audit",
-        "console_sessions",
-        "keycard_meta",
-        "keycard_migrations",
-        "kv",
-        "plugins",
-        "policies",
-      ]);
+      assert.deepEqual(await tables(sql), TABLES);
       const rows = await sql`SELECT version, name FROM keycard_migrations ORDER BY version`;
       assert.deepEqual([...rows], MIGRATIONS.map(({ version, name }) => ({ version, name })));
       // The tables take what the store will write.
@@ -122,15 +117,7 @@ Deno.test({
         `Database schema version ${LATEST + 1} ("from the future") is newer than this keycard knows (${LATEST}): ` +
           `run a keycard at least as new as the one that migrated it`,
       );
-      assert.deepEqual(await tables(sql), [
-        "audit",
-        "console_sessions",
-        "keycard_meta",
-        "keycard_migrations",
-        "kv",
-        "plugins",
-        "policies",
-      ]);
+      assert.deepEqual(await tables(sql), TABLES);
     }),
 });
 

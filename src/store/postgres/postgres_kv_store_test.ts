@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { silentDatabase } from "../../../tests/_postgres.ts";
+import { refusedDatabase, silentDatabase } from "../../../tests/_postgres.ts";
 import { HostCallError } from "../../runtime/mod.ts";
 import { freshKvDatabase, testPostgres } from "../../../tests/_postgres_kv.ts";
 import { PostgresKvStore } from "./postgres_kv_store.ts";
@@ -134,23 +134,17 @@ Deno.test({
 
 Deno.test("PostgresKvStore fails with io at once when nothing listens at the database's address", async () => {
   // A port that was free a moment ago: connecting is refused.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${port}/keycard`, { onnotice: () => {}, connect_timeout: 5 });
-  try {
-    using store = new PostgresKvStore(sql, { timeoutMs: 10_000 });
-    const started = performance.now();
-    await assertIo(
-      store.set("p", "n", "k", new Uint8Array([1])),
-      /^Cannot write key "k": the database is unreachable \(ECONNREFUSED\)$/,
-    );
-    await assertIo(store.get("p", "n", "k"), /^Cannot read key "k": the database is unreachable/);
-    await assertIo(store.delete("p", "n", "k"), /^Cannot delete key "k": the database is unreachable/);
-    assert.ok(performance.now() - started < 5000, "refused connections must not wait for the timeout");
-  } finally {
-    await sql.end({ timeout: 0 });
-  }
+  await using refused = refusedDatabase();
+  const { sql } = refused;
+  using store = new PostgresKvStore(sql, { timeoutMs: 10_000 });
+  const started = performance.now();
+  await assertIo(
+    store.set("p", "n", "k", new Uint8Array([1])),
+    /^Cannot write key "k": the database is unreachable \(ECONNREFUSED\)$/,
+  );
+  await assertIo(store.get("p", "n", "k"), /^Cannot read key "k": the database is unreachable/);
+  await assertIo(store.delete("p", "n", "k"), /^Cannot delete key "k": the database is unreachable/);
+  assert.ok(performance.now() - started < 5000, "refused connections must not wait for the timeout");
 });
 
 Deno.test("PostgresKvStore fails with io within timeoutMs when the database accepts but never answers", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { silentDatabase } from "../../../tests/_postgres.ts";
+import { refusedDatabase, silentDatabase } from "../../../tests/_postgres.ts";
 import { freshKvDatabase, hearChanges, testPostgres } from "../../../tests/_postgres_kv.ts";
 import { sha256Hex } from "../../registry/mod.ts";
 import { recordOf } from "../../registry/_test_utils.ts";
@@ -218,27 +218,22 @@ Deno.test({
 });
 
 Deno.test("PostgresPluginStore fails as unavailable at once when nothing listens at the database's address", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${port}/keycard`, { onnotice: () => {}, connect_timeout: 5 });
-  try {
-    const store = new PostgresPluginStore(sql, { timeoutMs: 10_000 });
-    const started = performance.now();
-    await assertUnavailable(
-      store.put(await recordOf("x", "1.0.0")),
-      /^Cannot install plugin "x@1\.0\.0": the database is unreachable \(ECONNREFUSED\)$/,
-    );
-    await assertUnavailable(store.get("x"), /^Cannot read plugin "x": the database is unreachable \(ECONNREFUSED\)$/);
-    await assertUnavailable(
-      store.remove("x", "1.0.0"),
-      /^Cannot remove plugin "x@1\.0\.0": the database is unreachable/,
-    );
-    await assertUnavailable(store.heads(), /^Cannot read plugin heads: the database is unreachable/);
-    assert.ok(performance.now() - started < 5000, "refused connections must not wait for the timeout");
-  } finally {
-    await sql.end({ timeout: 0 });
-  }
+  // A port that was free a moment ago: connecting is refused.
+  await using refused = refusedDatabase();
+  const { sql } = refused;
+  const store = new PostgresPluginStore(sql, { timeoutMs: 10_000 });
+  const started = performance.now();
+  await assertUnavailable(
+    store.put(await recordOf("x", "1.0.0")),
+    /^Cannot install plugin "x@1\.0\.0": the database is unreachable \(ECONNREFUSED\)$/,
+  );
+  await assertUnavailable(store.get("x"), /^Cannot read plugin "x": the database is unreachable \(ECONNREFUSED\)$/);
+  await assertUnavailable(
+    store.remove("x", "1.0.0"),
+    /^Cannot remove plugin "x@1\.0\.0": the database is unreachable/,
+  );
+  await assertUnavailable(store.heads(), /^Cannot read plugin heads: the database is unreachable/);
+  assert.ok(performance.now() - started < 5000, "refused connections must not wait for the timeout");
 });
 
 Deno.test("PostgresPluginStore fails as unavailable within timeoutMs when the database accepts but never answers", async () => {

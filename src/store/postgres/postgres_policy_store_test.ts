@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
+import { refusedDatabase } from "../../../tests/_postgres.ts";
 import { hearChanges, testOnDatabase } from "../../../tests/_postgres_kv.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import { PostgresPolicyStore } from "./postgres_policy_store.ts";
@@ -153,32 +153,27 @@ testOnDatabase(
 );
 
 Deno.test("PostgresPolicyStore fails as unavailable at once when nothing listens at the database's address", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${port}/keycard`, { onnotice: () => {}, connect_timeout: 5 });
-  try {
-    const store = new PostgresPolicyStore(sql, { timeoutMs: 10_000 });
-    const cases: [() => Promise<unknown>, string][] = [
-      [() => store.put("a.cedar", PERMIT), 'Cannot write policy "a.cedar": the database is unreachable (ECONNREFUSED)'],
-      [() => store.remove("a.cedar"), 'Cannot remove policy "a.cedar": the database is unreachable (ECONNREFUSED)'],
-      [() => store.list(), "Cannot list policies: the database is unreachable (ECONNREFUSED)"],
-      [() => store.versions(), "Cannot read policy versions: the database is unreachable (ECONNREFUSED)"],
-      [() => store.seedOnce([]), "Cannot seed policies: the database is unreachable (ECONNREFUSED)"],
-      [
-        () => store.apply({ put: [{ name: "a.cedar", text: PERMIT }], remove: [] }),
-        'Cannot change policies "a.cedar": the database is unreachable (ECONNREFUSED)',
-      ],
-    ];
-    for (const [call, message] of cases) {
-      await assert.rejects(call(), (error: unknown) => {
-        assert.ok(error instanceof StoreUnavailableError, String(error));
-        assert.equal(error.message, message);
-        assert.equal(error.code, "ECONNREFUSED");
-        return true;
-      });
-    }
-  } finally {
-    await sql.end({ timeout: 0 });
+  // A port that was free a moment ago: connecting is refused.
+  await using refused = refusedDatabase();
+  const { sql } = refused;
+  const store = new PostgresPolicyStore(sql, { timeoutMs: 10_000 });
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => store.put("a.cedar", PERMIT), 'Cannot write policy "a.cedar": the database is unreachable (ECONNREFUSED)'],
+    [() => store.remove("a.cedar"), 'Cannot remove policy "a.cedar": the database is unreachable (ECONNREFUSED)'],
+    [() => store.list(), "Cannot list policies: the database is unreachable (ECONNREFUSED)"],
+    [() => store.versions(), "Cannot read policy versions: the database is unreachable (ECONNREFUSED)"],
+    [() => store.seedOnce([]), "Cannot seed policies: the database is unreachable (ECONNREFUSED)"],
+    [
+      () => store.apply({ put: [{ name: "a.cedar", text: PERMIT }], remove: [] }),
+      'Cannot change policies "a.cedar": the database is unreachable (ECONNREFUSED)',
+    ],
+  ];
+  for (const [call, message] of cases) {
+    await assert.rejects(call(), (error: unknown) => {
+      assert.ok(error instanceof StoreUnavailableError, String(error));
+      assert.equal(error.message, message);
+      assert.equal(error.code, "ECONNREFUSED");
+      return true;
+    });
   }
 });

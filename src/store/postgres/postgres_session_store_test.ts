@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import postgres from "postgres";
+import { refusedDatabase } from "../../../tests/_postgres.ts";
 import { testOnDatabase } from "../../../tests/_postgres_kv.ts";
 import { StoreUnavailableError } from "../errors.ts";
 import { PostgresSessionStore } from "./postgres_session_store.ts";
@@ -77,26 +77,21 @@ testOnDatabase(
 );
 
 Deno.test("PostgresSessionStore fails as unavailable at once when nothing listens at the database's address", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  const sql = postgres(`postgres://keycard@127.0.0.1:${port}/keycard`, { onnotice: () => {}, connect_timeout: 5 });
-  try {
-    const store = new PostgresSessionStore(sql, { timeoutMs: 10_000 });
-    const id = "A".repeat(43);
-    const cases: [() => Promise<unknown>, string][] = [
-      [() => store.create({ id: "a", roles: [] }), "Cannot sign in to the console: the database is unreachable"],
-      [() => store.get(id), "Cannot read a console session: the database is unreachable"],
-      [() => store.delete(id), "Cannot sign out of the console: the database is unreachable"],
-    ];
-    for (const [call, message] of cases) {
-      await assert.rejects(call(), (error: unknown) => {
-        assert.ok(error instanceof StoreUnavailableError, String(error));
-        assert.equal(error.message, `${message} (ECONNREFUSED)`);
-        return true;
-      });
-    }
-  } finally {
-    await sql.end({ timeout: 0 });
+  // A port that was free a moment ago: connecting is refused.
+  await using refused = refusedDatabase();
+  const { sql } = refused;
+  const store = new PostgresSessionStore(sql, { timeoutMs: 10_000 });
+  const id = "A".repeat(43);
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => store.create({ id: "a", roles: [] }), "Cannot sign in to the console: the database is unreachable"],
+    [() => store.get(id), "Cannot read a console session: the database is unreachable"],
+    [() => store.delete(id), "Cannot sign out of the console: the database is unreachable"],
+  ];
+  for (const [call, message] of cases) {
+    await assert.rejects(call(), (error: unknown) => {
+      assert.ok(error instanceof StoreUnavailableError, String(error));
+      assert.equal(error.message, `${message} (ECONNREFUSED)`);
+      return true;
+    });
   }
 });
