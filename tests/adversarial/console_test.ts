@@ -165,6 +165,23 @@ function upload(browser: Browser, wasm: Uint8Array, manifest: string, extra: Rec
 }
 
 /** Reads an SSE body until `pattern` shows, bounded. */
+/** Reads a stream until it ends (false) or delivers a decision (true), bounded. */
+async function deliversBeforeEnd(reader: ReadableStreamDefaultReader<string>, ms = 10_000): Promise<boolean> {
+  return await within(
+    ms,
+    "the stream ends or delivers",
+    (async () => {
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        buffer += value;
+        if (/event: decision/.test(buffer)) return true;
+      }
+    })(),
+  );
+}
+
 async function readUntil(reader: ReadableStreamDefaultReader<string>, pattern: RegExp, ms = 10_000): Promise<string> {
   let buffer = "";
   await within(
@@ -1805,23 +1822,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
           assert.equal(out.status, 303);
           fx.gateway.services.audit.record(hostileEvent({ plugin: "after-sign-out", resource: 'File::"/secret"' }));
           // The stream must end rather than deliver: read until it ends or delivers, bounded.
-          let delivered = false;
-          await within(
-            10_000,
-            "the stream ends or delivers",
-            (async () => {
-              let buffer = "";
-              for (;;) {
-                const { value, done } = await reader.read();
-                if (done) return;
-                buffer += value;
-                if (/event: decision/.test(buffer)) {
-                  delivered = true;
-                  return;
-                }
-              }
-            })(),
-          );
+          const delivered = await deliversBeforeEnd(reader);
           assert.equal(delivered, false, "a decision was streamed to a signed-out session");
         } finally {
           controller.abort();
@@ -1844,23 +1845,7 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
         const again = await signIn(fx, fx.viewerToken, browser.cookie);
         assert.notEqual(again.id, browser.id);
         fx.gateway.services.audit.record(hostileEvent({ plugin: "after-re-sign-in", resource: 'File::"/secret"' }));
-        let delivered = false;
-        await within(
-          10_000,
-          "the stream ends or delivers",
-          (async () => {
-            let buffer = "";
-            for (;;) {
-              const { value, done } = await reader.read();
-              if (done) return;
-              buffer += value;
-              if (/event: decision/.test(buffer)) {
-                delivered = true;
-                return;
-              }
-            }
-          })(),
-        );
+        const delivered = await deliversBeforeEnd(reader);
         assert.equal(delivered, false, "a decision was streamed to the replaced session");
       } finally {
         controller.abort();
