@@ -165,6 +165,34 @@ function upload(browser: Browser, wasm: Uint8Array, manifest: string, extra: Rec
 }
 
 /** Reads an SSE body until `pattern` shows, bounded. */
+/**
+ * Opens a live tail as a browser with `cookie` would, checks it answers 200 (and `check`), and reads up to its
+ * `ready` event; dispose aborts it.
+ */
+async function openTail(
+  fx: GatewayFixture,
+  path: string,
+  cookie: string,
+  check: (response: Response) => void = () => {},
+): Promise<{ reader: ReadableStreamDefaultReader<string> } & AsyncDisposable> {
+  const controller = new AbortController();
+  const response = await go(fx, path, { headers: { cookie }, signal: controller.signal });
+  assert.equal(response.status, 200);
+  check(response);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const close = async () => {
+    controller.abort();
+    await reader.cancel().catch(() => {});
+  };
+  try {
+    await readUntil(reader, /event: ready/);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { reader, [Symbol.asyncDispose]: close };
+}
+
 /** Reads a stream until it ends (false) or delivers a decision (true), bounded. */
 async function deliversBeforeEnd(reader: ReadableStreamDefaultReader<string>, ms = 10_000): Promise<boolean> {
   return await within(
@@ -838,29 +866,22 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
     await t.attack(
       "the live stream sends hostile events as JSON data lines only (no SSE field injection)",
       async () => {
-        const controller = new AbortController();
-        const response = await go(fx, "/console/audit/stream?plugin=inject", {
-          headers: { cookie: admin.cookie },
-          signal: controller.signal,
-        });
-        assert.equal(response.status, 200);
-        headersHold(response, "SSE stream");
-        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-        try {
-          await readUntil(reader, /event: ready/);
-          fx.gateway.services.audit.record(hostileEvent({
-            plugin: "inject",
-            resource: `File::"a\n\nevent: decision\ndata: {\\"plugin\\":\\"forged\\"}\n\n"`,
-            reason: "r\r\nevent: forged\r\n",
-          }));
-          const text = await readUntil(reader, /event: decision[\s\S]*\n\n/);
-          const events = text.split("\n\n").filter((block) => block.includes("event: decision"));
-          assert.equal(events.length, 1, `one event: ${JSON.stringify(text)}`);
-          assert.ok(!text.split(/\r\n|\r|\n/).some((line) => line.startsWith("event: forged")), "a forged event line");
-        } finally {
-          controller.abort();
-          await reader.cancel().catch(() => {});
-        }
+        await using tail = await openTail(
+          fx,
+          "/console/audit/stream?plugin=inject",
+          admin.cookie,
+          (response) => headersHold(response, "SSE stream"),
+        );
+        const { reader } = tail;
+        fx.gateway.services.audit.record(hostileEvent({
+          plugin: "inject",
+          resource: `File::"a\n\nevent: decision\ndata: {\\"plugin\\":\\"forged\\"}\n\n"`,
+          reason: "r\r\nevent: forged\r\n",
+        }));
+        const text = await readUntil(reader, /event: decision[\s\S]*\n\n/);
+        const events = text.split("\n\n").filter((block) => block.includes("event: decision"));
+        assert.equal(events.length, 1, `one event: ${JSON.stringify(text)}`);
+        assert.ok(!text.split(/\r\n|\r|\n/).some((line) => line.startsWith("event: forged")), "a forged event line");
       },
     );
 
@@ -1808,49 +1829,27 @@ Deno.test("adversarial console: sessions, CSRF and origin, Cedar per action, inj
       "signing out ends the live tail that session opened (no audit event streams after it)",
       async () => {
         const browser = await signIn(fx, fx.adminToken);
-        const controller = new AbortController();
-        const response = await go(fx, "/console/audit/stream?plugin=after-sign-out", {
-          headers: { cookie: browser.cookie },
-          signal: controller.signal,
-        });
-        assert.equal(response.status, 200);
-        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-        try {
-          await readUntil(reader, /event: ready/);
-          const out = await post(fx, "/console/sign-out", browser, {});
-          await out.body?.cancel();
-          assert.equal(out.status, 303);
-          fx.gateway.services.audit.record(hostileEvent({ plugin: "after-sign-out", resource: 'File::"/secret"' }));
-          // The stream must end rather than deliver: read until it ends or delivers, bounded.
-          const delivered = await deliversBeforeEnd(reader);
-          assert.equal(delivered, false, "a decision was streamed to a signed-out session");
-        } finally {
-          controller.abort();
-          await reader.cancel().catch(() => {});
-        }
+        await using tail = await openTail(fx, "/console/audit/stream?plugin=after-sign-out", browser.cookie);
+        const { reader } = tail;
+        const out = await post(fx, "/console/sign-out", browser, {});
+        await out.body?.cancel();
+        assert.equal(out.status, 303);
+        fx.gateway.services.audit.record(hostileEvent({ plugin: "after-sign-out", resource: 'File::"/secret"' }));
+        // The stream must end rather than deliver: read until it ends or delivers, bounded.
+        const delivered = await deliversBeforeEnd(reader);
+        assert.equal(delivered, false, "a decision was streamed to a signed-out session");
       },
     );
 
     await t.attack("signing in again from the same browser ends the live tail of the session it replaced", async () => {
       const browser = await signIn(fx, fx.adminToken);
-      const controller = new AbortController();
-      const response = await go(fx, "/console/audit/stream?plugin=after-re-sign-in", {
-        headers: { cookie: browser.cookie },
-        signal: controller.signal,
-      });
-      assert.equal(response.status, 200);
-      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-      try {
-        await readUntil(reader, /event: ready/);
-        const again = await signIn(fx, fx.viewerToken, browser.cookie);
-        assert.notEqual(again.id, browser.id);
-        fx.gateway.services.audit.record(hostileEvent({ plugin: "after-re-sign-in", resource: 'File::"/secret"' }));
-        const delivered = await deliversBeforeEnd(reader);
-        assert.equal(delivered, false, "a decision was streamed to the replaced session");
-      } finally {
-        controller.abort();
-        await reader.cancel().catch(() => {});
-      }
+      await using tail = await openTail(fx, "/console/audit/stream?plugin=after-re-sign-in", browser.cookie);
+      const { reader } = tail;
+      const again = await signIn(fx, fx.viewerToken, browser.cookie);
+      assert.notEqual(again.id, browser.id);
+      fx.gateway.services.audit.record(hostileEvent({ plugin: "after-re-sign-in", resource: 'File::"/secret"' }));
+      const delivered = await deliversBeforeEnd(reader);
+      assert.equal(delivered, false, "a decision was streamed to the replaced session");
     });
 
     await t.attack(
