@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import { checkSessionBounds, MAX_SESSIONS, randomSessionId, SESSION_TTL_MS } from "../store/mod.ts";
 
 /** A signed-in console session: who it is, its CSRF token and when it ends. */
 export interface ConsoleSession {
@@ -87,13 +88,8 @@ export class SessionStore implements ConsoleSessions {
    * @throws {RangeError} When `ttlMs` or `maxSessions` is not a positive integer.
    */
   constructor(options: SessionStoreOptions = {}) {
-    const { ttlMs = 8 * 3_600_000, maxSessions = 256, now = Date.now } = options;
-    if (!Number.isInteger(ttlMs) || ttlMs < 1) {
-      throw new RangeError(`Cannot keep console sessions for ${ttlMs} ms: "ttlMs" must be a positive integer`);
-    }
-    if (!Number.isInteger(maxSessions) || maxSessions < 1) {
-      throw new RangeError(`Cannot hold ${maxSessions} console sessions: "maxSessions" must be a positive integer`);
-    }
+    const { ttlMs = SESSION_TTL_MS, maxSessions = MAX_SESSIONS, now = Date.now } = options;
+    checkSessionBounds(ttlMs, maxSessions);
     this.#ttlMs = ttlMs;
     this.#max = maxSessions;
     this.#now = now;
@@ -138,9 +134,9 @@ export class SessionStore implements ConsoleSessions {
       }
     }
     const session: ConsoleSession = Object.freeze({
-      id: randomId(),
+      id: randomSessionId(),
       client: Object.freeze({ id: client.id, roles: Object.freeze([...client.roles]) }),
-      csrf: randomId(),
+      csrf: randomSessionId(),
       expiresAt: this.#now() + this.#ttlMs,
     });
     this.#sessions.set(session.id, session);
@@ -211,9 +207,4 @@ export class SessionStore implements ConsoleSessions {
       this.#sessions.delete(id);
     }
   }
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

@@ -41,6 +41,7 @@ export {
   type StoredPolicy,
 } from "./postgres/postgres_policy_store.ts";
 export { PostgresKvStore, type PostgresKvStoreOptions } from "./postgres/postgres_kv_store.ts";
+export { checkSessionBounds, MAX_SESSIONS, randomSessionId, SESSION_TTL_MS } from "./session_rules.ts";
 export {
   PostgresSessionStore,
   type PostgresSessionStoreOptions,

@@ -1,5 +1,6 @@
 import type { PendingQuery, Row, Sql } from "postgres";
 import { checkTimeout, sendForStore } from "./_errors.ts";
+import { checkSessionBounds, MAX_SESSIONS, randomSessionId, SESSION_TTL_MS } from "../session_rules.ts";
 
 /** A signed-in console session as the store keeps it (the console's `ConsoleSession`). */
 export interface StoredSession {
@@ -65,13 +66,8 @@ export class PostgresSessionStore {
    * @throws {RangeError} When `ttlMs`, `maxSessions` or `timeoutMs` is not a positive integer.
    */
   constructor(sql: Sql, options: PostgresSessionStoreOptions = {}) {
-    const { ttlMs = 8 * 3_600_000, maxSessions = 256, timeoutMs = 5000, now = Date.now } = options;
-    if (!Number.isInteger(ttlMs) || ttlMs < 1) {
-      throw new RangeError(`Cannot keep console sessions for ${ttlMs} ms: "ttlMs" must be a positive integer`);
-    }
-    if (!Number.isInteger(maxSessions) || maxSessions < 1) {
-      throw new RangeError(`Cannot hold ${maxSessions} console sessions: "maxSessions" must be a positive integer`);
-    }
+    const { ttlMs = SESSION_TTL_MS, maxSessions = MAX_SESSIONS, timeoutMs = 5000, now = Date.now } = options;
+    checkSessionBounds(ttlMs, maxSessions);
     this.#sql = sql;
     this.#ttlMs = ttlMs;
     this.#max = maxSessions;
@@ -89,9 +85,9 @@ export class PostgresSessionStore {
    */
   async create(client: { id: string; roles: readonly string[] }): Promise<StoredSession> {
     const session: StoredSession = Object.freeze({
-      id: randomId(),
+      id: randomSessionId(),
       client: Object.freeze({ id: client.id, roles: Object.freeze([...client.roles]) }),
-      csrf: randomId(),
+      csrf: randomSessionId(),
       expiresAt: this.#now() + this.#ttlMs,
     });
     const now = new Date(this.#now());
@@ -185,9 +181,4 @@ export class PostgresSessionStore {
 async function sha256(text: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
