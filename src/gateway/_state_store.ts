@@ -143,10 +143,15 @@ async function openPostgres(
   const policies = timed(new PostgresPolicyStore(sql, { timeoutMs: store.timeoutMs }), "policies", options.observe);
   /** The version of each operator policy file this replica runs. */
   let versions = new Map<string, number>();
+  const consoleSessions = new PostgresSessionStore(sql, { timeoutMs: store.timeoutMs });
   const sweep = () => {
     pruneAudit(sql, store.auditRetentionDays).then(
       (deleted) => deleted > 0 && options.log(`keycard: audit retention: deleted ${deleted} events`),
       (error) => options.log(`keycard: audit retention failed: ${(error as Error).message}`),
+    );
+    consoleSessions.sweep().then(
+      (deleted) => deleted > 0 && options.log(`keycard: console sessions: deleted ${deleted} expired`),
+      (error) => options.log(`keycard: console session sweep failed: ${(error as Error).message}`),
     );
   };
   sweep();
@@ -162,7 +167,7 @@ async function openPostgres(
     kind: "postgres",
     plugins,
     kv,
-    consoleSessions: new PostgresSessionStore(sql, { timeoutMs: store.timeoutMs }),
+    consoleSessions,
     async policyFiles(dirFiles) {
       const seeded = await policies.seedOnce(dirFiles.map(({ name, text }) => ({ name, text })));
       if (seeded) options.log(`keycard: store: policies seeded from the policy directory (${dirFiles.length} files)`);

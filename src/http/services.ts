@@ -144,9 +144,9 @@ export interface GatewayServices {
   ready(): boolean;
   /** Configured or installed plugins (and routes) that failed at start and were skipped: the start is degraded. */
   startFailures?(): readonly { plugin?: string; path?: string; error: string }[];
-  /** Largest request body accepted, in bytes. */
   /** Where the operator console keeps its sessions when replicas share them (PostgreSQL); else in memory. */
   consoleSessions?: ConsoleSessions;
+  /** Largest request body accepted, in bytes. */
   maxBodyBytes: number;
   /** Counts failed authentications per client address; past its limit they are answered 429. @default {none} */
   authThrottle?: AuthThrottle;

@@ -173,6 +173,23 @@ export class PostgresSessionStore {
     return rows.length > 0;
   }
 
+  /**
+   * Deletes every expired session (the gateway runs it hourly with audit retention, so sessions nobody signs in or
+   * looks up again do not linger).
+   *
+   * @returns How many sessions were deleted.
+   * @throws {StoreUnavailableError} When the database is unreachable or does not answer within `timeoutMs`.
+   */
+  async sweep(): Promise<number> {
+    const now = new Date(this.#now());
+    const rows = await this.#run(
+      "sweep expired console sessions",
+      true,
+      () => this.#sql`DELETE FROM console_sessions WHERE expires_at <= ${now} RETURNING 1`,
+    );
+    return rows.length;
+  }
+
   #run<T extends readonly Row[]>(what: string, resend: boolean, query: () => PendingQuery<T>): Promise<T> {
     return sendForStore(what, query, this.#timeoutMs, resend);
   }

@@ -58,6 +58,24 @@ testOnDatabase(
 );
 
 testOnDatabase(
+  "PostgresSessionStore.sweep deletes every expired session and keeps the live ones",
+  async (db) => {
+    const sql = await db.connect();
+    let now = 1_000_000;
+    const store = new PostgresSessionStore(sql, { ttlMs: 100, now: () => now });
+    await store.create({ id: "a", roles: [] });
+    await store.create({ id: "b", roles: [] });
+    now += 50;
+    const live = await store.create({ id: "c", roles: [] });
+    assert.equal(await store.sweep(), 0);
+    now += 50;
+    assert.equal(await store.sweep(), 2);
+    assert.equal((await sql`SELECT count(*)::int AS n FROM console_sessions`)[0]!.n, 1);
+    assert.equal((await store.get(live.id))?.client.id, "c");
+  },
+);
+
+testOnDatabase(
   "PostgresSessionStore at its bound: the client holding the most gives up its oldest, never another's",
   async (db) => {
     const a = new PostgresSessionStore(await db.connect(), { maxSessions: 4 });
@@ -86,6 +104,7 @@ Deno.test("PostgresSessionStore fails as unavailable at once when nothing listen
     [() => store.create({ id: "a", roles: [] }), "Cannot sign in to the console: the database is unreachable"],
     [() => store.get(id), "Cannot read a console session: the database is unreachable"],
     [() => store.delete(id), "Cannot sign out of the console: the database is unreachable"],
+    [() => store.sweep(), "Cannot sweep expired console sessions: the database is unreachable"],
   ];
   for (const [call, message] of cases) {
     await assert.rejects(call(), (error: unknown) => {
