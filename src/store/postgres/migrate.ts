@@ -1,6 +1,7 @@
 import type { Sql, TransactionSql } from "postgres";
 import { StoreSchemaError, StoreUnavailableError } from "../errors.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
+import { sha256Hex } from "../../registry/mod.ts";
 
 /** Options of {@linkcode migrate}. */
 export interface MigrateOptions {
@@ -52,7 +53,8 @@ const LOCK_KEY = "7738725002449675264";
 export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<MigrateResult> {
   const migrations = options.migrations ?? MIGRATIONS;
   checkOrder(migrations);
-  const digests = await Promise.all(migrations.map((migration) => sha256(migration.sql)));
+  const encoder = new TextEncoder();
+  const digests = await Promise.all(migrations.map((migration) => sha256Hex(encoder.encode(migration.sql))));
   const latest = migrations.length;
   const applied: Migration[] = [];
   for (;;) {
@@ -154,9 +156,4 @@ function checkOrder(migrations: readonly Migration[]): void {
       );
     }
   }
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -1,4 +1,5 @@
 import type { PendingQuery, Row, Sql } from "postgres";
+import { sha256Hex } from "../../registry/mod.ts";
 import { checkTimeout, sendForStore } from "./_errors.ts";
 import { checkSessionBounds, MAX_SESSIONS, randomSessionId, SESSION_TTL_MS } from "../session_rules.ts";
 
@@ -91,7 +92,7 @@ export class PostgresSessionStore {
       expiresAt: this.#now() + this.#ttlMs,
     });
     const now = new Date(this.#now());
-    const hash = await sha256(session.id);
+    const hash = await idHash(session.id);
     const roles = this.#sql.json([...client.roles]);
     await this.#run("sign in to the console", false, () =>
       this.#sql`
@@ -129,7 +130,7 @@ export class PostgresSessionStore {
    */
   async get(id: string | undefined): Promise<StoredSession | undefined> {
     if (id === undefined || !ID.test(id)) return undefined;
-    const hash = await sha256(id);
+    const hash = await idHash(id);
     const rows = await this.#run(
       "read a console session",
       true,
@@ -164,7 +165,7 @@ export class PostgresSessionStore {
    */
   async delete(id: string): Promise<boolean> {
     if (!ID.test(id)) return false;
-    const hash = await sha256(id);
+    const hash = await idHash(id);
     const rows = await this.#run(
       "sign out of the console",
       true,
@@ -195,7 +196,7 @@ export class PostgresSessionStore {
   }
 }
 
-async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+/** What the table keys a session by: the SHA-256 of its id, never the id. */
+function idHash(id: string): Promise<string> {
+  return sha256Hex(new TextEncoder().encode(id));
 }
