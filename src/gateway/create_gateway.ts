@@ -444,16 +444,16 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           // Grants must compile and validate before anything runs or is stored.
           engine.check([...files, ...grantSources(new Map(manifests).set(name, manifest))]);
           // The operator approves the plugin's grants by installing it: it runs under them.
-          const report = await runConformance(wasm, { manifest, grants: true, ...sandbox() });
+          const run = sandbox();
+          const report = await runConformance(wasm, { manifest, grants: true, ...run });
           if (!report.passed) {
             throw new ProblemError("not-conformant", `Plugin "${name}" failed conformance`, { report });
           }
           // What the run needed, against what the manifest grants (wider grants are warnings): kept with the report.
-          const { schema: runSchema, policies: runBase } = sandbox();
           const proposal = await proposeGrants(name, report.footprint, {
             manifest,
-            schema: runSchema,
-            ...(runBase ? { policies: runBase } : {}),
+            schema: run.schema,
+            ...(run.policies ? { policies: run.policies } : {}),
           }).catch(() => undefined);
           let stored: StoredPlugin;
           try {
@@ -519,7 +519,6 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
           files = next;
           return true;
         }),
-      // Validated as a write would be (an invalid set or a lock-out throws), then replayed on the side: nothing changes.
       explain(requestText) {
         let spec;
         try {
@@ -530,13 +529,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
             ...(error.line === undefined ? {} : { line: error.line, column: error.column ?? 1 }),
           });
         }
-        // Deep values would only reach the engine to be refused there: bounded as /v1/authorize bounds its body.
-        if (nestsDeeper(spec, MAX_EXPLAIN_DEPTH)) {
-          throw new ProblemError("bad-request", `The request nests deeper than ${MAX_EXPLAIN_DEPTH} levels`);
-        }
         const known = new Map(host.plugins().map((p) => [p.name, { version: p.version, sha256: p.sha256 }]));
         return explainRequest(spec, engine, known);
       },
+      // Validated as a write would be (an invalid set or a lock-out throws), then replayed on the side: nothing changes.
       plan: (change, window) =>
         mutate(async () => {
           const names = new Set([...Object.keys(change.files), ...(change.remove ?? [])]);
@@ -700,16 +696,6 @@ function isolationOf(group: string | undefined): PluginView["isolation"] {
 }
 
 /** The view of a configured plugin that failed before it reached the registry. */
-/** Deepest nesting of a request to explain (cedar-wasm's stack is shallow: see shared/NOTES.md). */
-const MAX_EXPLAIN_DEPTH = 32;
-
-/** Whether arrays and objects nest more than `max` levels in a value; never descends further than that. */
-function nestsDeeper(value: unknown, max: number): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  if (max === 0) return true;
-  return Object.values(value).some((item) => nestsDeeper(item, max - 1));
-}
-
 function unregistered(failure: StartFailure, config: KeycardConfig): PluginView {
   return {
     name: failure.plugin!,
