@@ -3,6 +3,7 @@
 import type { Context, Hono } from "hono";
 import type { AuditEvent } from "../audit/mod.ts";
 import type { Explanation } from "../lifecycle/mod.ts";
+import { nestingDepth } from "../http/_input.ts";
 import { ProblemError } from "../http/problem.ts";
 import type { Decision, Entity, EntityUid } from "../policy/mod.ts";
 import { allow, can, type ConsoleDeps, type ConsoleEnv, sessionOf } from "./_context.ts";
@@ -226,21 +227,15 @@ function text(value: unknown): string {
 }
 
 function parse(source: string, name: string): unknown {
-  let value: unknown;
+  // Measured on the text before parsing, as /v1/authorize measures its body.
+  if (nestingDepth(source) > MAX_DEPTH) {
+    throw new ProblemError("bad-request", `"${name}" nests deeper than ${MAX_DEPTH}`);
+  }
   try {
-    value = JSON.parse(source);
+    return JSON.parse(source);
   } catch (error) {
     throw new ProblemError("bad-request", `"${name}" is not JSON: ${(error as Error).message}`);
   }
-  if (depth(value) > MAX_DEPTH) throw new ProblemError("bad-request", `"${name}" nests deeper than ${MAX_DEPTH}`);
-  return value;
-}
-
-function depth(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
-  let most = 0;
-  for (const item of Object.values(value)) most = Math.max(most, depth(item));
-  return most + 1;
 }
 
 /** An entity as /v1/authorize takes it: `{ type, id, attrs?, parents? }` (a recorded `{ uid, attrs, parents }` too). */
