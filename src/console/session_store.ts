@@ -62,16 +62,17 @@ export interface SessionStoreOptions {
 /**
  * The console's server-side sessions, in memory and bounded: a session is only
  * created after a token was authenticated, so unauthenticated requests never
- * grow it, and past `maxSessions` the session closest to expiry is dropped.
+ * grow it, and past `maxSessions` the client holding the most sessions gives up
+ * its oldest. CSRF tokens are compared by {@linkcode checkCsrf}, whatever the store.
  *
  * @example Sign in, look up, sign out
  * ```ts
- * import { SessionStore } from "./session_store.ts";
+ * import { checkCsrf, SessionStore } from "./session_store.ts";
  * import assert from "node:assert/strict";
  * const store = new SessionStore({ maxSessions: 2 });
  * const session = store.create({ id: "admin", roles: ["admin"] });
  * assert.equal(store.get(session.id)?.client.id, "admin");
- * assert.ok(store.checkCsrf(session, session.csrf));
+ * assert.ok(checkCsrf(session, session.csrf));
  * store.delete(session.id);
  * assert.equal(store.get(session.id), undefined);
  * ```
@@ -180,24 +181,6 @@ export class SessionStore implements ConsoleSessions {
    */
   delete(id: string): boolean {
     return this.#sessions.delete(id);
-  }
-
-  /**
-   * Compares a presented CSRF token with the session's in constant time.
-   *
-   * @param session The session.
-   * @param presented The token from the form field or header.
-   * @returns Whether they are equal.
-   * @throws {never}
-   * @example
-   * ```ts
-   * import { SessionStore } from "./session_store.ts";
-   * const store = new SessionStore();
-   * store.checkCsrf(store.create({ id: "a", roles: [] }), "wrong"); // false
-   * ```
-   */
-  checkCsrf(session: ConsoleSession, presented: string | undefined): boolean {
-    return checkCsrf(session, presented);
   }
 
   #sweep(): void {
