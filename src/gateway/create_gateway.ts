@@ -152,6 +152,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 
   // A plugin that fails at start is reported and skipped, unless the operator asked for a strict start.
   const failures: StartFailure[] = [];
+  /** Forgets what a plugin failed with, once a version of it is in force. */
+  const clearFailures = (name: string): void => {
+    for (let i = failures.length - 1; i >= 0; i--) if (failures[i]!.plugin === name) failures.splice(i, 1);
+  };
   let started: PluginHost<CallerContext> | undefined;
   const failed = async (failure: StartFailure, cause: unknown) => {
     if (config.strictStart) {
@@ -346,7 +350,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
     if (latest && loaded?.sha256 !== latest.sha256) {
       await load(latest);
       // A version that loads clears what an earlier one failed with.
-      for (let i = failures.length - 1; i >= 0; i--) if (failures[i]!.plugin === name) failures.splice(i, 1);
+      clearFailures(name);
     }
   }
 
@@ -646,7 +650,7 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
         try {
           await follow(name);
           // In force as the store holds it (a repaired row included): what an earlier version failed with is gone.
-          for (let i = failures.length - 1; i >= 0; i--) if (failures[i]!.plugin === name) failures.splice(i, 1);
+          clearFailures(name);
         } catch (error) {
           const message = `Plugin "${name}" failed to load: ${(error as Error).message}`;
           if (!failures.some((f) => f.plugin === name && f.error === message)) {
