@@ -640,6 +640,12 @@ Deno.test({
             "barrier",
           );
           await eventually("the barrier on B", async () => assert.ok((await filesOf(B)).has("barrier5.cedar")));
+          // A wrote barrier5 itself, so it proves nothing about A's feed: a write on B that A hears after the repair.
+          await expectOk(
+            await B.request("/v1/policies/barrier5b.cedar", asAdmin(B, { method: "PUT", body: PERMIT("barrier5b") })),
+            "barrier",
+          );
+          await eventually("the barrier on A", async () => assert.ok((await filesOf(a)).has("barrier5b.cedar")));
           for (const fx of [a, B]) {
             const ready = await (await fx.request("/readyz")).json();
             assert.equal(ready.status, "ready", `${fx === a ? "A" : "B"}: ${JSON.stringify(ready).slice(0, 300)}`);
