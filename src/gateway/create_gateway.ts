@@ -533,6 +533,10 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
             ...(error.line === undefined ? {} : { line: error.line, column: error.column ?? 1 }),
           });
         }
+        // Over HTTP (the API, the console) a request is bounded as /v1/authorize bounds its body; the CLI is not.
+        if (nestsDeeper(spec, MAX_EXPLAIN_DEPTH)) {
+          throw new ProblemError("bad-request", `The request nests deeper than ${MAX_EXPLAIN_DEPTH} levels`);
+        }
         const known = new Map(host.plugins().map((p) => [p.name, { version: p.version, sha256: p.sha256 }]));
         return explainRequest(spec, engine, known);
       },
@@ -697,6 +701,16 @@ export async function createGateway(config: KeycardConfig, options: GatewayOptio
 /** How a plugin view shows a plugin's isolation: `"plugin"` (workers of its own) or its group. */
 function isolationOf(group: string | undefined): PluginView["isolation"] {
   return group === undefined ? "plugin" : { group };
+}
+
+/** Deepest nesting of a request explained over HTTP (cedar-wasm's stack is shallow: see shared/NOTES.md). */
+const MAX_EXPLAIN_DEPTH = 32;
+
+/** Whether arrays and objects nest more than `max` levels in a value; never descends further than that. */
+function nestsDeeper(value: unknown, max: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (max === 0) return true;
+  return Object.values(value).some((item) => nestsDeeper(item, max - 1));
 }
 
 /** The view of a configured plugin that failed before it reached the registry. */

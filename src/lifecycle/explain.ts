@@ -12,9 +12,6 @@ import { PolicyTestError } from "./policy_tests.ts";
 
 const REQUEST = map(REQUEST_FIELDS, "a request map");
 
-/** Deepest nesting of a request's values: deeper only reaches the engine to be refused (cedar-wasm's stack is shallow). */
-const MAX_REQUEST_DEPTH = 32;
-
 /**
  * Parses a request file for {@linkcode explainRequest}: the fields of a
  * policy test case without `name` and `expect` (a Cedar request, or a host
@@ -23,8 +20,7 @@ const MAX_REQUEST_DEPTH = 32;
  * @param text The YAML (or JSON) text.
  * @param file The file name, for errors.
  * @returns The request.
- * @throws {PolicyTestError} When the file is not YAML, has an unknown key or a wrong value, nests deeper than 32
- * levels, or is neither form.
+ * @throws {PolicyTestError} When the file is not YAML, has an unknown key or a wrong value, or is neither form.
  *
  * @example
  * ```ts
@@ -37,12 +33,6 @@ export function parseRequestFile(text: string, file: string): RequestSpec {
     error: (detail: string, where: ConfigErrorOptions) =>
       new PolicyTestError(`${where.path ? `"${where.path}" ` : ""}${detail}`, { ...where, kind: "request file" }),
   });
-  if (nestsDeeper(spec, MAX_REQUEST_DEPTH)) {
-    throw new PolicyTestError(`the request nests deeper than ${MAX_REQUEST_DEPTH} levels`, {
-      file,
-      kind: "request file",
-    });
-  }
   const problem = checkRequestSpec(spec);
   if (problem) {
     const lineCounter = new LineCounter();
@@ -57,13 +47,6 @@ export function parseRequestFile(text: string, file: string): RequestSpec {
     });
   }
   return spec;
-}
-
-/** Whether arrays and objects nest more than `max` levels in a value; never descends further than that. */
-function nestsDeeper(value: unknown, max: number): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  if (max === 0) return true;
-  return Object.values(value).some((item) => nestsDeeper(item, max - 1));
 }
 
 /** One decision of an explanation. */
